@@ -1,0 +1,47 @@
+"""A local, private question-answering assistant over scientific paper abstracts."""
+
+from .assistant import Assistant
+from .errors import (
+    CorpusError,
+    EmptyQuestionError,
+    GenerationError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+    InputError,
+    ModelError,
+    ModelVerificationError,
+    OfflineError,
+    PromptError,
+    RagError,
+    UnknownModelError,
+)
+from .index import IndexStats, IngestReport
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Hit, Paper, Timings
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "Chunk",
+    "Citation",
+    "CorpusError",
+    "EmptyQuestionError",
+    "GenerationError",
+    "Hit",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexMissingError",
+    "IndexStats",
+    "IngestReport",
+    "InputError",
+    "ModelError",
+    "ModelVerificationError",
+    "OfflineError",
+    "Paper",
+    "PromptError",
+    "RagError",
+    "Settings",
+    "Timings",
+    "UnknownModelError",
+]

@@ -1,0 +1,180 @@
+"""The catalog: which papers and chunks are in the index (SQLite, one transaction per batch).
+
+It is the record of what has been committed: Chroma holds the vectors, the lexical index is
+derived from the chunks here, and a batch counts as ingested once its transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .errors import IndexCorruptError
+from .types import Chunk, Paper
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS papers (
+    paper_id TEXT PRIMARY KEY,
+    title_key TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    abstract TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    authors TEXT NOT NULL,
+    year INTEGER,
+    url TEXT,
+    categories TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY,
+    paper_id TEXT NOT NULL REFERENCES papers(paper_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(paper_id);
+"""
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"the index catalog {path} is damaged ({exc}); run `rag ingest --rebuild`"
+            ) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, values: dict[str, object]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [(k, str(v)) for k, v in values.items()],
+            )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every commit that changes chunks; the lexical index records the one it saw."""
+        return int(self.get_meta("generation") or 0)
+
+    # --- papers -------------------------------------------------------------------------
+    def paper_ids_by_title(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT title_key, paper_id FROM papers"))
+
+    def sources_of(self, paper_id: str) -> list[str]:
+        row = self.db.execute("SELECT sources FROM papers WHERE paper_id = ?", (paper_id,)).fetchone()
+        return json.loads(row[0]) if row else []
+
+    def paper_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        ids = list(dict.fromkeys(paper_ids))
+        out: dict[str, Paper] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT paper_id, title, abstract, source, sources, authors, year, url, categories "
+                f"FROM papers WHERE paper_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for pid, title, abstract, source, sources, authors, year, url, categories in rows:
+                out[pid] = Paper(
+                    title=title, abstract=abstract, source=source, sources=json.loads(sources),
+                    authors=json.loads(authors), year=year, url=url, categories=json.loads(categories),
+                )
+        return out
+
+    def source_names(self) -> list[str]:
+        names: set[str] = set()
+        for (sources,) in self.db.execute("SELECT sources FROM papers"):
+            names.update(json.loads(sources))
+        return sorted(names)
+
+    # --- chunks -------------------------------------------------------------------------
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
+        """chunk id -> (paper id, title, text)."""
+        out: dict[str, tuple[str, str, str]] = {}
+        ids = list(chunk_ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT c.chunk_id, c.paper_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) "
+                f"WHERE c.chunk_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for cid, pid, title, text in rows:
+                out[cid] = (pid, title, text)
+        return out
+
+    def chunk_ids_of(self, paper_ids: Iterable[str]) -> list[str]:
+        ids = list(paper_ids)
+        out: list[str] = []
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            out += [r[0] for r in self.db.execute(
+                f"SELECT chunk_id FROM chunks WHERE paper_id IN ({','.join('?' * len(part))})", part
+            )]
+        return out
+
+    def iter_chunks(self) -> list[tuple[str, str, str]]:
+        """Every chunk as (chunk id, title, text), in a stable order."""
+        return list(self.db.execute(
+            "SELECT c.chunk_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) ORDER BY c.rowid"
+        ))
+
+    def chunk_ids_matching(self, source: str | None, year: int | None) -> set[str]:
+        query = "SELECT c.chunk_id, p.sources, p.year FROM chunks c JOIN papers p USING(paper_id)"
+        out = set()
+        for cid, sources, paper_year in self.db.execute(query):
+            if year is not None and paper_year != year:
+                continue
+            if source is not None and not any(source in s for s in json.loads(sources)):
+                continue
+            out.add(cid)
+        return out
+
+    # --- writes -------------------------------------------------------------------------
+    def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str]) -> None:
+        """One atomic step: drop replaced papers, record new papers and their chunks."""
+        with self.db:
+            self.db.executemany("DELETE FROM papers WHERE paper_id = ?", [(pid,) for pid in removed])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (p.paper_id, p.title_key, p.title, p.abstract, p.source, json.dumps(p.sources),
+                     json.dumps(p.authors), p.year, p.url, json.dumps(p.categories))
+                    for p in papers
+                ],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
+                [(c.chunk_id, c.paper_id, c.position, c.text) for c in chunks],
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(self.generation + 1),)
+            )
+
+    def set_sources(self, updates: dict[str, list[str]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "UPDATE papers SET sources = ? WHERE paper_id = ?",
+                [(json.dumps(sources), pid) for pid, sources in updates.items()],
+            )

@@ -1,0 +1,339 @@
+"""Corpus readers: page dumps, JSON Lines, arXiv metadata, BibTeX and CSV files -> `Paper`s.
+
+Readers never raise on bad records: each rejected record becomes a problem `file:line: reason`
+and the rest of the file is still read. Only a path that does not exist is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CorpusError
+from .settings import BUNDLED_CORPUS
+from .types import Paper
+
+SUFFIXES = {".txt", ".jsonl", ".json", ".ndjson", ".bib", ".csv"}
+BUNDLED_PREFIX = "bundled:"
+MAX_TITLE_CHARS = 400
+MIN_ABSTRACT_WORDS = 12
+MAX_FIELD_CHARS = 100_000
+
+_WS = re.compile(r"\s+")
+_MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+# Page chrome of the "daily papers" dumps: never a title nor an abstract.
+_CHROME = re.compile(
+    rf"^(new|subscribe|byak and the research community|get trending papers in your email inbox.*"
+    rf"|(?:{_MONTHS})[a-z]*\.? \d{{1,2}}(?:, \d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}})$",
+    re.IGNORECASE,
+)
+# One dump glues the "Subscribe" button to the first title ("SubscribeHLTCOE at LiveRAG ...").
+_GLUED_CHROME = re.compile(r"^Subscribe(?=[A-Z0-9])")
+
+
+@dataclass
+class ReadResult:
+    papers: list[Paper] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+
+    def extend(self, other: ReadResult) -> None:
+        self.papers.extend(other.papers)
+        self.problems.extend(other.problems)
+        self.files += other.files
+
+
+def clean(text: str) -> str:
+    """One line of text: whitespace collapsed, NULs and stray BOMs removed."""
+    return _WS.sub(" ", text.replace("\x00", " ").replace("\ufeff", "")).strip()
+
+
+def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object, **extra) -> None:
+    if not isinstance(title, str) or not clean(title):
+        result.problems.append(f"{where}: no title")
+        return
+    if not isinstance(abstract, str) or not clean(abstract):
+        result.problems.append(f"{where}: no abstract")
+        return
+    title, abstract = clean(title), clean(abstract)
+    if len(title) > MAX_TITLE_CHARS:
+        result.problems.append(f"{where}: title longer than {MAX_TITLE_CHARS} characters")
+        return
+    if len(abstract) > MAX_FIELD_CHARS:
+        result.problems.append(f"{where}: abstract longer than {MAX_FIELD_CHARS} characters")
+        return
+    result.papers.append(Paper(title=title, abstract=abstract, source=source, **extra))
+
+
+def _looks_like_title(line: str) -> bool:
+    return len(line) <= MAX_TITLE_CHARS and len(line.split()) <= 40
+
+
+def _looks_like_abstract(line: str) -> bool:
+    return len(line.split()) >= MIN_ABSTRACT_WORDS
+
+
+def read_page_dump(text: str, source: str) -> ReadResult:
+    """A "daily papers" page dump: chrome lines, then title and abstract lines (blank lines or not)."""
+    result = ReadResult(files=1)
+    lines: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = _GLUED_CHROME.sub("", clean(raw))
+        if line and not _CHROME.match(line):
+            lines.append((number, line))
+    i = 0
+    while i < len(lines):
+        number, line = lines[i]
+        nxt = lines[i + 1][1] if i + 1 < len(lines) else None
+        if _looks_like_title(line) and nxt is not None and _looks_like_abstract(nxt):
+            _make_paper(result, f"{source}:{number}", source, line, nxt)
+            i += 2
+            continue
+        if _looks_like_title(line):
+            result.problems.append(f"{source}:{number}: title without an abstract: {line[:60]!r}")
+        else:
+            result.problems.append(f"{source}:{number}: text without a title: {line[:60]!r}")
+        i += 1
+    return result
+
+
+def _year(value: object) -> int | None:
+    match = re.search(r"\b(1[89]\d\d|2\d\d\d)\b", str(value)) if value not in (None, "") else None
+    return int(match.group(1)) if match else None
+
+
+def _string_list(value: object, split: str) -> list[str]:
+    if isinstance(value, list):
+        return [clean(str(v)) for v in value if clean(str(v))]
+    if isinstance(value, str):
+        return [part for part in (clean(p) for p in re.split(split, value)) if part]
+    return []
+
+
+def _paper_from_record(result: ReadResult, where: str, source: str, record: dict) -> None:
+    """A JSON record: our own JSONL fields or the arXiv metadata snapshot's."""
+    arxiv_id = record.get("id") if isinstance(record.get("id"), str) else None
+    url = record.get("url") if isinstance(record.get("url"), str) else None
+    if url is None and arxiv_id and "update_date" in record:
+        url = f"https://arxiv.org/abs/{arxiv_id}"
+    year = _year(record.get("year")) or _year(record.get("update_date")) or _year(record.get("published"))
+    _make_paper(
+        result, where, source, record.get("title"), record.get("abstract", record.get("summary")),
+        authors=_string_list(record.get("authors"), r",\s*|\s+and\s+"),
+        year=year,
+        url=url,
+        categories=_string_list(record.get("categories"), r"[\s,;]+"),
+    )
+
+
+def read_jsonl(text: str, source: str) -> ReadResult:
+    result = ReadResult(files=1)
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # a .json file holding one array of records
+        try:
+            records = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            result.problems.append(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}")
+            return result
+        for index, record in enumerate(records, start=1):
+            if isinstance(record, dict):
+                _paper_from_record(result, f"{source}:[{index}]", source, record)
+            else:
+                result.problems.append(f"{source}:[{index}]: not a JSON object")
+        return result
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            result.problems.append(f"{source}:{number}: not valid JSON: {exc.msg}")
+            continue
+        if not isinstance(record, dict):
+            result.problems.append(f"{source}:{number}: not a JSON object")
+            continue
+        _paper_from_record(result, f"{source}:{number}", source, record)
+    return result
+
+
+def read_csv(text: str, source: str) -> ReadResult:
+    result = ReadResult(files=1)
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
+    title_col = columns.get("title")
+    abstract_col = columns.get("abstract") or columns.get("summary")
+    if not title_col or not abstract_col:
+        result.problems.append(
+            f"{source}:1: CSV needs 'title' and 'abstract' columns (found: {', '.join(columns) or 'none'})"
+        )
+        return result
+    try:
+        for row in reader:
+            where = f"{source}:{reader.line_num}"
+            authors = row.get(columns.get("authors", ""), "") or ""
+            _make_paper(
+                result, where, source, row.get(title_col), row.get(abstract_col),
+                authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
+                year=_year(row.get(columns.get("year", ""), "")),
+                url=clean(row.get(columns.get("url", ""), "") or "") or None,
+            )
+    except csv.Error as exc:
+        result.problems.append(f"{source}:{reader.line_num}: bad CSV: {exc}")
+    return result
+
+
+_BIB_START = re.compile(r"@\s*([A-Za-z]+)\s*[{(]")
+_BIB_FIELD = re.compile(r"\s*([A-Za-z][\w-]*)\s*=\s*")
+
+
+def _bib_value(body: str, pos: int) -> tuple[str, int]:
+    """Read one field value (braced, quoted or bare) starting at `pos`; return it and the end."""
+    if pos < len(body) and body[pos] == "{":
+        depth, start = 0, pos
+        while pos < len(body):
+            if body[pos] == "{" and body[pos - 1 : pos] != "\\":
+                depth += 1
+            elif body[pos] == "}" and body[pos - 1 : pos] != "\\":
+                depth -= 1
+                if depth == 0:
+                    return body[start + 1 : pos], pos + 1
+            pos += 1
+        raise ValueError("unbalanced braces")
+    if pos < len(body) and body[pos] == '"':
+        end = body.find('"', pos + 1)
+        if end < 0:
+            raise ValueError("unterminated quoted value")
+        return body[pos + 1 : end], end + 1
+    match = re.match(r"[^,}\s]*", body[pos:])
+    return match.group(0), pos + len(match.group(0))
+
+
+def _bib_fields(body: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    pos = body.find(",") + 1  # skip the citation key
+    while 0 < pos < len(body):
+        match = _BIB_FIELD.match(body, pos)
+        if not match:
+            break
+        value, pos = _bib_value(body, match.end())
+        fields[match.group(1).lower()] = value
+        comma = body.find(",", pos)
+        if comma < 0:
+            break
+        pos = comma + 1
+    return fields
+
+
+def _latex_to_text(value: str) -> str:
+    value = re.sub(r"\\[a-zA-Z]+\s*\{([^{}]*)\}", r"\1", value)  # \emph{x} -> x
+    return clean(value.replace("{", "").replace("}", "").replace("\\&", "&").replace("~", " "))
+
+
+def read_bibtex(text: str, source: str) -> ReadResult:
+    result = ReadResult(files=1)
+    starts = list(_BIB_START.finditer(text))
+    for index, match in enumerate(starts):
+        kind = match.group(1).lower()
+        if kind in {"comment", "string", "preamble"}:
+            continue
+        where = f"{source}:{text.count(chr(10), 0, match.start()) + 1}"
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
+        try:
+            fields = _bib_fields(text[match.end() : end])
+        except ValueError as exc:
+            result.problems.append(f"{where}: bad BibTeX entry: {exc}")
+            continue
+        if "abstract" not in fields:
+            result.problems.append(f"{where}: BibTeX entry has no abstract field")
+            continue
+        url = fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else None)
+        _make_paper(
+            result, where, source, _latex_to_text(fields.get("title", "")), _latex_to_text(fields["abstract"]),
+            authors=_string_list(_latex_to_text(fields.get("author", "")), r"\s+and\s+"),
+            year=_year(fields.get("year")),
+            url=url,
+            categories=_string_list(fields.get("keywords", ""), r"[,;]\s*"),
+        )
+    if not starts:
+        result.problems.append(f"{source}:1: no BibTeX entries found")
+    return result
+
+
+_READERS = {
+    ".txt": read_page_dump,
+    ".jsonl": read_jsonl,
+    ".ndjson": read_jsonl,
+    ".json": read_jsonl,
+    ".bib": read_bibtex,
+    ".csv": read_csv,
+}
+
+
+def read_file(path: Path, source: str | None = None) -> ReadResult:
+    """Read one corpus file; problems (not exceptions) for anything that cannot be used."""
+    source = source or str(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        return ReadResult(problems=[f"{source}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return ReadResult(problems=[f"{source}: cannot read: {exc.strerror or exc}"])
+    if not data.strip():
+        return ReadResult(problems=[f"{source}: empty file"], files=1)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return ReadResult(problems=[f"{source}:{line}: not UTF-8 text (convert it with iconv -t UTF-8)"], files=1)
+    result = reader(text, source)
+    if not result.papers and not result.problems:
+        result.problems.append(f"{source}: no papers found")
+    return result
+
+
+def _expand(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if not path.exists():
+            raise CorpusError(f"{path}: no such file or directory")
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        else:
+            yield path
+
+
+def read_corpus(paths: Iterable[Path | str] | None = None) -> ReadResult:
+    """Read files and folders (None: the bundled seed corpus)."""
+    result = ReadResult()
+    if paths is None:
+        for path in sorted(BUNDLED_CORPUS.glob("*.txt")):
+            result.extend(read_file(path, source=BUNDLED_PREFIX + path.name))
+        return result
+    for path in _expand(Path(p) for p in paths):
+        result.extend(read_file(path))
+    return result
+
+
+def dedupe(papers: Iterable[Paper]) -> list[Paper]:
+    """One paper per normalised title, remembering every source it was seen in.
+
+    When one title comes with two different abstracts, the last one read wins (a newer file
+    replaces an older version of the same paper).
+    """
+    by_title: dict[str, Paper] = {}
+    for paper in papers:
+        seen = by_title.get(paper.title_key)
+        if seen is None:
+            by_title[paper.title_key] = paper.model_copy(deep=True)
+            continue
+        sources = seen.sources + [s for s in paper.sources if s not in seen.sources]
+        if seen.paper_id != paper.paper_id:
+            seen = by_title[paper.title_key] = paper.model_copy(deep=True)
+        seen.sources = sources
+    return list(by_title.values())
+

@@ -1,0 +1,97 @@
+"""The lexical side: a BM25 index (bm25s) over the chunks' embedded text, saved on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+_STEMMER = None
+
+
+def _stemmer():
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer
+
+        _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+class LexicalIndex:
+    """BM25 over chunks; `chunk_ids[i]` is the chunk of document i. `generation` ties it to the catalog."""
+
+    def __init__(self, retriever, chunk_ids: list[str], generation: int):
+        self.retriever = retriever
+        self.chunk_ids = chunk_ids
+        self.generation = generation
+        self._position = {cid: i for i, cid in enumerate(chunk_ids)}
+
+    @classmethod
+    def build(cls, chunk_ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
+        import bm25s
+
+        retriever = bm25s.BM25()
+        if texts:
+            retriever.index(tokenize(texts), show_progress=False)
+        return cls(retriever, list(chunk_ids), generation)
+
+    def save(self, directory: Path) -> None:
+        """Write to a sibling temp dir, then swap it in, so a crash never leaves half an index."""
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self.chunk_ids:
+            self.retriever.save(str(tmp))
+        (tmp / "chunks.json").write_text(
+            json.dumps({"generation": self.generation, "chunk_ids": self.chunk_ids}), encoding="utf-8"
+        )
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex | None:
+        """The saved index, or None if missing or unreadable (the caller rebuilds it)."""
+        import bm25s
+
+        try:
+            meta = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
+            chunk_ids = list(meta["chunk_ids"])
+            retriever = bm25s.BM25.load(str(directory)) if chunk_ids else bm25s.BM25()
+            return cls(retriever, chunk_ids, int(meta["generation"]))
+        except Exception:
+            return None
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top chunks by BM25 as (chunk id, score); `allowed` is a 0/1 mask over documents."""
+        if not self.chunk_ids:
+            return []
+        tokens = [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
+        if not tokens:
+            return []
+        k = min(k, len(self.chunk_ids))
+        docs, scores = self.retriever.retrieve(
+            [tokens], k=k, show_progress=False, weight_mask=allowed, n_threads=1
+        )
+        return [(self.chunk_ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def mask_for(self, chunk_ids: set[str]) -> np.ndarray:
+        mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
+        for cid in chunk_ids:
+            position = self._position.get(cid)
+            if position is not None:
+                mask[position] = 1.0
+        return mask

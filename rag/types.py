@@ -1,0 +1,116 @@
+"""The domain values: papers, chunks, retrieval hits, citations and answers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, Unicode-normalised, punctuation-free text: the identity of a title or abstract."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def _digest(*parts: str, length: int = 16) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:length]
+
+
+class Paper(BaseModel):
+    """One paper: the unit a user cites. Its id is derived from its content, so it is stable."""
+
+    title: str
+    abstract: str
+    source: str = Field(description="The file (and line) the paper was read from first.")
+    sources: list[str] = Field(default_factory=list, description="Every file the paper was seen in.")
+    authors: list[str] = Field(default_factory=list)
+    year: int | None = None
+    url: str | None = None
+    categories: list[str] = Field(default_factory=list)
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.sources:
+            self.sources = [self.source]
+
+    @property
+    def title_key(self) -> str:
+        """Dedup key: the same normalised title is the same paper."""
+        return normalise_text(self.title)
+
+    @property
+    def paper_id(self) -> str:
+        """Stable id from the normalised title and abstract; a changed abstract gets a new id."""
+        return _digest(self.title_key, normalise_text(self.abstract))
+
+
+class Chunk(BaseModel):
+    """A piece of a paper's abstract sized for the embedder, with the title carried along."""
+
+    paper_id: str
+    position: int
+    title: str
+    text: str
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.paper_id}:{self.position}"
+
+    @property
+    def embedded_text(self) -> str:
+        """What the embedder and the lexical index see: title and passage together."""
+        return f"{self.title}. {self.text}"
+
+
+@dataclass(slots=True)
+class Hit:
+    """One retrieved passage (hot path: a plain dataclass)."""
+
+    chunk_id: str
+    paper_id: str
+    title: str
+    text: str
+    score: float
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    dense_score: float | None = None
+    sources: list[str] = field(default_factory=list)
+    year: int | None = None
+
+
+class Citation(BaseModel):
+    """A citation key in an answer, mapped to exactly one retrieved passage."""
+
+    key: int
+    paper_id: str
+    title: str
+    text: str
+    supported: bool = True
+
+
+class Timings(BaseModel):
+    retrieve_s: float = 0.0
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+
+class Answer(BaseModel):
+    """The verified answer to one question."""
+
+    question: str
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    refused: bool = False
+    standalone_question: str | None = Field(
+        default=None, description="The question as retrieval saw it (follow-ups are rewritten)."
+    )
+    raw_text: str = Field(default="", description="What the model wrote, before citation checks.")
+    model: str | None = None
+    timings: Timings = Field(default_factory=Timings)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0

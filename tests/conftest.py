@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.embeddings import Embedder
+from rag.offline import enforce_offline
+
+DATA = Path(__file__).parent / "data"
+
+enforce_offline()
+
+
+@pytest.fixture(autouse=True)
+def rag_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own empty data dir."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory) -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once for the session (ONNX export cached per session)."""
+    cache = tmp_path_factory.mktemp("embeddings")
+    return Embedder(cache_dir=cache, batch_size=16)
+
+
+@pytest.fixture
+def settings(rag_home):
+    from rag import Settings
+
+    return Settings(home=rag_home)
+
+
+@pytest.fixture
+def assistant(settings, embedder):
+    from rag import Assistant
+
+    a = Assistant(settings, embedder=embedder)
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def small_corpus(tmp_path) -> Path:
+    target = tmp_path / "corpus"
+    target.mkdir()
+    shutil.copy(DATA / "small.jsonl", target / "small.jsonl")
+    return target
+
+
+@pytest.fixture(scope="session")
+def bundled_home(tmp_path_factory, embedder) -> Path:
+    """The bundled corpus indexed once for the whole session (read-only for tests)."""
+    from rag import Assistant, Settings
+
+    home = tmp_path_factory.mktemp("bundled-home")
+    a = Assistant(Settings(home=home), embedder=embedder)
+    a.ingest()
+    a.close()
+    return home

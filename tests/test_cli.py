@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from rag.cli import cli
+
+
+def run(*args: str, home) -> "object":
+    return CliRunner().invoke(cli, ["--home", str(home), *args], obj={}, catch_exceptions=False)
+
+
+def test_ingest_search_json_and_stats(rag_home, small_corpus, embedder, monkeypatch):
+    import rag.assistant
+
+    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: embedder)
+    result = run("ingest", str(small_corpus), home=rag_home)
+    assert result.exit_code == 0, result.output
+    result = run("search", "mixture of experts routing", "-k", "2", "--json", home=rag_home)
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["query"] == "mixture of experts routing"
+    assert [h["rank"] for h in data["hits"]] == [1, 2]
+    assert set(data["hits"][0]) == {"rank", "paper_id", "title", "score", "text"}
+    assert data["hits"][0]["title"] == "Sparse Mixture-of-Experts Language Models at Low Cost"
+    stats = json.loads(run("stats", "--json", home=rag_home).stdout)
+    assert stats["papers"] == 5
+
+
+def test_bad_input_gives_one_line_and_nonzero_exit(rag_home, tmp_path):
+    result = run("search", "   ", home=rag_home)
+    assert result.exit_code == 1 and result.stderr.strip().startswith("Error: the question is empty")
+    result = run("ingest", str(tmp_path / "nope.jsonl"), home=rag_home)
+    assert result.exit_code == 1 and "no such file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = run("ingest", str(empty), home=rag_home)
+    assert result.exit_code == 1 and "nothing could be ingested" in result.stderr
+    result = run("stats", home=rag_home)
+    assert result.exit_code == 1 and "rag ingest" in result.stderr
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = "import sys; from rag.cli import cli; print(sorted(m for m in ('torch','chromadb','llama_cpp','onnxruntime','sentence_transformers','bm25s') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
