@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import time
+from collections.abc import Sequence
+
+from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
 from .embeddings import Embedder
 from .errors import CorpusError, EmptyQuestionError
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
 from .settings import Settings
-from .types import Hit
+from .llm import Generator
+from .models import ModelRegistry
+from .models import Progress as ModelProgress
+from .prompts import Template, load_prompts
+from .types import Answer, Hit, Timings
 
 MAX_QUESTION_CHARS = 2000
 
@@ -29,8 +37,16 @@ def clean_question(question: str) -> tuple[str, bool]:
 class Assistant:
     """Ingest corpora, search them, and (with a model) answer questions with citations."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+    ):
         self.settings = settings or Settings()
+        self._generator = generator
+        self._prompts: dict[str, Template] | None = None
         self.embedder = embedder or Embedder(
             self.settings.embedding_model,
             batch_size=self.settings.embed_batch_size,
@@ -70,6 +86,70 @@ class Assistant:
         text, _ = clean_question(question)
         self.index.open_for_search()
         return self.retriever.search(text, k, mode=mode, source=source, year=year)
+
+    # --- answers --------------------------------------------------------------------------
+    @property
+    def prompts(self) -> dict[str, Template]:
+        if self._prompts is None:
+            self._prompts = load_prompts(self.settings.prompts_dir)
+        return self._prompts
+
+    @property
+    def models(self) -> ModelRegistry:
+        return ModelRegistry(self.settings)
+
+    def load_generator(self, progress: ModelProgress | None = None) -> Generator:
+        """The language model (assembled from its packages and verified on first use), loaded once."""
+        if self._generator is None:
+            from .llm import LlamaCppGenerator
+
+            resolved = self.models.resolve(self.settings.model, progress)
+            generator = LlamaCppGenerator(
+                resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, n_threads=self.settings.n_threads,
+                chat_format=resolved.chat_format,
+            )
+            generator.llm  # load now, so the first question does not pay for it
+            self._generator = generator
+        return self._generator
+
+    def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
+        """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
+        stream = AnswerStream(iter(()))
+        stream._pieces = self._answer_pieces(stream, question, list(history or []))
+        return stream
+
+    def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
+        """Answer `question` (a follow-up if `history` holds earlier answers) with verified citations."""
+        stream = self.stream(question, history)
+        for _ in stream:
+            pass
+        assert stream.answer is not None
+        return stream.answer
+
+    def _answer_pieces(self, stream: AnswerStream, question: str, history: list[Answer]):
+        started = time.perf_counter()
+        text, truncated = clean_question(question)
+        notices = [f"the question was cut to its first {MAX_QUESTION_CHARS} characters"] if truncated else []
+        prompts = self.prompts  # fail early on a broken prompt file
+        self.index.open_for_search()
+        generator = None
+        standalone = text
+        if history:
+            generator = self.load_generator()
+            standalone = condense(text, history, generator, prompts)
+        hits = self.retriever.search(standalone, self.settings.candidates_for_answer)
+        timings = Timings(retrieve_s=time.perf_counter() - started)
+        if not relevant(standalone, hits, self.settings):
+            timings.total_s = time.perf_counter() - started
+            stream.answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
+            yield stream.answer.text
+            return
+        generator = generator or self.load_generator()
+        passages = build_passages(standalone, hits, self.index.catalog, generator, self.settings)
+        yield from generate_answer(
+            stream, question=text, standalone=standalone, passages=passages, generator=generator, prompts=prompts,
+            settings=self.settings, timings=timings, started=started, notices=notices,
+        )
 
     def stats(self) -> IndexStats:
         return self.index.stats()

@@ -143,6 +143,186 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
         click.echo(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
 
 
+def _load_model(ctx: click.Context) -> None:
+    assistant = _assistant(ctx)
+    if assistant._generator is None:
+        _err("Loading the language model ...")
+        with progress_bar("Assembling model (once)") as update:
+            assistant.load_generator(update)
+
+
+def _print_references(answer) -> None:
+    if answer.citations:
+        click.echo("\nReferences:")
+        for c in answer.citations:
+            click.echo(f"[{c.key}] {c.title}")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-m", "--model", envvar="RAG_MODEL", help="Model name from models.txt, or a path to a .gguf file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (no streaming).")
+@click.pass_context
+def ask(ctx: click.Context, question: str, model: str | None, as_json: bool) -> None:
+    """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it)."""
+    from .assistant import clean_question
+
+    clean_question(question)
+    if model:
+        ctx.obj["settings"].model = model
+        _assistant(ctx).settings.model = model
+    _ensure_index(ctx)
+    assistant = _assistant(ctx)
+    if as_json:
+        answer = assistant.ask(question)
+        for notice in answer.notices:
+            _err(f"note: {notice}")
+        click.echo(json.dumps({
+            "question": answer.question,
+            "answer": answer.text,
+            "refused": answer.refused,
+            "citations": [c.model_dump(include={"key", "paper_id", "title", "text"}) for c in answer.citations],
+            "timings": answer.timings.model_dump(),
+            "model": answer.model,
+            "standalone_question": answer.standalone_question,
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+        }, indent=2))
+        return
+    stream = assistant.stream(question)
+    for piece in stream:
+        click.echo(piece, nl=False)
+    click.echo()
+    answer = stream.answer
+    for notice in answer.notices:
+        _err(f"note: {notice}")
+    _print_references(answer)
+    t = answer.timings
+    first = f", first token {t.first_token_s:.1f} s" if t.first_token_s is not None else ""
+    _err(f"({answer.model or 'no model call'}: retrieve {t.retrieve_s * 1000:.0f} ms{first}, total {t.total_s:.1f} s)")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model catalogue (models.txt) and what is present locally."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .models import ModelRegistry
+
+    rows = ModelRegistry(_settings(ctx)).status()
+    if as_json:
+        click.echo(json.dumps([r.model_dump() for r in rows], indent=2))
+        return
+    for row in rows:
+        size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
+        mark = "*" if row.default else " "
+        click.echo(f"{mark} {row.name:<24} {size:>8}  {row.state}")
+    click.echo("(* default; choose with --model NAME or RAG_MODEL)")
+
+
+@models.command("pull")
+@click.argument("name")
+@click.pass_context
+def models_pull(ctx: click.Context, name: str) -> None:
+    """Fetch a hub-hosted model of the catalogue (needs the network)."""
+    from .models import ModelRegistry
+
+    with progress_bar(f"Fetching {name}") as update:
+        path = ModelRegistry(_settings(ctx)).pull(name, update)
+    click.echo(str(path))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_scores(title: str, scores: dict) -> None:
+    click.echo(f"\n{title}")
+    names = list(next(iter(scores.values())).keys()) if scores else []
+    click.echo("| type | " + " | ".join(names) + " |")
+    click.echo("|---" * (len(names) + 1) + "|")
+    for group, metrics in scores.items():
+        click.echo(f"| {group} | " + " | ".join(_fmt(metrics[n]) for n in names) + " |")
+
+
+@cli.command("eval")
+@click.argument("qa_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--retrieval-only", is_flag=True, help="Score retrieval only (no model).")
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question.")
+@click.option("-m", "--model", envvar="RAG_MODEL", help="Model name from models.txt, or a path to a .gguf file.")
+@click.option("--baselines", is_flag=True, help="Also score BM25 alone, dense alone and a naive RAG pipeline.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
+@click.option("--compare", "compare_files", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Print the deltas between two result files (OLD NEW) and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def eval_(ctx, qa_file, retrieval_only, k, model, baselines, output, compare_files, as_json) -> None:
+    """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
+    from . import evaluate as ev
+
+    if compare_files:
+        old, new = (json.loads(p.read_text()) for p in compare_files)
+        for section, name, before, after in ev.compare(old, new):
+            delta = f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
+            click.echo(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
+        return
+    if qa_file is None:
+        raise click.UsageError("give a QA file (or --compare OLD NEW)")
+    if model:
+        _settings(ctx).model = model
+    items = ev.load_qa(qa_file)
+    _ensure_index(ctx)
+    assistant = _assistant(ctx)
+    result: dict = {"file": str(qa_file), "k": k, "items": len(items)}
+    result["retrieval"] = {
+        key: s.model_dump() for key, s in ev.evaluate_retrieval(items, lambda q: assistant.search(q, k=max(k, 10))).items()
+    }
+    if baselines:
+        result["baselines"] = {
+            mode: {"retrieval": {key: s.model_dump() for key, s in ev.evaluate_retrieval(
+                items, lambda q, mode=mode: assistant.search(q, k=max(k, 10), mode=mode)).items()}}
+            for mode in ("lexical", "dense")
+        }
+    if not retrieval_only:
+        _load_model(ctx)
+        result["model"] = assistant.load_generator().name
+        with progress_bar("Asking") as update:
+            tick = (lambda n: update("ask", n, len(items))) if update else None
+            records, scores = ev.evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick)
+        result["answers"] = {key: s.model_dump() for key, s in scores.items()}
+        result["records"] = [r.model_dump() for r in records]
+        if baselines:
+            with progress_bar("Naive RAG baseline") as update:
+                tick = (lambda n: update("ask", n, len(items))) if update else None
+                _, naive = ev.evaluate_answers(items, ev.naive_rag_ask(assistant, k=k), tick)
+            result["baselines"]["naive_rag"] = {"answers": {key: s.model_dump() for key, s in naive.items()}}
+    if output:
+        output.write_text(json.dumps(result, indent=2))
+        _err(f"results written to {output}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_scores("Retrieval (hybrid)", result["retrieval"])
+    for name, base in (result.get("baselines") or {}).items():
+        for section, scores in base.items():
+            _print_scores(f"Baseline {name}: {section}", scores)
+    if "answers" in result:
+        _print_scores(f"Answers ({result['model']})", result["answers"])
+
+
+@cli.command()
+@click.pass_context
+def chat(ctx: click.Context) -> None:
+    """Open the terminal chat."""
+    from tui.app import make_app
+
+    make_app(_settings(ctx)).run()
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context

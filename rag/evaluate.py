@@ -93,3 +93,144 @@ def median(values: Sequence[float]) -> float:
 
 def dumps(obj: object) -> str:
     return json.dumps(obj, indent=2, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o))
+
+
+class AnswerRecord(BaseModel):
+    """One asked question and how its answer scored."""
+
+    id: str
+    type: str
+    question: str
+    answer: str
+    raw_answer: str = ""
+    refusal_reason: str | None = None
+    refused: bool
+    hit: bool | None  # contains an answer_any string (answerable items only)
+    cited_titles: list[str]
+    cited_gold: int
+    gold_cited: int  # gold papers that were cited
+    gold_total: int
+    retrieve_s: float
+    first_token_s: float | None
+    total_s: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AnswerScores(BaseModel):
+    n: int
+    answer_hit_rate: float | None = None  # answerable items whose answer holds an answer_any string
+    citation_precision: float | None = None  # cited papers that are gold (over all citations)
+    citation_recall: float | None = None  # gold papers cited (over answerable items' gold papers)
+    refusal_accuracy: float | None = None  # unanswerable items refused
+    false_refusals: float | None = None  # answerable items refused
+    median_first_token_s: float | None = None
+    median_total_s: float | None = None
+    p95_total_s: float | None = None
+
+
+def score_answer(item: QAItem, answer) -> AnswerRecord:
+    gold = {normalise_text(t) for t in item.gold_titles}
+    cited = [c.title for c in answer.citations]
+    cited_keys = {normalise_text(t) for t in cited}
+    text = answer.text.lower()
+    hit = None
+    if item.answerable:
+        hit = (not answer.refused) and any(a.lower() in text for a in item.answer_any)
+    return AnswerRecord(
+        id=item.id, type=item.type, question=item.question, answer=answer.text, raw_answer=answer.raw_text,
+        refusal_reason=answer.refusal_reason, refused=answer.refused, hit=hit,
+        cited_titles=cited, cited_gold=sum(1 for t in cited_keys if t in gold), gold_cited=len(gold & cited_keys),
+        gold_total=len(gold), retrieve_s=answer.timings.retrieve_s, first_token_s=answer.timings.first_token_s,
+        total_s=answer.timings.total_s, prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+    )
+
+
+def summarise_answers(records: Sequence[AnswerRecord]) -> AnswerScores:
+    answerable = [r for r in records if r.hit is not None]
+    unanswerable = [r for r in records if r.hit is None]
+    citations = sum(len(r.cited_titles) for r in records)
+    gold_total = sum(r.gold_total for r in answerable)
+    generated = [r for r in records if r.first_token_s is not None]
+    return AnswerScores(
+        n=len(records),
+        answer_hit_rate=sum(r.hit for r in answerable) / len(answerable) if answerable else None,
+        citation_precision=sum(r.cited_gold for r in records) / citations if citations else None,
+        citation_recall=sum(r.gold_cited for r in answerable) / gold_total if gold_total else None,
+        refusal_accuracy=sum(r.refused for r in unanswerable) / len(unanswerable) if unanswerable else None,
+        false_refusals=sum(r.refused for r in answerable) / len(answerable) if answerable else None,
+        median_first_token_s=median([r.first_token_s for r in generated]) if generated else None,
+        median_total_s=median([r.total_s for r in generated]) if generated else None,
+        p95_total_s=percentile([r.total_s for r in generated], 0.95) if generated else None,
+    )
+
+
+def evaluate_answers(items: Sequence[QAItem], ask, progress: Callable[[int], None] | None = None):
+    """Ask every item (follow-ups after their history, with its answers as history); score each answer.
+
+    `ask(question, history)` returns an `Answer`. Returns (records, scores overall and per type).
+    """
+    records = []
+    for item in items:
+        history = [ask(q, list()) for q in item.history[:1]]
+        for q in item.history[1:]:
+            history.append(ask(q, list(history)))
+        records.append(score_answer(item, ask(item.question, history)))
+        if progress:
+            progress(1)
+    by_type: dict[str, list[AnswerRecord]] = {}
+    for record in records:
+        by_type.setdefault(record.type, []).append(record)
+    scores = {"all": summarise_answers(records)}
+    scores.update({t: summarise_answers(r) for t, r in sorted(by_type.items())})
+    return records, scores
+
+
+def naive_rag_ask(assistant, k: int = 5):
+    """The baseline peers ship: dense top-k whole abstracts in a plain prompt, keys taken at face value.
+
+    No relevance gate, no sentence selection, no citation checks: what our pipeline is measured against.
+    """
+    import time
+
+    from .citations import parse_keys
+    from .prompts import CANNOT_ANSWER
+    from .types import Answer, Citation, Timings
+
+    def ask(question: str, history) -> Answer:
+        started = time.perf_counter()
+        hits = assistant.search(question, k=k, mode="dense")
+        papers = assistant.index.catalog.get_papers(h.paper_id for h in hits)
+        context = "\n\n".join(f"[{i}] {h.title}\n{papers[h.paper_id].abstract}" for i, h in enumerate(hits, start=1))
+        generator = assistant.load_generator()
+        messages = [{"role": "user", "content": assistant.prompts["naive"].render(passages=context, question=question)}]
+        timings = Timings(retrieve_s=time.perf_counter() - started)
+        text, tokens = "", 0
+        for piece in generator.stream(messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]):
+            if timings.first_token_s is None:
+                timings.first_token_s = time.perf_counter() - started
+            text += piece
+            tokens += 1
+        timings.total_s = time.perf_counter() - started
+        keys = [n for n in dict.fromkeys(parse_keys(text)) if 1 <= n <= len(hits)]
+        refused = "does not answer" in text.lower() or "not mentioned" in text.lower() or "no information" in text.lower()
+        return Answer(
+            question=question, text=text.strip() or CANNOT_ANSWER, refused=refused or not text.strip(), timings=timings,
+            citations=[Citation(key=n, paper_id=hits[n - 1].paper_id, title=hits[n - 1].title, text=hits[n - 1].text) for n in keys],
+            model=generator.name, prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
+            completion_tokens=tokens,
+        )
+
+    return ask
+
+
+def compare(old: dict, new: dict) -> list[tuple[str, str, float | None, float | None]]:
+    """(section, metric, old, new) for every number two result files share."""
+    rows = []
+    for section in ("retrieval", "answers"):
+        for group, metrics in (new.get(section) or {}).items():
+            for name, value in metrics.items():
+                before = ((old.get(section) or {}).get(group) or {}).get(name)
+                if isinstance(value, (int, float)) or isinstance(before, (int, float)):
+                    rows.append((f"{section}.{group}", name, before, value))
+    return rows

@@ -36,7 +36,16 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=16, ge=1)
     candidates: int = Field(default=40, ge=1, description="Chunks each retriever proposes before fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
+    context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
+    context_sentences: int = Field(default=2, ge=1, description="Sentences kept from each of those abstracts.")
+    context_tokens: int = Field(default=450, ge=50, description="Token budget of the passages in the prompt.")
+    min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
+    min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
+    max_answer_tokens: int = Field(default=160, ge=16)
+    temperature: float = Field(default=0.0, ge=0.0)
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
     prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts")
     models_file: Path = Field(default=PROJECT_ROOT / "models.txt")
 
@@ -46,4 +55,4 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.models_home or self.home / "models"

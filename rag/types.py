@@ -114,3 +114,6 @@ class Answer(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    notices: list[str] = Field(default_factory=list, description="Things the user should know (e.g. truncation).")
+    refusal_reason: str | None = None
+    dropped_sentences: list[str] = Field(default_factory=list, description="Model sentences no passage supported.")

@@ -62,3 +62,36 @@ def bundled_home(tmp_path_factory, embedder) -> Path:
     a.ingest()
     a.close()
     return home
+
+
+@pytest.fixture(scope="session")
+def models_home(tmp_path_factory) -> Path:
+    """One place per session where the GGUF models are assembled from their packages."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def small_model(models_home):
+    """The real Qwen2.5-Coder-0.5B (fast enough for a handful of end-to-end questions), loaded once."""
+    from rag import Settings
+    from rag.llm import LlamaCppGenerator
+    from rag.models import ModelRegistry
+
+    resolved = ModelRegistry(Settings(models_home=models_home)).resolve("qwen2.5-coder-0.5b")
+    generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
+    generator.llm
+    return generator
+
+
+@pytest.fixture(scope="session")
+def default_model(models_home):
+    """The default model of the catalogue (Qwen2.5-Coder-1.5B): the one whose answers users see."""
+    from rag import Settings
+    from rag.llm import LlamaCppGenerator
+    from rag.models import ModelRegistry
+
+    registry = ModelRegistry(Settings(models_home=models_home))
+    resolved = registry.resolve(registry.default.name)
+    generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
+    generator.llm
+    return generator

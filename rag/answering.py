@@ -1,0 +1,177 @@
+"""From a question and retrieved hits to a verified, cited answer (the model is one replaceable part).
+
+Steps: gate on relevance (no model call when nothing relevant was found) -> keep the sentences of
+each top paper's abstract that bear on the question (short prefill is the largest latency win on
+a CPU) -> prompt from `prompts/` -> stream -> check each sentence against its cited passage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Sequence
+
+from .catalog import Catalog
+from .chunking import split_sentences
+from .citations import CitationChecker, content_words, split_answer
+from .llm import Generator, Message
+from .prompts import CANNOT_ANSWER, Template
+from .settings import Settings
+from .types import Answer, Hit, Timings
+
+STOP = ["\n\n\n", "Question:", "Passages:", "<|im_end|>", "<|endoftext|>"]
+
+
+def relevant(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
+    """Is anything retrieved close enough to the question to be worth asking the model?"""
+    if not hits:
+        return False
+    best = max((h.dense_score or 0.0) for h in hits)
+    return best >= settings.min_relevance
+
+
+def select_sentences(question: str, sentences: Sequence[str], keep: int) -> str:
+    """The `keep` sentences sharing most content words with the question, in their original order.
+
+    (Scoring by embedding similarity as well was tried: it found the answer sentence no more often.)
+    """
+    if len(sentences) <= keep:
+        return " ".join(sentences)
+    query = content_words(question)
+    scored = []
+    for index, sentence in enumerate(sentences):
+        words = content_words(sentence)
+        scored.append((len(query & words) / math.sqrt(len(words) + 1), -index, index))
+    chosen = sorted(index for *_, index in sorted(scored, reverse=True)[:keep])
+    return " ".join(sentences[i] for i in chosen)
+
+
+def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generator: Generator, settings: Settings) -> list[Hit]:
+    """The passages the model sees: the top papers' most relevant sentences, fitted to a token budget."""
+    top = list(hits[: settings.context_passages])
+    papers = catalog.get_papers(h.paper_id for h in top)
+    passages: list[Hit] = []
+    used = 0
+    for hit in top:
+        paper = papers.get(hit.paper_id)
+        text = select_sentences(question, split_sentences(paper.abstract if paper else hit.text), settings.context_sentences)
+        cost = generator.count_tokens(f"[0] {hit.title}\n{text}\n")
+        if passages and used + cost > settings.context_tokens:
+            break
+        used += cost
+        passages.append(dataclasses.replace(hit, text=text))
+    return passages
+
+
+def render_messages(prompts: dict[str, Template], question: str, passages: Sequence[Hit]) -> list[Message]:
+    block = "\n\n".join(
+        prompts["passage"].render(key=i, title=p.title, text=p.text) for i, p in enumerate(passages, start=1)
+    )
+    return [
+        # The system prompt is identical for every question, so llama.cpp reuses its KV cache.
+        {"role": "system", "content": prompts["system"].render()},
+        {"role": "user", "content": prompts["answer"].render(passages=block, question=question)},
+    ]
+
+
+def _says_cannot_answer(text: str) -> bool:
+    lowered = " ".join(text.lower().split())
+    return "corpus does not answer" in lowered or "passages do not contain" in lowered or "not mentioned in the passages" in lowered
+
+
+class AnswerStream:
+    """Iterate to get the verified answer text in pieces; `.answer` is set when the stream ends."""
+
+    def __init__(self, pieces: Iterator[str]):
+        self._pieces = pieces
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._pieces
+
+
+def refusal(question: str, standalone: str, timings: Timings, notices: list[str], model: str | None, reason: str) -> Answer:
+    return Answer(
+        question=question, text=CANNOT_ANSWER, refused=True, standalone_question=standalone, timings=timings,
+        notices=notices, model=model, refusal_reason=reason,
+    )
+
+
+def generate_answer(
+    stream: AnswerStream,
+    *,
+    question: str,
+    standalone: str,
+    passages: Sequence[Hit],
+    generator: Generator,
+    prompts: dict[str, Template],
+    settings: Settings,
+    timings: Timings,
+    started: float,
+    notices: list[str],
+) -> Iterator[str]:
+    """Stream the model's answer, yielding each sentence once its citation checks out."""
+    messages = render_messages(prompts, standalone, passages)
+    prompt_tokens = sum(generator.count_tokens(m["content"]) for m in messages)
+    checker = CitationChecker(passages, settings.min_support)
+    raw, completion_tokens, shown = "", 0, 0
+    done = 0  # sentences of `raw` already checked
+    for piece in generator.stream(messages, max_tokens=settings.max_answer_tokens, stop=STOP,
+                                  temperature=settings.temperature):
+        if timings.first_token_s is None:
+            timings.first_token_s = time.perf_counter() - started
+        completion_tokens += 1
+        raw += piece
+        sentences = split_answer(raw)
+        # All but the last sentence are complete (the last may still grow or get its [n]).
+        for sentence in sentences[done : len(sentences) - 1]:
+            if _says_cannot_answer(sentence):
+                continue
+            checked = checker.add(sentence)
+            if checked:
+                yield ("" if shown == 0 else " ") + checked
+                shown += 1
+        done = max(done, len(sentences) - 1)
+    for sentence in split_answer(raw)[done:]:
+        if _says_cannot_answer(sentence):
+            continue
+        checked = checker.add(sentence)
+        if checked:
+            yield ("" if shown == 0 else " ") + checked
+            shown += 1
+    timings.total_s = time.perf_counter() - started
+    verified = checker.result()
+    if not verified.citations:
+        reason = "the model said the passages do not answer it" if _says_cannot_answer(raw) else (
+            "no sentence of the model's answer was supported by a retrieved passage")
+        answer = refusal(question, standalone, timings, notices, generator.name, reason)
+        answer.raw_text = raw
+        yield CANNOT_ANSWER
+    else:
+        answer = Answer(
+            question=question, text=verified.text, citations=verified.citations, refused=False,
+            standalone_question=standalone, raw_text=raw, model=generator.name, timings=timings, notices=notices,
+            dropped_sentences=verified.dropped,
+        )
+    answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
+    stream.answer = answer
+
+
+def condense(question: str, history: Sequence[Answer], generator: Generator, prompts: dict[str, Template]) -> str:
+    """Rewrite a follow-up into a standalone question; fall back to prefixing the last question."""
+    earlier = [a.standalone_question or a.question for a in history][-3:]
+    fallback = f"{earlier[-1]} {question}"
+    messages = [{"role": "user", "content": prompts["condense"].render(
+        history="\n".join(f"- {q}" for q in earlier), question=question)}]
+    try:
+        text = "".join(generator.stream(messages, max_tokens=60, stop=["\n"], temperature=0.0)).strip()
+    except Exception:
+        return fallback
+    text = text.strip().strip('"').strip()
+    if not text or len(text) > 400 or not content_words(text):
+        return fallback
+    # A rewrite must keep the follow-up's own content words, or it answered instead of rewriting.
+    if content_words(question) and not content_words(question) & content_words(text):
+        return fallback
+    return text
