@@ -1,6 +1,8 @@
 """A local, private question-answering assistant over scientific paper abstracts."""
 
-from .assistant import Assistant
+from .answering import AnswerStream
+from .assistant import Assistant, clean_question
+from .prompts import CANNOT_ANSWER
 from .errors import (
     CorpusError,
     EmptyQuestionError,
@@ -21,7 +23,9 @@ from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, Paper, Timings
 
 __all__ = [
+    "CANNOT_ANSWER",
     "Answer",
+    "AnswerStream",
     "Assistant",
     "Chunk",
     "Citation",
@@ -44,4 +48,5 @@ __all__ = [
     "Settings",
     "Timings",
     "UnknownModelError",
+    "clean_question",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -81,14 +82,30 @@ def _says_cannot_answer(text: str) -> bool:
 
 
 class AnswerStream:
-    """Iterate to get the verified answer text in pieces; `.answer` is set when the stream ends."""
+    """Iterate to get the verified answer text in pieces; `.answer` is set when the stream ends.
+
+    `cancel()` (safe from another thread) stops the model at its next token; the stream then ends
+    with `.answer` left None and `.cancelled` True.
+    """
 
     def __init__(self, pieces: Iterator[str]):
         self._pieces = pieces
         self.answer: Answer | None = None
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._pieces
+        for piece in self._pieces:
+            if self.cancelled:
+                self.answer = None
+                return
+            yield piece
 
 
 def refusal(question: str, standalone: str, timings: Timings, notices: list[str], model: str | None, reason: str) -> Answer:
@@ -119,6 +136,8 @@ def generate_answer(
     done = 0  # sentences of `raw` already checked
     for piece in generator.stream(messages, max_tokens=settings.max_answer_tokens, stop=STOP,
                                   temperature=settings.temperature):
+        if stream.cancelled:
+            return  # leaving the loop closes the model's generator: generation stops here
         if timings.first_token_s is None:
             timings.first_token_s = time.perf_counter() - started
         completion_tokens += 1

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
-
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
@@ -19,7 +17,7 @@ from .llm import Generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .prompts import Template, load_prompts
-from .types import Answer, Hit, Timings
+from .types import Answer, Hit, Paper, Timings
 
 MAX_QUESTION_CHARS = 2000
 
@@ -111,6 +109,31 @@ class Assistant:
             generator.llm  # load now, so the first question does not pay for it
             self._generator = generator
         return self._generator
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._generator is not None
+
+    @property
+    def model_name(self) -> str:
+        """The loaded model's name, else the configured one (default: the first entry of models.txt)."""
+        if self._generator is not None:
+            return self._generator.name
+        return self.settings.model or self.models.default.name
+
+    def set_model(self, name: str | None, progress: ModelProgress | None = None) -> Generator:
+        """Switch to another model (a catalogue name or a .gguf path) and load it; on failure keep the old one."""
+        previous, previous_model = self._generator, self.settings.model
+        self.settings.model, self._generator = name, None
+        try:
+            return self.load_generator(progress)
+        except Exception:
+            self.settings.model, self._generator = previous_model, previous
+            raise
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        """Full records (abstract, sources, ...) of indexed papers by id."""
+        return self.index.catalog.get_papers(paper_ids)
 
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""

