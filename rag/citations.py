@@ -44,6 +44,29 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+_WORD = re.compile(r"[A-Za-z0-9][\w\-+.]*[\w+]|[A-Za-z0-9]")
+
+
+def names(text: str) -> set[str]:
+    """Words that name something (SimCSE, Vim-S, GPT-3, UCF-101, OpenAI): capitals inside, or letters with digits.
+
+    The first word of the text is skipped when it is merely capitalised ("The", "This").
+    """
+    out = set()
+    for index, match in enumerate(_WORD.finditer(text)):
+        word = match.group(0).rstrip(".")
+        has_inner_capital = any(c.isupper() for c in word[1:])
+        mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+        capitalised = word[:1].isupper() and index > 0
+        if has_inner_capital or mixed or capitalised:
+            out.add(word)
+    return out
+
+
+def _mentions(name: str, passage: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", passage, re.IGNORECASE) is not None
+
+
 def content_words(text: str) -> set[str]:
     return set(tokenize([text])[0])
 
@@ -53,6 +76,10 @@ def support(claim: str, passage: str) -> float:
     claim = strip_keys(claim)
     numbers = _numbers(claim)
     if not numbers <= _numbers(passage):
+        return 0.0
+    # A claim about a named thing the passage never mentions is about some other paper's result
+    # (small models pin a passage's number on the entity the question asked about).
+    if not all(_mentions(name, passage) for name in names(claim)):
         return 0.0
     words = content_words(claim) - numbers
     if not words and not numbers:

@@ -66,3 +66,11 @@ def test_any_model_output_verifies_without_crashing_and_cites_only_retrieved_pas
     v = verify(raw, PASSAGES)
     assert {c.paper_id for c in v.citations} <= {"a", "b"}
     assert set(parse_keys(v.text)) <= set(range(1, len(v.citations) + 1))
+
+
+def test_a_name_missing_from_the_passage_makes_a_claim_unsupported():
+    # a number that is in the passage, pinned on an entity the passage never mentions
+    passage = "ESimCSE improves unsupervised SimCSE by 2.02% on average Spearman correlation."
+    assert support("ESimCSE improves SimCSE by 2.02% Spearman correlation", passage) == 1.0
+    assert support("Vision Mamba improves SimCSE by 2.02% Spearman correlation", passage) == 0.0
+    assert support("Supervised SimCSE-large improves by 2.02% Spearman correlation", passage) == 0.0
