@@ -134,6 +134,17 @@ def generate_answer(
     checker = CitationChecker(passages, settings.min_support)
     raw, completion_tokens, shown = "", 0, 0
     done = 0  # sentences of `raw` already checked
+
+    def checked(sentences: Sequence[str]) -> Iterator[str]:
+        nonlocal shown
+        for sentence in sentences:
+            if _says_cannot_answer(sentence):
+                continue
+            out = checker.add(sentence)
+            if out:
+                yield ("" if shown == 0 else " ") + out
+                shown += 1
+
     for piece in generator.stream(messages, max_tokens=settings.max_answer_tokens, stop=STOP,
                                   temperature=settings.temperature):
         if stream.cancelled:
@@ -144,21 +155,9 @@ def generate_answer(
         raw += piece
         sentences = split_answer(raw)
         # All but the last sentence are complete (the last may still grow or get its [n]).
-        for sentence in sentences[done : len(sentences) - 1]:
-            if _says_cannot_answer(sentence):
-                continue
-            checked = checker.add(sentence)
-            if checked:
-                yield ("" if shown == 0 else " ") + checked
-                shown += 1
+        yield from checked(sentences[done : len(sentences) - 1])
         done = max(done, len(sentences) - 1)
-    for sentence in split_answer(raw)[done:]:
-        if _says_cannot_answer(sentence):
-            continue
-        checked = checker.add(sentence)
-        if checked:
-            yield ("" if shown == 0 else " ") + checked
-            shown += 1
+    yield from checked(split_answer(raw)[done:])
     timings.total_s = time.perf_counter() - started
     verified = checker.result()
     if not verified.citations:
