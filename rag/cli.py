@@ -172,6 +172,7 @@ def ask(ctx: click.Context, question: str, model: str | None, as_json: bool) -> 
         ctx.obj["settings"].model = model
         _assistant(ctx).settings.model = model
     _ensure_index(ctx)
+    _load_model(ctx)  # with progress: the first use assembles the model from its packages
     assistant = _assistant(ctx)
     if as_json:
         answer = assistant.ask(question)
