@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -92,8 +93,9 @@ class Assistant:
             self._prompts = load_prompts(self.settings.prompts_dir)
         return self._prompts
 
-    @property
+    @functools.cached_property
     def models(self) -> ModelRegistry:
+        """The model catalogue (models.txt, read once)."""
         return ModelRegistry(self.settings)
 
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import IndexCorruptError
@@ -54,6 +54,12 @@ class Catalog:
     def close(self) -> None:
         self.db.close()
 
+    def _rows_where_in(self, query: str, ids: Sequence[str]) -> Iterator[tuple]:
+        """Rows of `query` (ending in `IN ({})`) for all `ids`, in batches under SQLite's variable limit."""
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            yield from self.db.execute(query.format(",".join("?" * len(part))), part)
+
     # --- meta ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -88,18 +94,15 @@ class Catalog:
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         ids = list(dict.fromkeys(paper_ids))
         out: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT paper_id, title, abstract, source, sources, authors, year, url, categories "
-                f"FROM papers WHERE paper_id IN ({','.join('?' * len(part))})",
-                part,
+        rows = self._rows_where_in(
+            "SELECT paper_id, title, abstract, source, sources, authors, year, url, categories "
+            "FROM papers WHERE paper_id IN ({})", ids,
+        )
+        for pid, title, abstract, source, sources, authors, year, url, categories in rows:
+            out[pid] = Paper(
+                title=title, abstract=abstract, source=source, sources=json.loads(sources),
+                authors=json.loads(authors), year=year, url=url, categories=json.loads(categories),
             )
-            for pid, title, abstract, source, sources, authors, year, url, categories in rows:
-                out[pid] = Paper(
-                    title=title, abstract=abstract, source=source, sources=json.loads(sources),
-                    authors=json.loads(authors), year=year, url=url, categories=json.loads(categories),
-                )
         return out
 
     def source_names(self) -> list[str]:
@@ -111,28 +114,14 @@ class Catalog:
     # --- chunks -------------------------------------------------------------------------
     def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         """chunk id -> (paper id, title, text)."""
-        out: dict[str, tuple[str, str, str]] = {}
-        ids = list(chunk_ids)
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT c.chunk_id, c.paper_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) "
-                f"WHERE c.chunk_id IN ({','.join('?' * len(part))})",
-                part,
-            )
-            for cid, pid, title, text in rows:
-                out[cid] = (pid, title, text)
-        return out
+        rows = self._rows_where_in(
+            "SELECT c.chunk_id, c.paper_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) "
+            "WHERE c.chunk_id IN ({})", list(chunk_ids),
+        )
+        return {cid: (pid, title, text) for cid, pid, title, text in rows}
 
     def chunk_ids_of(self, paper_ids: Iterable[str]) -> list[str]:
-        ids = list(paper_ids)
-        out: list[str] = []
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            out += [r[0] for r in self.db.execute(
-                f"SELECT chunk_id FROM chunks WHERE paper_id IN ({','.join('?' * len(part))})", part
-            )]
-        return out
+        return [row[0] for row in self._rows_where_in("SELECT chunk_id FROM chunks WHERE paper_id IN ({})", list(paper_ids))]
 
     def iter_chunks(self) -> list[tuple[str, str, str]]:
         """Every chunk as (chunk id, title, text), in a stable order."""

@@ -169,8 +169,7 @@ def ask(ctx: click.Context, question: str, model: str | None, as_json: bool) -> 
 
     clean_question(question)
     if model:
-        ctx.obj["settings"].model = model
-        _assistant(ctx).settings.model = model
+        _settings(ctx).model = model  # the Assistant is built from this same Settings object
     _ensure_index(ctx)
     _load_model(ctx)  # with progress: the first use assembles the model from its packages
     assistant = _assistant(ctx)

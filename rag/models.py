@@ -171,6 +171,14 @@ class ModelRegistry:
         free = shutil.disk_usage(self.dir).free
         if free < total:
             raise ModelError(f"not enough disk space in {self.dir} to assemble {entry.name} ({total / 1e9:.2f} GB needed)")
+        sha256 = self._concatenate(parts, partial, progress)
+        self._verify_and_install(entry, partial, sha256)
+        return target
+
+    @staticmethod
+    def _concatenate(parts: list[Path], partial: Path, progress: Progress | None = None) -> str:
+        """Write `parts` one after the other into `partial`, hashing on the way; the sha256 hex digest."""
+        total = sum(p.stat().st_size for p in parts)
         digest = hashlib.sha256()
         if progress:
             progress("assemble", 0, total)
@@ -186,8 +194,7 @@ class ModelRegistry:
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise ModelError(f"cannot write {partial}: {exc.strerror}") from exc
-        self._verify_and_install(entry, partial, digest.hexdigest())
-        return target
+        return digest.hexdigest()
 
     def _verify_and_install(self, entry: ModelEntry, partial: Path, sha256: str) -> None:
         size = partial.stat().st_size
@@ -225,10 +232,5 @@ class ModelRegistry:
         except Exception as exc:
             raise OfflineError(f"cannot download {entry.name} from the hub: {type(exc).__name__}: {str(exc)[:100]}") from exc
         partial = self.target(entry).with_suffix(".gguf.partial")
-        shutil.copyfile(downloaded, partial)
-        digest = hashlib.sha256()
-        with open(partial, "rb") as f:
-            while block := f.read(8 << 20):
-                digest.update(block)
-        self._verify_and_install(entry, partial, digest.hexdigest())
+        self._verify_and_install(entry, partial, self._concatenate([downloaded], partial, progress))
         return self.target(entry)

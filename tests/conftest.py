@@ -70,28 +70,26 @@ def models_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-@pytest.fixture(scope="session")
-def small_model(models_home):
-    """The real Qwen2.5-Coder-0.5B (fast enough for a handful of end-to-end questions), loaded once."""
-    from rag import Settings
-    from rag.llm import LlamaCppGenerator
-    from rag.models import ModelRegistry
-
-    resolved = ModelRegistry(Settings(models_home=models_home)).resolve("qwen2.5-coder-0.5b")
-    generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
-    generator.llm
-    return generator
-
-
-@pytest.fixture(scope="session")
-def default_model(models_home):
-    """The default model of the catalogue (Qwen2.5-Coder-1.5B): the one whose answers users see."""
+def _load_model(models_home: Path, name: str | None = None):
+    """A catalogue model (default: the first entry), assembled into `models_home` and loaded."""
     from rag import Settings
     from rag.llm import LlamaCppGenerator
     from rag.models import ModelRegistry
 
     registry = ModelRegistry(Settings(models_home=models_home))
-    resolved = registry.resolve(registry.default.name)
+    resolved = registry.resolve(name or registry.default.name)
     generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
     generator.llm
     return generator
+
+
+@pytest.fixture(scope="session")
+def small_model(models_home):
+    """The real Qwen2.5-Coder-0.5B (fast enough for a handful of end-to-end questions), loaded once."""
+    return _load_model(models_home, "qwen2.5-coder-0.5b")
+
+
+@pytest.fixture(scope="session")
+def default_model(models_home):
+    """The default model of the catalogue (Qwen2.5-Coder-1.5B): the one whose answers users see."""
+    return _load_model(models_home)
