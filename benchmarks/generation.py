@@ -19,7 +19,7 @@ from rag.llm import LlamaCppGenerator
 from rag.models import ModelRegistry
 
 QUESTIONS = [
-    "How many parameters does Video-Panda use for visual processing?",
+    "Is a dedicated vector store needed for vector search with OpenAI embeddings?",
     "What does the IDF-aware FLOPS loss add to sparse retrievers?",
     "Which benchmark tests whether neural retrievers understand negation?",
     "How does SimMIM mask images for pretraining?",

@@ -340,6 +340,30 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")
 
 
+@cli.command()
+@click.option("--verify", is_flag=True, help="Re-hash the model files (sha256; a few seconds per GB).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
+    """Check the install: versions, data dir, models, index, llama.cpp build, network needs."""
+    from .doctor import diagnose
+
+    report = diagnose(_settings(ctx), verify=verify)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        colours = {"ok": "green", "info": None, "warn": "yellow", "fail": "red"}
+        section = None
+        for check in report.checks:
+            if check.section != section:
+                section = check.section
+                click.echo(click.style(section, bold=True))
+            mark = click.style(f"{check.status:<4}", fg=colours[check.status])
+            click.echo(f"  {mark} {check.name:<22} {check.detail}")
+    if report.failed:
+        ctx.exit(1)
+
+
 def main() -> None:
     cli(obj={})
 

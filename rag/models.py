@@ -22,6 +22,14 @@ Progress = Callable[[str, int, int], None]
 _PIP_SOURCE = re.compile(r"^pip:(?P<module>\w+?)\{(?P<first>\d+)\.\.(?P<last>\d+)\}/(?P<path>\S+)$")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ModelEntry(BaseModel):
     name: str
     kind: Literal["pip", "hf"]
@@ -111,6 +119,13 @@ class ModelRegistry:
 
     def _stamp(self, entry: ModelEntry) -> Path:
         return self.dir / f"{entry.name}.gguf.verified"
+
+    def recorded_sha256(self, entry: ModelEntry) -> str | None:
+        """The hash recorded when the file was assembled or downloaded."""
+        try:
+            return json.loads(self._stamp(entry).read_text()).get("sha256")
+        except (OSError, ValueError):
+            return None
 
     def is_verified(self, entry: ModelEntry) -> bool:
         """Assembled and hashed before; the stamp ties the hash to the file's size and mtime."""

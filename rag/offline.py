@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-_OFFLINE_ENV = {
+OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -16,5 +16,5 @@ _OFFLINE_ENV = {
 
 def enforce_offline() -> None:
     """Set the offline switches before sentence-transformers/transformers/chromadb are imported."""
-    for name, value in _OFFLINE_ENV.items():
+    for name, value in OFFLINE_ENV.items():
         os.environ.setdefault(name, value)

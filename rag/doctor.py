@@ -1,0 +1,204 @@
+"""`rag doctor`: what a user needs to know when something is off, in one report.
+
+Every check reads local state only: the doctor itself never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import RagError
+from .settings import Settings
+
+Status = Literal["ok", "info", "warn", "fail"]
+PACKAGES = (
+    "rag-abstracts", "llama-cpp-python", "chromadb", "onnxruntime", "sentence-transformers", "torch", "bm25s",
+    "pydantic", "textual",
+)
+# Below this, assembling the default model or re-indexing may fail half-way.
+LOW_DISK_BYTES = 2 * 1024**3
+
+
+class Check(BaseModel):
+    section: str
+    name: str
+    status: Status
+    detail: str
+
+
+class DoctorReport(BaseModel):
+    checks: list[Check] = Field(default_factory=list)
+
+    def add(self, section: str, name: str, status: Status, detail: str) -> None:
+        self.checks.append(Check(section=section, name=name, status=status, detail=detail))
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == "fail" for c in self.checks)
+
+
+def _versions(report: DoctorReport) -> None:
+    report.add("versions", "python", "info", f"{platform.python_version()} ({sys.executable})")
+    for package in PACKAGES:
+        try:
+            report.add("versions", package, "info", version(package))
+        except PackageNotFoundError:
+            status: Status = "info" if package == "torch" else "fail"
+            report.add("versions", package, status, "not installed; reinstall the project (pip install -e .)")
+
+
+def _data_dir(report: DoctorReport, settings: Settings) -> None:
+    home = settings.home
+    report.add("data dir", "path", "info", str(home))
+    existing = next((p for p in (home, *home.parents) if p.exists()), Path("/"))
+    if not os.access(existing, os.W_OK):
+        report.add("data dir", "writable", "fail", f"{existing} is not writable; set RAG_HOME or --home to a writable dir")
+    free = shutil.disk_usage(existing).free
+    status: Status = "warn" if free < LOW_DISK_BYTES else "ok"
+    report.add("data dir", "free disk", status, f"{free / 1e9:.1f} GB free in {existing}")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _llama_cpp(report: DoctorReport) -> None:
+    cpu = _cpu_flags()
+    if cpu:
+        shown = [f for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu]
+        report.add("llama.cpp", "cpu flags", "info", f"{os.cpu_count()} cores; " + " ".join(shown))
+    try:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode().strip().strip("|").strip()
+        report.add("llama.cpp", "build", "info", info)
+        built = {part.split("=")[0].strip().lower() for part in info.split("|") if part.strip().endswith("= 1")}
+        if "avx512f" in cpu and "avx512" not in built:
+            report.add("llama.cpp", "build flags", "warn",
+                       "the CPU has AVX-512 but llama.cpp was built without it; reinstall llama-cpp-python "
+                       "with CMAKE_ARGS=-DGGML_NATIVE=ON for faster answers")
+    except Exception as exc:  # a broken native build is exactly what the doctor is for
+        report.add("llama.cpp", "build", "fail", f"cannot load llama_cpp ({type(exc).__name__}: {str(exc)[:100]})")
+
+
+def _models(report: DoctorReport, settings: Settings, verify: bool) -> None:
+    from .models import ModelRegistry, file_sha256
+
+    try:
+        registry = ModelRegistry(settings)
+    except RagError as exc:
+        report.add("models", "catalogue", "fail", str(exc))
+        return
+    configured = settings.model or registry.default.name
+    report.add("models", "configured", "info", configured)
+    for entry in registry.entries:
+        state = next(s.state for s in registry.status() if s.name == entry.name)
+        status: Status = "ok" if state == "ready" else "info"
+        detail = state
+        if state == "ready" and verify:
+            digest = file_sha256(registry.target(entry))
+            expected = entry.sha256 or registry.recorded_sha256(entry)
+            if digest == expected:
+                detail = f"ready, sha256 {digest[:12]}... matches"
+            else:
+                status, detail = "fail", f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; delete {registry.target(entry)} and ask again"
+        elif state == "ready":
+            detail = "ready (sha256 checked when assembled; --verify re-hashes)"
+        if entry.name == configured and state == "not installed":
+            status = "fail"
+        report.add("models", entry.name, status, detail)
+    if configured.endswith(".gguf") or os.sep in configured:
+        status = "ok" if Path(configured).expanduser().is_file() else "fail"
+        report.add("models", "model file", status, configured)
+    try:
+        from .embeddings import resolve_embedding_model
+
+        folder = resolve_embedding_model(settings.embedding_model)
+        exported = list((settings.models_dir / "embeddings").glob(f"{folder.name}-*.onnx"))
+        engine = "onnxruntime export present" if exported else "exported to ONNX on first use"
+        report.add("models", "embedding model", "ok", f"{settings.embedding_model} from {folder} ({engine})")
+    except RagError as exc:
+        report.add("models", "embedding model", "fail", str(exc))
+
+
+def _index(report: DoctorReport, settings: Settings) -> None:
+    catalog_path = settings.index_dir / "catalog.sqlite"
+    if not catalog_path.exists():
+        report.add("index", "state", "warn", f"no index in {settings.index_dir}; the first question builds it (or run `rag ingest`)")
+        return
+    try:
+        with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as db:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.Error as exc:
+        report.add("index", "catalog", "fail", f"{catalog_path} cannot be read ({exc}); run `rag ingest --rebuild`")
+        return
+    recorded = meta.get("embedding_model")
+    status: Status = "ok" if recorded in (None, settings.embedding_model) else "fail"
+    report.add("index", "embedding model", status,
+               f"{recorded} ({meta.get('dimension')}-d)" + ("" if status == "ok" else
+               f" but {settings.embedding_model} is configured; run `rag ingest --rebuild`"))
+    from .assistant import Assistant
+
+    assistant = Assistant(settings)
+    try:
+        stats = assistant.stats()
+        report.add("index", "contents", "info",
+                   f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB")
+        assistant.index.open_for_search()
+        report.add("index", "consistency", "ok", "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)")
+    except RagError as exc:
+        report.add("index", "consistency", "fail", str(exc))
+    finally:
+        assistant.close()
+
+
+def _network(report: DoctorReport, settings: Settings) -> None:
+    from .offline import OFFLINE_ENV, enforce_offline
+
+    enforce_offline()
+    overridden = [f"{k}={os.environ[k]}" for k, v in OFFLINE_ENV.items() if os.environ.get(k) != v]
+    if overridden:
+        report.add("network", "offline switches", "warn", "overridden in the environment: " + ", ".join(overridden))
+    else:
+        report.add("network", "offline switches", "ok", "hub look-ups and telemetry off")
+    from .models import ModelRegistry
+
+    try:
+        registry = ModelRegistry(settings)
+        configured = registry.get(settings.model) if settings.model and not settings.model.endswith(".gguf") else None
+        entry = configured or (registry.default if not settings.model else None)
+    except RagError:
+        entry = None
+    if entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
+        report.add("network", "model download", "warn",
+                   f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once")
+    else:
+        report.add("network", "needs the network", "ok", "no: models, index and prompts are all local")
+
+
+def diagnose(settings: Settings | None = None, *, verify: bool = False) -> DoctorReport:
+    """Run every check; never raises for a broken install, it reports it."""
+    settings = settings or Settings()
+    report = DoctorReport()
+    _versions(report)
+    _data_dir(report, settings)
+    _models(report, settings, verify)
+    _index(report, settings)
+    _llama_cpp(report)
+    _network(report, settings)
+    return report

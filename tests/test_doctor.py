@@ -1,0 +1,49 @@
+"""`rag doctor` reports a healthy install as healthy and a damaged index as a failure."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from rag.cli import cli
+
+
+def doctor(home, *args):
+    return CliRunner().invoke(cli, ["--home", str(home), "doctor", "--json", *args], obj={}, catch_exceptions=False)
+
+
+def checks_of(result) -> dict[tuple[str, str], dict]:
+    return {(c["section"], c["name"]): c for c in json.loads(result.stdout)["checks"]}
+
+
+def test_fresh_data_dir_is_healthy_and_says_the_first_question_builds_the_index(rag_home):
+    result = doctor(rag_home)
+    assert result.exit_code == 0, result.output
+    checks = checks_of(result)
+    assert checks[("index", "state")]["status"] == "warn"
+    assert checks[("network", "needs the network")]["status"] == "ok"
+    assert checks[("llama.cpp", "build")]["status"] == "info"  # llama_cpp loads and reports its build
+    assert checks[("models", "configured")]["detail"] == "qwen2.5-coder-1.5b"
+    assert checks[("data dir", "path")]["detail"] == str(rag_home)
+
+
+def test_index_with_missing_vectors_fails_with_the_way_out(assistant, small_corpus, rag_home):
+    assistant.ingest([small_corpus])
+    healthy = checks_of(doctor(rag_home))
+    assert healthy[("index", "consistency")]["status"] == "ok"
+    assert healthy[("index", "contents")]["detail"].startswith("5 papers")
+    some = assistant.index.vectors.collection.get(limit=2)["ids"]
+    assistant.index.vectors.delete(some)
+    assistant.close()
+    result = doctor(rag_home)
+    assert result.exit_code == 1
+    consistency = checks_of(result)[("index", "consistency")]
+    assert consistency["status"] == "fail" and "rag ingest" in consistency["detail"]
+
+
+def test_hub_model_not_downloaded_is_reported_as_needing_the_network(rag_home, monkeypatch):
+    monkeypatch.setenv("RAG_MODEL", "qwen2.5-3b-instruct")
+    checks = checks_of(doctor(rag_home))
+    assert checks[("network", "model download")]["status"] == "warn"
+    assert "rag models pull qwen2.5-3b-instruct" in checks[("network", "model download")]["detail"]
