@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,23 @@ from .settings import Settings
 from .types import Answer, Hit, Timings
 
 STOP = ["\n\n\n", "Question:", "Passages:", "<|im_end|>", "<|endoftext|>"]
+
+# Sentences of an abstract that speak to the model instead of about the research (prompt injection).
+# Kept narrow on purpose: the corpus is full of papers *about* instructions and assistants.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\b[^.]{0,30}\b(?:instructions?|questions?|passages?|context|prompt)\b"
+    r"|\b(?:previous|above|prior) instructions\b|\b(?:never|do not|don't) say\b|\balways answer\b"
+    r"|^(?:system|assistant|important note[^:]{0,30})\s*:|^(?:reply|respond|answer|say)\s+(?:that|with|only)\b|^cite\b"
+    r"|\bcite \[\d",
+    re.IGNORECASE,
+)
+# A bracketed number inside a passage would read as a citation key to the model.
+_KEY_LIKE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def passage_sentences(abstract: str) -> list[str]:
+    """The sentences the model may see: no instructions aimed at it, no citation-like markers."""
+    return [_KEY_LIKE.sub(r"(\1)", s) for s in split_sentences(abstract) if not _INSTRUCTION.search(s)]
 
 
 def relevant(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
@@ -56,7 +74,10 @@ def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generat
     used = 0
     for hit in top:
         paper = papers.get(hit.paper_id)
-        text = select_sentences(question, split_sentences(paper.abstract if paper else hit.text), settings.context_sentences)
+        sentences = passage_sentences(paper.abstract if paper else hit.text)
+        if not sentences:
+            continue
+        text = select_sentences(question, sentences, settings.context_sentences)
         cost = generator.count_tokens(f"[0] {hit.title}\n{text}\n")
         if passages and used + cost > settings.context_tokens:
             break

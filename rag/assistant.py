@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
@@ -57,25 +57,30 @@ class Assistant:
 
     # --- ingest ---------------------------------------------------------------------------
     def ingest(
-        self, paths: Iterable[Path | str] | None = None, rebuild: bool = False, progress: Progress | None = None
+        self, paths: Iterable[Path | str] | None = None, rebuild: bool = False, progress: Progress | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded."""
+        """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded.
+
+        If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
+        """
         read = read_corpus(list(paths) if paths is not None else None)
         papers = dedupe(read.papers)
         if not papers:
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
-        if rebuild:
-            self.index.wipe()
-        report = self.index.ingest(papers, progress=progress)
-        report.files, report.papers_read, report.problems = read.files, len(read.papers), read.problems
+        report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
+        report.files, report.papers_read = read.files, len(read.papers)
+        report.problems = read.problems + report.problems
         return report
 
-    def ensure_index(self, progress: Progress | None = None) -> IngestReport | None:
+    def ensure_index(
+        self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> IngestReport | None:
         """Build the index of the bundled corpus on first use."""
         if self.index.exists():
             return None
-        return self.ingest(progress=progress)
+        return self.ingest(progress=progress, on_wait=on_wait)
 
     # --- search ---------------------------------------------------------------------------
     def search(

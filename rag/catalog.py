@@ -54,6 +54,16 @@ class Catalog:
     def close(self) -> None:
         self.db.close()
 
+    def check_integrity(self) -> None:
+        """SQLite's quick check: finds damaged pages that plain queries may never touch."""
+        try:
+            problem = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem != "ok":
+            problem = " ".join(problem.split())[:100]
+            raise IndexCorruptError(f"the index catalog {self.path} is damaged ({problem}); run `rag ingest --rebuild`")
+
     def _rows_where_in(self, query: str, ids: Sequence[str]) -> Iterator[tuple]:
         """Rows of `query` (ending in `IN ({})`) for all `ids`, in batches under SQLite's variable limit."""
         for start in range(0, len(ids), 500):
@@ -122,6 +132,13 @@ class Catalog:
 
     def chunk_ids_of(self, paper_ids: Iterable[str]) -> list[str]:
         return [row[0] for row in self._rows_where_in("SELECT chunk_id FROM chunks WHERE paper_id IN ({})", list(paper_ids))]
+
+    def all_chunk_ids(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")]
+
+    def paper_ids_of_chunks(self, chunk_ids: Sequence[str]) -> list[str]:
+        rows = self._rows_where_in("SELECT DISTINCT paper_id FROM chunks WHERE chunk_id IN ({})", list(chunk_ids))
+        return list(dict.fromkeys(row[0] for row in rows))
 
     def iter_chunks(self) -> list[tuple[str, str, str]]:
         """Every chunk as (chunk id, title, text), in a stable order."""

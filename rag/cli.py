@@ -53,7 +53,7 @@ def progress_bar(description: str) -> Iterator:
 
 def _ingest(ctx: click.Context, paths, rebuild: bool):
     with progress_bar("Embedding chunks") as update:
-        return _assistant(ctx).ingest(paths, rebuild=rebuild, progress=update)
+        return _assistant(ctx).ingest(paths, rebuild=rebuild, progress=update, on_wait=_err)
 
 
 def _ensure_index(ctx: click.Context) -> None:
@@ -62,7 +62,7 @@ def _ensure_index(ctx: click.Context) -> None:
     if not assistant.index.exists():
         _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
         with progress_bar("Embedding chunks") as update:
-            assistant.ensure_index(update)
+            assistant.ensure_index(update, on_wait=_err)
 
 
 class RagGroup(click.Group):

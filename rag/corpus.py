@@ -78,11 +78,17 @@ def _looks_like_abstract(line: str) -> bool:
     return len(line.split()) >= MIN_ABSTRACT_WORDS
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as an editor numbers them: split at \n only (str.splitlines also splits at U+2028,
+    form feeds and other characters that JSON strings may hold)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_page_dump(text: str, source: str) -> ReadResult:
     """A "daily papers" page dump: chrome lines, then title and abstract lines (blank lines or not)."""
     result = ReadResult(files=1)
     lines: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_lines(text), start=1):
         line = _GLUED_CHROME.sub("", clean(raw))
         if line and not _CHROME.match(line):
             lines.append((number, line))
@@ -131,22 +137,45 @@ def _paper_from_record(result: ReadResult, where: str, source: str, record: dict
     )
 
 
-def read_jsonl(text: str, source: str) -> ReadResult:
-    result = ReadResult(files=1)
-    stripped = text.lstrip()
-    if stripped.startswith("["):  # a .json file holding one array of records
+def _array_items(text: str) -> Iterator[tuple[int, object]]:
+    """The elements of a JSON array with the line each starts on; ValueError(line, msg) if malformed."""
+    decoder, pos = json.JSONDecoder(), text.index("[") + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            raise ValueError(text.count("\n") + 1, "the array is not closed")
+        if text[pos] == "]":
+            return
+        line = text.count("\n", 0, pos) + 1
         try:
-            records = json.loads(stripped)
+            item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            result.problems.append(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}")
-            return result
-        for index, record in enumerate(records, start=1):
+            raise ValueError(exc.lineno, exc.msg) from None
+        yield line, item
+
+
+def read_json(text: str, source: str) -> ReadResult:
+    """A .json file: one array of records, or (like the arXiv snapshot) one object per line."""
+    if not text.lstrip().startswith("["):
+        return read_jsonl(text, source)
+    result = ReadResult(files=1)
+    try:
+        for line, record in _array_items(text):
             if isinstance(record, dict):
-                _paper_from_record(result, f"{source}:[{index}]", source, record)
+                _paper_from_record(result, f"{source}:{line}", source, record)
             else:
-                result.problems.append(f"{source}:[{index}]: not a JSON object")
-        return result
-    for number, line in enumerate(text.splitlines(), start=1):
+                result.problems.append(f"{source}:{line}: not a JSON object")
+    except ValueError as exc:
+        line, message = exc.args
+        result.problems.append(f"{source}:{line}: not valid JSON: {message}; the records after it were not read")
+    return result
+
+
+def read_jsonl(text: str, source: str) -> ReadResult:
+    """JSON Lines: one record a line; a bad line is reported and skipped."""
+    result = ReadResult(files=1)
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -163,7 +192,7 @@ def read_jsonl(text: str, source: str) -> ReadResult:
 
 def read_csv(text: str, source: str) -> ReadResult:
     result = ReadResult(files=1)
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted fields may hold \r and \n
     columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
     title_col = columns.get("title")
     abstract_col = columns.get("abstract") or columns.get("summary")
@@ -268,7 +297,7 @@ _READERS = {
     ".txt": read_page_dump,
     ".jsonl": read_jsonl,
     ".ndjson": read_jsonl,
-    ".json": read_jsonl,
+    ".json": read_json,
     ".bib": read_bibtex,
     ".csv": read_csv,
 }

@@ -156,10 +156,10 @@ def _index(report: DoctorReport, settings: Settings) -> None:
 
     assistant = Assistant(settings)
     try:
+        assistant.index.open_for_search()  # first: it checks the files before Chroma reads them
         stats = assistant.stats()
         report.add("index", "contents", "info",
                    f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB")
-        assistant.index.open_for_search()
         report.add("index", "consistency", "ok", "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)")
     except RagError as exc:
         report.add("index", "consistency", "fail", str(exc))

@@ -53,3 +53,7 @@ class PromptError(RagError):
 
 class GenerationError(RagError):
     """The language model failed while generating."""
+
+
+class IndexBusyError(RagError):
+    """Another process is writing to the index and did not finish in time."""

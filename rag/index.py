@@ -1,11 +1,15 @@
 """The index in the data dir: catalog (SQLite) + vectors (Chroma) + lexical (bm25s), kept in step.
 
 Ingest is incremental and crash-safe: papers are embedded and committed in batches, the vectors
-first and the catalog last, so a batch either is in the catalog with its vectors or is redone.
+first, then the catalog (the manifest of what is ingested), then the removal of replaced vectors.
+A crash leaves at worst vectors the catalog does not know (never shown, removed by the next
+ingest); a batch is either in the catalog with its vectors or is redone. One process writes at a
+time (a file lock in the data dir); readers see the last committed batch.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -18,9 +22,10 @@ from .chunking import chunk_paper
 from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from .lexical import LexicalIndex
+from .locking import WriterLock
 from .settings import Settings
 from .types import Chunk, Paper
-from .vectors import VectorStore
+from .vectors import VectorStore, check_files, file_manifest
 
 # progress(stage, advance, total): stage is "embed"; total is known from the first call.
 Progress = Callable[[str, int, int], None]
@@ -38,6 +43,8 @@ class IngestReport(BaseModel):
     sources_updated: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    repaired: int = 0
+    orphans_removed: int = 0
     problems: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -63,6 +70,8 @@ class Index:
         self._vectors: VectorStore | None = None
         self._lexical: LexicalIndex | None = None
         self._checked_generation: int | None = None
+        self.lock = WriterLock(settings.home, settings.lock_timeout)
+        self._writing = False
 
     # --- opening --------------------------------------------------------------------------
     @property
@@ -80,10 +89,26 @@ class Index:
         return self._catalog
 
     @property
+    def vectors_path(self) -> Path:
+        return self.dir / "chroma"
+
+    @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
-            self._vectors = VectorStore(self.dir / "chroma")
+            damage = self.vector_damage() if self.catalog_path.exists() else None
+            if damage:
+                raise IndexCorruptError(
+                    f"the vector store is damaged ({damage}); run `rag ingest` to re-embed the papers from the catalog"
+                )
+            self._vectors = VectorStore(self.vectors_path)
         return self._vectors
+
+    def vector_damage(self) -> str | None:
+        """How the vector files differ from what the last complete ingest wrote (None: intact or unknown)."""
+        manifest = self.catalog.get_meta("vector_files")
+        if self.catalog.get_meta("vector_state") != "clean" or not manifest:
+            return None  # an ingest is running or was cut short: its next run repairs what it left
+        return check_files(self.vectors_path, json.loads(manifest))
 
     def check_model(self) -> None:
         """The index must have been built by the embedding model we query it with."""
@@ -101,8 +126,10 @@ class Index:
         if not self.catalog_path.exists() or self.catalog.paper_count() == 0:
             raise IndexMissingError(f"no index in {self.dir}; run `rag ingest`")
         self.check_model()
+        self.catalog.check_integrity()
         chunks, vectors = self.catalog.chunk_count(), self.vectors.count()
-        if chunks != vectors:
+        # More vectors than chunks is a batch in flight or cut short: those are never shown.
+        if vectors < chunks:
             raise IndexCorruptError(
                 f"the index is inconsistent ({chunks} chunks in the catalog, {vectors} vectors); "
                 "run `rag ingest` to repair it or `rag ingest --rebuild`"
@@ -121,9 +148,18 @@ class Index:
                 lexical = LexicalIndex.build(
                     [cid for cid, _, _ in rows], [f"{title}. {text}" for _, title, text in rows], generation
                 )
-                lexical.save(path)
+                self._save_lexical(lexical, path)
             self._lexical = lexical
         return self._lexical
+
+    def _save_lexical(self, lexical: LexicalIndex, path: Path) -> None:
+        """Saved by the writer; a reader saves it only while no ingest runs (else it keeps it in memory)."""
+        if self._writing:
+            lexical.save(path)
+            return
+        with self.lock.try_hold() as free:
+            if free:
+                lexical.save(path)
 
     def close(self) -> None:
         if self._vectors is not None:
@@ -140,12 +176,31 @@ class Index:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- ingest ---------------------------------------------------------------------------
-    def ingest(self, papers: Sequence[Paper], progress: Progress | None = None) -> IngestReport:
-        """Add new papers, replace changed ones, record new sources of known ones."""
+    def ingest(
+        self, papers: Sequence[Paper], progress: Progress | None = None, *, rebuild: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
+
+        Holds the data dir's writer lock throughout (waiting for another ingest if needed).
+        """
+        with self.lock.hold(on_wait):
+            self._writing = True
+            try:
+                if rebuild:
+                    self.wipe()
+                return self._ingest(papers, progress)
+            finally:
+                self._writing = False
+
+    def _ingest(self, papers: Sequence[Paper], progress: Progress | None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(unique_papers=len(papers))
         catalog = self.catalog
         self.check_model()
+        catalog.check_integrity()
+        self._drop_damaged_vectors(report)
+        catalog.set_meta({"vector_state": "writing"})
         by_title = catalog.paper_ids_by_title()
         known_ids = set(by_title.values())
 
@@ -168,12 +223,16 @@ class Index:
         if source_updates:
             catalog.set_sources(source_updates)
             report.sources_updated = len(source_updates)
+        repairs = self._repairs(report)
+        todo += [(paper, paper.paper_id) for paper in repairs if paper.paper_id not in {p.paper_id for p, _ in todo}]
 
         if todo:
             self._embed_and_commit(todo, report, progress)
             self.lexical  # bring BM25 up to date with what was committed
+        catalog.set_meta({"vector_files": json.dumps(file_manifest(self.vectors_path)), "vector_state": "clean"})
         report.added = sum(1 for _, old in todo if old is None)
-        report.replaced = len(todo) - report.added
+        report.repaired = sum(1 for paper, old in todo if old == paper.paper_id)
+        report.replaced = len(todo) - report.added - report.repaired
         report.seconds = time.perf_counter() - started
         return report
 
@@ -208,15 +267,47 @@ class Index:
             )
             report.embed_seconds += time.perf_counter() - t0
             replaced = [old for _, old in batch if old is not None]
-            old_chunk_ids = catalog.chunk_ids_of(replaced)
+            new_ids = {c.chunk_id for c in chunks}
+            stale = [cid for cid in catalog.chunk_ids_of(replaced) if cid not in new_ids]
             vectors.add(
                 [c.chunk_id for c in chunks], embedded, [c.text for c in chunks],
                 [{"paper_id": c.paper_id, "position": c.position, "title": c.title} for c in chunks],
             )
-            vectors.delete(old_chunk_ids)
             catalog.commit_batch([paper for paper, _ in batch], chunks, replaced)
+            # Only now: until the catalog moved on, readers still use the old vectors.
+            vectors.delete(stale)
             report.chunks_added += len(chunks)
-            report.chunks_removed += len(old_chunk_ids)
+            report.chunks_removed += len(stale)
+
+    def _drop_damaged_vectors(self, report: IngestReport) -> None:
+        """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again."""
+        try:
+            self.vectors.count()
+            return
+        except IndexCorruptError as exc:
+            damage = str(exc)
+        report.problems.append(f"the vector store was damaged ({damage}); re-embedding the catalog's papers")
+        if self._vectors is not None:
+            self._vectors.close()
+            self._vectors = None
+        shutil.rmtree(self.vectors_path, ignore_errors=True)
+
+    def _repairs(self, report: IngestReport) -> list[Paper]:
+        """Remove vectors the catalog does not know (a crash between the two writes); return the
+        catalog's papers whose vectors are missing, to embed again."""
+        catalog, vectors = self.catalog, self.vectors
+        if catalog.chunk_count() == vectors.count():
+            return []
+        stored = set(vectors.all_ids())
+        known = set(catalog.all_chunk_ids())
+        orphans = sorted(stored - known)
+        if orphans:
+            vectors.delete(orphans)
+            report.orphans_removed = len(orphans)
+        missing = known - stored
+        if not missing:
+            return []
+        return list(catalog.get_papers(catalog.paper_ids_of_chunks(sorted(missing))).values())
 
     # --- stats ----------------------------------------------------------------------------
     def stats(self) -> IndexStats:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
     max_answer_tokens: int = Field(default=160, ge=16)
     temperature: float = Field(default=0.0, ge=0.0)
+    lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
     prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts")

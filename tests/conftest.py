@@ -22,10 +22,10 @@ def rag_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder(tmp_path_factory) -> Embedder:
-    """The real all-MiniLM-L6-v2, loaded once for the session (ONNX export cached per session)."""
-    cache = tmp_path_factory.mktemp("embeddings")
-    return Embedder(cache_dir=cache, batch_size=16)
+def embedder(models_home) -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once for the session (ONNX export cached in `models_home`,
+    where `rag` subprocesses started with RAG_MODELS_HOME find it too)."""
+    return Embedder(cache_dir=models_home / "embeddings", batch_size=16)
 
 
 @pytest.fixture

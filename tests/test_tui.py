@@ -194,8 +194,8 @@ async def test_first_run_builds_the_index_with_progress(rag_home, embedder, smal
     class SmallCorpusAssistant(Assistant):
         """The first-run index build, over the test corpus instead of the bundled one."""
 
-        def ensure_index(self, progress=None):
-            return None if self.index.exists() else self.ingest([small_corpus], progress=progress)
+        def ensure_index(self, progress=None, on_wait=None):
+            return None if self.index.exists() else self.ingest([small_corpus], progress=progress, on_wait=on_wait)
 
     labels, advanced = [], []
     start, advance = TaskBar.start, TaskBar.advance

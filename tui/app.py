@@ -322,7 +322,10 @@ class ChatApp(App[None]):
                 try:
                     if not self.assistant.index.exists():
                         self.post_message(TaskStarted("First run: indexing the bundled corpus"))
-                        self.assistant.ensure_index(self._progress(worker, {"embed": "First run: indexing the bundled corpus"}))
+                        self.assistant.ensure_index(
+                            self._progress(worker, {"embed": "First run: indexing the bundled corpus"}),
+                            on_wait=lambda why: self.post_message(TaskStarted(why)),
+                        )
                         self.post_message(Problem("the bundled corpus is indexed", "Index", "information"))
                     self.post_message(CorpusChanged(self.assistant.stats().papers))
                 except Exception as exc:  # noqa: BLE001 - a broken index must not end the app
@@ -402,7 +405,10 @@ class ChatApp(App[None]):
             self.post_message(TaskStarted(f"{label}: waiting for the assistant"))
             with self._assistant_lock(worker):
                 self.post_message(TaskStarted(label))
-                report = self.assistant.ingest(paths, rebuild=rebuild, progress=self._progress(worker, {"embed": label}))
+                report = self.assistant.ingest(
+                    paths, rebuild=rebuild, progress=self._progress(worker, {"embed": label}),
+                    on_wait=lambda why: self.post_message(TaskStarted(why)),
+                )
                 self.post_message(CorpusChanged(self.assistant.stats().papers))
             problems = f", {len(report.problems)} records skipped" if report.problems else ""
             self.post_message(Problem(

@@ -1,0 +1,103 @@
+"""kill -9 trials: `rag ingest` of the bundled corpus killed at random moments, then finished.
+
+    python benchmarks/crash.py [--trials 10] [--seed 1]
+
+Each trial starts `rag ingest` in a new process on the same data dir and kills it (SIGKILL) at a
+random moment between 0.5 s and 15 s after it started (start-up, embedding, or a commit). After
+each kill it counts the papers committed before the kill that are still there, and checks the
+index still opens for search. A last `rag ingest` finishes; the result is compared with a clean
+ingest in another data dir (same paper ids, chunk ids, and one vector per chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def rag(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", "--home", str(home), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def papers(home: Path) -> set[str]:
+    path = home / "index" / "catalog.sqlite"
+    if not path.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+            return {r[0] for r in db.execute("SELECT paper_id FROM papers")}
+    except sqlite3.OperationalError:
+        return set()
+
+
+def ids(home: Path) -> tuple[set[str], set[str], set[str]]:
+    from rag import Assistant, Settings
+
+    a = Assistant(Settings(home=home))
+    try:
+        catalog = a.index.catalog
+        return ({r[0] for r in catalog.db.execute("SELECT paper_id FROM papers")},
+                set(catalog.all_chunk_ids()), set(a.index.vectors.all_ids()))
+    finally:
+        a.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="rag-crash-"))
+    home, clean = work / "killed", work / "clean"
+    os.environ.setdefault("RAG_MODELS_HOME", str(work / "models"))
+    try:
+        rows = []
+        for trial in range(1, args.trials + 1):
+            before = papers(home)
+            proc = rag(home, "ingest")
+            delay = rng.uniform(0.5, 15.0)
+            time.sleep(delay)
+            seen = papers(home)
+            proc.kill()
+            proc.wait()
+            after = papers(home)
+            lost = len(seen - after)
+            searchable = True
+            if after:  # (on an empty data dir `rag search` would build the index itself)
+                probe = subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(home), "search", "sparse retrieval", "-k", "1"],
+                                       capture_output=True, text=True)
+                searchable = probe.returncode == 0
+            rows.append({"trial": trial, "killed_after_s": round(delay, 2), "papers_before": len(before),
+                         "papers_at_kill": len(seen), "papers_after": len(after), "lost": lost,
+                         "searchable": searchable, "exit": proc.returncode})
+            print(json.dumps(rows[-1]), flush=True)
+        finish = rag(home, "ingest", "--json")
+        out, err = finish.communicate()
+        report = json.loads(out)
+        subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(clean), "ingest"], check=True, capture_output=True)
+        got, want = ids(home), ids(clean)
+        summary = {
+            "trials": len(rows), "trials_losing_papers": sum(1 for r in rows if r["lost"]),
+            "trials_unsearchable": sum(1 for r in rows if not r["searchable"]),
+            "final_ingest": {k: report[k] for k in ("added", "unchanged", "repaired", "orphans_removed")},
+            "same_papers_as_clean": got[0] == want[0], "same_chunks_as_clean": got[1] == want[1],
+            "one_vector_per_chunk": got[2] == got[1],
+        }
+        print(json.dumps(summary, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Model files: assembled from their packages with a sha256 check; half-written or damaged files
+are redone or refused, never loaded; a full disk and a missing network are one clear line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag import Settings
+from rag.cli import cli
+from rag.errors import ModelError, ModelVerificationError
+from rag.models import ModelRegistry, file_sha256, load_catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def catalogue_with(tmp_path: Path, name: str, sha256: str | None = None) -> Settings:
+    """A one-entry catalogue: the pip-packaged 0.5B model under its own name (optionally a wrong hash)."""
+    line = next(l for l in (ROOT / "models.txt").read_text().splitlines() if l.startswith("qwen2.5-coder-0.5b"))
+    fields = line.split()
+    fields[0] = name
+    if sha256:
+        fields[3] = sha256
+    path = tmp_path / "models.txt"
+    path.write_text(" ".join(fields) + "\n")
+    return Settings(home=tmp_path / "home", models_file=path)
+
+
+def test_assembly_verifies_and_a_wrong_hash_is_an_error_that_leaves_nothing(tmp_path):
+    settings = catalogue_with(tmp_path, "tiny", sha256="0" * 64)
+    registry = ModelRegistry(settings)
+    with pytest.raises(ModelVerificationError, match="sha256"):
+        registry.resolve("tiny")
+    assert list(settings.models_dir.glob("tiny*")) == []
+
+
+def test_half_written_model_is_detected_and_assembled_again(tmp_path):
+    settings = catalogue_with(tmp_path, "tiny")
+    registry = ModelRegistry(settings)
+    entry = registry.get("tiny")
+    target = registry.target(entry)
+    target.parent.mkdir(parents=True)
+    # What a process killed while assembling leaves: a .partial file, or a short file with an old stamp.
+    target.with_suffix(".gguf.partial").write_bytes(b"half")
+    target.write_bytes(b"GGUF" + b"\0" * 1000)
+    (target.parent / "tiny.gguf.verified").write_text('{"sha256": "%s", "size": 1004, "mtime_ns": 0}' % entry.sha256)
+    assert registry.status()[0].state != "ready"
+    resolved = registry.resolve("tiny")
+    assert resolved.path.stat().st_size == entry.size
+    assert file_sha256(resolved.path) == entry.sha256
+    assert registry.status()[0].state == "ready"
+    assert not target.with_suffix(".gguf.partial").exists()
+
+
+def test_disk_full_while_assembling_is_one_clear_error(tmp_path):
+    settings = catalogue_with(tmp_path, "tiny")
+    registry = ModelRegistry(settings)
+    target = registry.target(registry.get("tiny"))
+    target.parent.mkdir(parents=True)
+    # /dev/full fails every write with ENOSPC, as a full disk does.
+    target.with_suffix(".gguf.partial").symlink_to("/dev/full")
+    with pytest.raises(ModelError, match="No space left on device"):
+        registry.resolve("tiny")
+    assert not target.exists() and not os.path.lexists(target.with_suffix(".gguf.partial"))
+
+
+def test_pulling_a_hub_model_offline_fails_in_one_line(tmp_path):
+    hub = next(e for e in load_catalogue(ROOT / "models.txt") if e.kind == "hf")
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "models", "pull", hub.name], obj={}, catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot download {hub.name}")
