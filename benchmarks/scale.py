@@ -14,10 +14,10 @@ RAG_HOME (real vectors) when there is one.
 
 Per point: build time (with where it went), size on disk (catalog, Chroma, BM25), peak RSS of the
 build, time to open the index in a new process, RSS after loading, and per-query latency p50/p95 of
-`Retriever.search` in dense, lexical and hybrid mode (plus hybrid with a source filter and the
-parts of a hybrid query) over the same queries: questions of the QA file, if given (used as queries
-only), topped up with sentences sampled from the bundled abstracts. Each build and each measurement
-runs in a fresh process so that peak RSS belongs to that step alone.
+`Retriever.search` in dense, lexical and hybrid mode (plus hybrid with a source filter, and the
+parts of a hybrid query and of the filter on their own) over the same queries: questions of the QA
+file, if given (used as queries only), topped up with sentences sampled from the bundled abstracts.
+Each build and each measurement runs in a fresh process so that peak RSS belongs to that step alone.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from rag.vectors import VectorStore
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 MODES = ("dense", "lexical", "hybrid")
+PARTS = ("part:embed_query", "part:chroma_query", "part:bm25_search", "part:filter_ids")
 SYNTHETIC_SOURCES = 8  # papers spread over 8 source files, so a source filter keeps ~1/8
 K = 10
 WARMUP_QUERIES = 10
@@ -233,8 +234,7 @@ def query_step(home: str, queries: list[str], source_filter: str) -> dict:
         for mode in MODES:
             retriever.search(query, K, mode=mode)
 
-    times: dict[str, list[float]] = {m: [] for m in (*MODES, "hybrid+source", "part:embed_query",
-                                                        "part:chroma_query", "part:bm25_search")}
+    times: dict[str, list[float]] = {m: [] for m in (*MODES, "hybrid+source", *PARTS)}
     for query in queries:
         # Interleaved, so that a burst of load from other processes hits every mode alike.
         for mode in MODES:
@@ -253,6 +253,9 @@ def query_step(home: str, queries: list[str], source_filter: str) -> dict:
         t0 = time.perf_counter()
         lexical.search(query, settings.candidates)
         times["part:bm25_search"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        index.catalog.chunk_ids_matching(source_filter, None)  # what a filtered search does first
+        times["part:filter_ids"].append(time.perf_counter() - t0)
     chunks = index.catalog.chunk_count()
     filtered_share = len(index.catalog.chunk_ids_matching(source_filter, None)) / chunks
     index.close()
@@ -299,7 +302,7 @@ def print_tables(points: list[dict]) -> None:
         print(f"| {p['name']} | {p['chunks_queried']} | {p['query_vectors']} | {q['open_s']:.2f} | "
               f"{q['bm25_load_s']:.2f} | {q['rss_after_load_mb']:.0f} | {q['peak_rss_mb']:.0f} | "
               f"{p['load_average_after'][0]} |")
-    names = [*MODES, "hybrid+source", "part:embed_query", "part:chroma_query", "part:bm25_search"]
+    names = [*MODES, "hybrid+source", *PARTS]
     print("\n| corpus | " + " | ".join(f"{n} p50 / p95 ms" for n in names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for p in points:
