@@ -2,8 +2,10 @@
 
     python benchmarks/crash.py [--trials 10] [--seed 1]
 
-Each trial starts `rag ingest` in a new process on the same data dir and kills it (SIGKILL) at a
-random moment between 0.5 s and 15 s after it started (start-up, embedding, or a commit). After
+Each trial starts `rag ingest` in a new process on the same data dir and kills it (SIGKILL): one
+trial in four at a random moment 0.5-8 s after it started (start-up, reading, first embeddings),
+the others at a random moment 0-6 s after the run committed its first batch (embedding the next
+batch, writing vectors, or committing). After
 each kill it counts the papers committed before the kill that are still there, and checks the
 index still opens for search. A last `rag ingest` finishes; the result is compared with a clean
 ingest in another data dir (same paper ids, chunk ids, and one vector per chunk).
@@ -66,8 +68,14 @@ def main() -> None:
         for trial in range(1, args.trials + 1):
             before = papers(home)
             proc = rag(home, "ingest")
-            delay = rng.uniform(0.5, 15.0)
-            time.sleep(delay)
+            started = time.perf_counter()
+            if trial % 4 != 1:
+                while len(papers(home)) <= len(before) and proc.poll() is None:
+                    time.sleep(0.1)
+            if proc.poll() is not None:
+                break  # this run finished the corpus: nothing left to interrupt
+            time.sleep(rng.uniform(0.5, 8.0) if trial % 4 == 1 else rng.uniform(0.0, 6.0))
+            delay = time.perf_counter() - started
             seen = papers(home)
             proc.kill()
             proc.wait()

@@ -54,8 +54,13 @@ class Catalog:
     def close(self) -> None:
         self.db.close()
 
-    def check_integrity(self) -> None:
-        """SQLite's quick check: finds damaged pages that plain queries may never touch."""
+    def check_integrity(self, max_bytes: int | None = None) -> None:
+        """SQLite's quick check: finds damaged pages that plain queries may never touch.
+
+        With `max_bytes`, skipped for larger files (it reads the whole file: ~0.6 s at 100k chunks).
+        """
+        if max_bytes is not None and self.path.stat().st_size > max_bytes:
+            return
         try:
             problem = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as exc:

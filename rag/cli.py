@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,10 @@ class RagGroup(click.Group):
             return super().invoke(ctx)
         except RagError as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.DatabaseError as exc:  # a damaged page the open-time checks did not reach
+            raise click.ClickException(
+                f"the index catalog is damaged ({' '.join(str(exc).split())[:100]}); run `rag ingest --rebuild`"
+            ) from exc
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(130)

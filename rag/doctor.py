@@ -156,6 +156,7 @@ def _index(report: DoctorReport, settings: Settings) -> None:
 
     assistant = Assistant(settings)
     try:
+        assistant.index.catalog.check_integrity()
         assistant.index.open_for_search()  # first: it checks the files before Chroma reads them
         stats = assistant.stats()
         report.add("index", "contents", "info",

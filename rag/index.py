@@ -31,6 +31,7 @@ from .vectors import VectorStore, check_files, file_manifest
 Progress = Callable[[str, int, int], None]
 FORMAT_VERSION = "1"
 PAPERS_PER_BATCH = 64
+QUICK_CHECK_MAX_BYTES = 32 << 20
 
 
 class IngestReport(BaseModel):
@@ -126,7 +127,7 @@ class Index:
         if not self.catalog_path.exists() or self.catalog.paper_count() == 0:
             raise IndexMissingError(f"no index in {self.dir}; run `rag ingest`")
         self.check_model()
-        self.catalog.check_integrity()
+        self.catalog.check_integrity(max_bytes=QUICK_CHECK_MAX_BYTES)  # ingest and `rag doctor` check any size
         chunks, vectors = self.catalog.chunk_count(), self.vectors.count()
         # More vectors than chunks is a batch in flight or cut short: those are never shown.
         if vectors < chunks:
