@@ -17,6 +17,7 @@ from .errors import (
     PromptError,
     RagError,
     UnknownModelError,
+    VectorStoreError,
 )
 from .index import IndexStats, IngestReport
 from .settings import Settings
@@ -48,5 +49,6 @@ __all__ = [
     "Settings",
     "Timings",
     "UnknownModelError",
+    "VectorStoreError",
     "clean_question",
 ]

@@ -82,7 +82,10 @@ class Index:
     @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
-            self._vectors = VectorStore(self.dir / "chroma")
+            s = self.settings
+            self._vectors = VectorStore(
+                self.dir / "chroma", collection=s.chroma_collection, url=s.chroma_url, headers=s.chroma_headers
+            )
         return self._vectors
 
     def check_model(self) -> None:
@@ -136,6 +139,8 @@ class Index:
         self._checked_generation = None
 
     def wipe(self) -> None:
+        if self.settings.chroma_url:
+            self.vectors.drop()  # the server's collection is not under self.dir
         self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
