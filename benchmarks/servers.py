@@ -184,7 +184,7 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
                 "llama_cpp.server": Assistant(Settings(home=home, model=f"openai:{name}", base_url=server.url)),
             }
             paths["in-process"].ensure_index()
-            times: dict[str, list[tuple[float, float]]] = {label: [] for label in paths}
+            times: dict[str, list[tuple[float, float, int]]] = {label: [] for label in paths}
             for label, assistant in paths.items():
                 assistant.load_generator()
                 assistant.ask(ANSWER_QUESTIONS[-1])  # warm-up: model pages, the system prompt's KV cache
@@ -192,13 +192,14 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
                 for label, assistant in paths.items():  # alternate: drifting load hits both paths alike
                     answer = assistant.ask(question)
                     t = answer.timings
-                    times[label].append((t.first_token_s or t.total_s, t.total_s))
-                    print(f"  {name} {label}: {question[:40]!r} first {t.first_token_s} total {t.total_s:.2f} "
-                          f"refused={answer.refused}", flush=True)
+                    times[label].append((t.first_token_s or t.total_s, t.total_s, answer.completion_tokens))
+                    print(f"  {name} {label}: {question[:40]!r} first {t.first_token_s or 0:.2f} s, total "
+                          f"{t.total_s:.2f} s, {answer.completion_tokens} answer tokens, refused={answer.refused}",
+                          flush=True)
             for label in paths:
-                firsts, totals = zip(*times[label])
+                firsts, totals, tokens = zip(*times[label])
                 rows.append(f"| {name} | {label} | {len(firsts)} | {statistics.median(firsts):.2f} | "
-                            f"{statistics.median(totals):.2f} |")
+                            f"{statistics.median(totals):.2f} | {statistics.median(tokens):.0f} |")
                 print(rows[-1], flush=True)
             for assistant in paths.values():
                 assistant.close()
@@ -225,8 +226,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     print("\n".join(retrieval))
     if answers:
-        print("\n| model | path | answers | median first token s | median total s |")
-        print("|---|---|---|---|---|")
+        print("\n| model | path | answers | median first token s | median total s | median answer tokens |")
+        print("|---|---|---|---|---|---|")
         print("\n".join(answers))
     print(f"\nload average after the run: {os.getloadavg()}")
 

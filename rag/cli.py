@@ -352,7 +352,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"data dir:        {s.home}")
     click.echo(f"papers:          {s.papers}")
-    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors)")
+    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
     click.echo(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
     click.echo(f"sources:         {len(s.sources)}")
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")

@@ -48,6 +48,7 @@ class IndexStats(BaseModel):
     papers: int
     chunks: int
     vectors: int
+    vector_store: str = "embedded"  # or the Chroma server's URL and collection
     embedding_model: str | None
     dimension: int | None
     sources: list[str]
@@ -235,6 +236,8 @@ class Index:
             papers=catalog.paper_count(),
             chunks=catalog.chunk_count(),
             vectors=self.vectors.count(),
+            vector_store=f"{self.settings.chroma_url} ({self.settings.chroma_collection})" if self.settings.chroma_url
+            else "embedded",
             embedding_model=catalog.get_meta("embedding_model"),
             dimension=int(dimension) if dimension else None,
             sources=catalog.source_names(),

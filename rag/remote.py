@@ -127,15 +127,15 @@ class OpenAIServer:
             f"check {self.setting}"
         )
 
-    def refused(self, response: httpx.Response, path: str, error: type[RagError]) -> RagError:
-        code, message = response.status_code, _server_message(response)
+    def refused(self, response: httpx.Response, error: type[RagError]) -> RagError:
+        code, message, path = response.status_code, _server_message(response), response.request.url.path
         if code in (401, 403):
             hint = "set RAG_API_KEY to a key the server accepts"
         elif code == 404:
             hint = f"check {self.setting} (the API root, usually ending in /v1) and the model name"
         else:
             hint = "see the server's log"
-        return error(f"the {self.what} server at {self.root} answered HTTP {code} to /{path} ({message}); {hint}")
+        return error(f"the {self.what} server at {self.root} answered HTTP {code} to {path} ({message}); {hint}")
 
     # --- requests ----------------------------------------------------------------------------------
     def send(self, method: str, path: str, payload: dict | None = None, *, stream: bool = False,
@@ -170,7 +170,7 @@ class OpenAIServer:
                     except httpx.HTTPError:
                         pass
                     response.close()
-                    raise self.refused(response, path, error)
+                    raise self.refused(response, error)
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
@@ -197,6 +197,7 @@ class OpenAIGenerator:
         self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="model",
                                    setting="RAG_BASE_URL")
         self._count: Callable[[str], int] | None = None
+        self._sampling: dict[str, float] = {}  # server-specific fields, found by the same probe
         self._lock = threading.Lock()
 
     @classmethod
@@ -226,10 +227,14 @@ class OpenAIGenerator:
         (/tokenize), probed once. Elsewhere (vLLM, Ollama, hosted APIs: no tokenizer endpoint in the
         OpenAI API) characters / 4, which is close for English text in BPE vocabularies.
         """
+        return self._probe()(text)
+
+    def _probe(self) -> Callable[[str], int]:
+        """Find out once what the server is: its token counter, and the sampling fields it needs."""
         with self._lock:
             if self._count is None:
                 self._count = self._pick_counter()
-        return self._count(text)
+            return self._count
 
     def _pick_counter(self) -> Callable[[str], int]:
         server_root = self.server.root.removesuffix("/v1")
@@ -246,6 +251,12 @@ class OpenAIGenerator:
                 read(response.json())
             except (httpx.HTTPStatusError, ValueError, KeyError, TypeError):
                 continue  # this server has no such endpoint
+            if url.endswith("/extras/tokenize/count"):
+                # llama-cpp-python's server applies repeat_penalty 1.1 unless a request says otherwise;
+                # in-process llama.cpp (and llama-server, vLLM) use none. With it, greedy answers differ
+                # from the same model in-process, and the model shies away from repeating the passages'
+                # numbers and names, which the citation checks require.
+                self._sampling = {"repeat_penalty": 1.0}
 
             def count(text: str, url: str = url, request=request, read=read) -> int:
                 response = self.server.send("POST", url, request(text), error=GenerationError)
@@ -261,14 +272,16 @@ class OpenAIGenerator:
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
     ) -> Iterator[str]:
-        # temperature 0 is greedy decoding on llama.cpp, vLLM and Ollama alike; no server-specific
-        # sampling fields are sent (strict servers reject unknown ones).
+        # temperature 0 is greedy decoding on llama.cpp, vLLM and Ollama alike; server-specific
+        # sampling fields go only to the server known to take them (strict servers reject unknown ones).
         payload: dict = {
             "model": self.model, "messages": list(messages), "max_tokens": max_tokens,
             "temperature": temperature, "stream": True,
         }
         if stop:
             payload["stop"] = list(stop)[:4]  # the OpenAI API takes at most 4
+        self._probe()
+        payload.update(self._sampling)
         server = self.server
         response = server.send("POST", "chat/completions", payload, stream=True, error=GenerationError)
         try:

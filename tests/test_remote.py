@@ -37,6 +37,7 @@ class Stub:
     def __init__(self):
         self.routes: dict[tuple[str, str], Route] = {}
         self.requests: list[str] = []
+        self.bodies: list[object] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +50,7 @@ class Stub:
                 length = int(self.headers.get("content-length") or 0)
                 self.body = json.loads(self.rfile.read(length)) if length else None
                 stub.requests.append(self.path)
+                stub.bodies.append(self.body)
                 route = stub.routes.get((method, self.path))
                 if route is None:
                     reply(self, 404, b'{"detail": "Not Found"}')
@@ -63,6 +65,7 @@ class Stub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a client that gave up: expected here
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -243,7 +246,7 @@ def test_silence_before_the_first_token_and_between_tokens_times_out(stub):
     with pytest.raises(GenerationError, match="sent nothing for 0.5 s.*RAG_REQUEST_TIMEOUT"):
         list(generator(stub.url, timeout=0.5).stream(MESSAGES, max_tokens=8))
     assert time.perf_counter() - started < 2  # not retried: a slow server is not sent the request twice
-    assert stub.requests == ["/v1/chat/completions"]
+    assert stub.requests.count("/v1/chat/completions") == 1
 
     stub.routes["POST", "/v1/chat/completions"] = streamed(sse(chunk("first"), "[DONE]"), pause_after_first=2)
     pieces = []
@@ -300,3 +303,16 @@ def test_embeddings_keep_the_servers_order(stub):
     vectors = OpenAIEmbedder("e", stub.url, retries=0, batch_size=2).encode(["a", "b", "c"])
     assert vectors.shape == (3, 2)
     assert [round(float(v[0] / v[1]), 3) for v in vectors] == [1.0, 2.0, 1.0]
+
+
+def test_llama_cpp_python_server_is_asked_for_the_in_process_sampling(stub):
+    stub.routes["POST", "/v1/chat/completions"] = streamed(sse(chunk("x"), "[DONE]"))
+    list(generator(stub.url).stream(MESSAGES, max_tokens=8))
+    plain = stub.bodies[-1]
+    assert plain["temperature"] == 0.0 and plain["stream"] is True and "repeat_penalty" not in plain
+
+    stub.routes["POST", "/extras/tokenize/count"] = lambda h: reply(h, 200, b'{"count": 2}')
+    list(generator(stub.url).stream(MESSAGES, max_tokens=8, stop=["a", "b", "c", "d", "e"]))
+    body = stub.bodies[-1]
+    assert body["repeat_penalty"] == 1.0  # its default is 1.1; in-process llama.cpp uses none
+    assert body["stop"] == ["a", "b", "c", "d"] and body["model"] == "test-model"

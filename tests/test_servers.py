@@ -91,7 +91,7 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory) -> Iterator[list[ServerProcess]]:
+def servers() -> Iterator[list[ServerProcess]]:
     """Every server a test of this module started; all stopped at the end, whatever happened."""
     started: list[ServerProcess] = []
     yield started
@@ -158,6 +158,7 @@ def test_chroma_server_gives_the_same_results_as_the_embedded_store(chroma, embe
                 assert [h.dense_score for h in there] == pytest.approx([h.dense_score for h in here], abs=1e-5)
         stats = remote.stats()
         assert stats.vectors == stats.chunks == embedded.stats().chunks
+        assert stats.vector_store == f"{chroma.url} (same_results)" and embedded.stats().vector_store == "embedded"
 
         # a second data dir on the same server, in its own collection, sees only its own vectors
         other = Assistant(Settings(home=tmp_path / "other", chroma_url=chroma.url, chroma_collection="other_dir"),
