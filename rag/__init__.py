@@ -18,6 +18,7 @@ from .errors import (
     PromptError,
     RagError,
     UnknownModelError,
+    VectorStoreError,
 )
 from .index import IndexStats, IngestReport
 from .settings import Settings
@@ -50,5 +51,6 @@ __all__ = [
     "Settings",
     "Timings",
     "UnknownModelError",
+    "VectorStoreError",
     "clean_question",
 ]

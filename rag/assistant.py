@@ -13,7 +13,7 @@ from .embeddings import Embedder
 from .errors import CorpusError, EmptyQuestionError
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
-from .settings import Settings
+from .settings import Settings, remote_model
 from .llm import Generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
@@ -46,14 +46,22 @@ class Assistant:
         self.settings = settings or Settings()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
-        self.embedder = embedder or Embedder(
+        self.embedder = embedder or self._make_embedder()
+        self.index = Index(self.settings, self.embedder)
+        self.retriever = Retriever(self.index, self.settings)
+
+    def _make_embedder(self) -> Embedder:
+        remote = remote_model(self.settings.embedding_model)
+        if remote is not None:
+            from .remote import OpenAIEmbedder
+
+            return OpenAIEmbedder.from_settings(remote, self.settings)  # type: ignore[return-value]
+        return Embedder(
             self.settings.embedding_model,
             batch_size=self.settings.embed_batch_size,
             n_threads=self.settings.n_threads,
             cache_dir=self.settings.models_dir / "embeddings",
         )
-        self.index = Index(self.settings, self.embedder)
-        self.retriever = Retriever(self.index, self.settings)
 
     # --- ingest ---------------------------------------------------------------------------
     def ingest(
@@ -104,7 +112,18 @@ class Assistant:
         return ModelRegistry(self.settings)
 
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:
-        """The language model (assembled from its packages and verified on first use), loaded once."""
+        """The language model (assembled from its packages and verified on first use), loaded once;
+        for `openai:NAME`, a client of the server at `base_url`, checked to answer."""
+        if self._generator is None and (remote := remote_model(self.settings.model)) is not None:
+            from .remote import OpenAIGenerator
+
+            client = OpenAIGenerator.from_settings(remote, self.settings)
+            try:
+                client.check()  # a server that is down fails here, before the first question
+            except Exception:
+                client.close()
+                raise
+            self._generator = client
         if self._generator is None:
             from .llm import LlamaCppGenerator
 
@@ -129,7 +148,7 @@ class Assistant:
         return self.settings.model or self.models.default.name
 
     def set_model(self, name: str | None, progress: ModelProgress | None = None) -> Generator:
-        """Switch to another model (a catalogue name or a .gguf path) and load it; on failure keep the old one."""
+        """Switch to another model (a catalogue name, a .gguf path or openai:NAME) and load it; on failure keep the old one."""
         previous, previous_model = self._generator, self.settings.model
         self.settings.model, self._generator = name, None
         try:

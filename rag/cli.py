@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .errors import RagError
-from .settings import Settings
+from .settings import Settings, remote_model
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -85,12 +85,15 @@ class RagGroup(click.Group):
 
 @click.group(cls=RagGroup)
 @click.option("--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir).")
+@click.option("--chroma-url", envvar="RAG_CHROMA_URL", metavar="URL",
+              help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.")
 @click.version_option(package_name="rag-abstracts")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None) -> None:
+def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""
     ctx.ensure_object(dict)
-    ctx.obj["settings"] = Settings(home=home) if home else Settings()
+    given = {"home": home, "chroma_url": chroma_url}
+    ctx.obj["settings"] = Settings(**{name: value for name, value in given.items() if value})
 
 
 @cli.command()
@@ -151,9 +154,23 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
 def _load_model(ctx: click.Context) -> None:
     assistant = _assistant(ctx)
     if assistant._generator is None:
-        _err("Loading the language model ...")
+        settings = assistant.settings
+        remote = remote_model(settings.model) is not None
+        _err(f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ...")
         with progress_bar("Assembling model (once)") as update:
             assistant.load_generator(update)
+
+
+MODEL_HELP = "Model name from models.txt, a path to a .gguf file, or openai:NAME (served at --base-url)."
+BASE_URL_HELP = "OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8080/v1."
+
+
+def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -> None:
+    # The Assistant is built from this same Settings object.
+    if model:
+        _settings(ctx).model = model
+    if base_url:
+        _settings(ctx).base_url = base_url
 
 
 def _print_references(answer) -> None:
@@ -165,16 +182,16 @@ def _print_references(answer) -> None:
 
 @cli.command()
 @click.argument("question")
-@click.option("-m", "--model", envvar="RAG_MODEL", help="Model name from models.txt, or a path to a .gguf file.")
+@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
+@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (no streaming).")
 @click.pass_context
-def ask(ctx: click.Context, question: str, model: str | None, as_json: bool) -> None:
+def ask(ctx: click.Context, question: str, model: str | None, base_url: str | None, as_json: bool) -> None:
     """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it)."""
     from .assistant import clean_question
 
     clean_question(question)
-    if model:
-        _settings(ctx).model = model  # the Assistant is built from this same Settings object
+    _choose_model(ctx, model, base_url)
     _ensure_index(ctx)
     _load_model(ctx)  # with progress: the first use assembles the model from its packages
     assistant = _assistant(ctx)
@@ -223,7 +240,8 @@ def models(ctx: click.Context, as_json: bool) -> None:
     for row in rows:
         size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
         mark = "*" if row.default else " "
-        click.echo(f"{mark} {row.name:<24} {size:>8}  {row.state}")
+        where = f"  {row.path}" if row.path else ""  # the file to give a model server (README: Scaling out)
+        click.echo(f"{mark} {row.name:<24} {size:>8}  {row.state}{where}")
     click.echo("(* default; choose with --model NAME or RAG_MODEL)")
 
 
@@ -258,14 +276,15 @@ def _print_scores(title: str, scores: dict) -> None:
 @click.argument("qa_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only (no model).")
 @click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question.")
-@click.option("-m", "--model", envvar="RAG_MODEL", help="Model name from models.txt, or a path to a .gguf file.")
+@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
+@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.option("--baselines", is_flag=True, help="Also score BM25 alone, dense alone and a naive RAG pipeline.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
 @click.option("--compare", "compare_files", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Print the deltas between two result files (OLD NEW) and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
-def eval_(ctx, qa_file, retrieval_only, k, model, baselines, output, compare_files, as_json) -> None:
+def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, compare_files, as_json) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
     from . import evaluate as ev
 
@@ -277,8 +296,7 @@ def eval_(ctx, qa_file, retrieval_only, k, model, baselines, output, compare_fil
         return
     if qa_file is None:
         raise click.UsageError("give a QA file (or --compare OLD NEW)")
-    if model:
-        _settings(ctx).model = model
+    _choose_model(ctx, model, base_url)
     items = ev.load_qa(qa_file)
     _ensure_index(ctx)
     assistant = _assistant(ctx)
@@ -339,7 +357,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"data dir:        {s.home}")
     click.echo(f"papers:          {s.papers}")
-    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors)")
+    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
     click.echo(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
     click.echo(f"sources:         {len(s.sources)}")
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")

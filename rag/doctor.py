@@ -181,13 +181,24 @@ def _network(report: DoctorReport, settings: Settings) -> None:
 
     try:
         registry = ModelRegistry(settings)
-        configured = registry.get(settings.model) if settings.model and not settings.model.endswith(".gguf") else None
+        named = settings.model and not settings.model.endswith(".gguf") and not settings.model.startswith("openai:")
+        configured = registry.get(settings.model) if named else None
         entry = configured or (registry.default if not settings.model else None)
     except RagError:
         entry = None
+    remote = [f"{what} {url}" for what, url in (
+        ("vector store", settings.chroma_url),
+        ("model server", settings.base_url if (settings.model or "").startswith("openai:") else None),
+        ("embedding server", (settings.embedding_base_url or settings.base_url)
+         if settings.embedding_model.startswith("openai:") else None),
+    ) if url]
+    if remote:
+        report.add("network", "servers", "info", "configured to use " + ", ".join(remote))
     if entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
         report.add("network", "model download", "warn",
                    f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once")
+    elif remote:
+        report.add("network", "needs the network", "info", "only to reach the servers above (loopback or your network)")
     else:
         report.add("network", "needs the network", "ok", "no: models, index and prompts are all local")
 

@@ -31,6 +31,10 @@ class IndexMismatchError(IndexCorruptError):
     """The index was built with another embedding model than the one configured."""
 
 
+class VectorStoreError(RagError):
+    """The Chroma server cannot be reached or refused a request (nothing committed is lost)."""
+
+
 class ModelError(RagError):
     """A model could not be found, assembled, verified or loaded."""
 

@@ -56,6 +56,7 @@ class IndexStats(BaseModel):
     papers: int
     chunks: int
     vectors: int
+    vector_store: str = "embedded"  # or the Chroma server's URL and collection
     embedding_model: str | None
     dimension: int | None
     sources: list[str]
@@ -96,16 +97,21 @@ class Index:
     @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
+            s = self.settings
             damage = self.vector_damage() if self.catalog_path.exists() else None
             if damage:
                 raise IndexCorruptError(
                     f"the vector store is damaged ({damage}); run `rag ingest` to re-embed the papers from the catalog"
                 )
-            self._vectors = VectorStore(self.vectors_path)
+            self._vectors = VectorStore(
+                self.vectors_path, collection=s.chroma_collection, url=s.chroma_url, headers=s.chroma_headers
+            )
         return self._vectors
 
     def vector_damage(self) -> str | None:
         """How the vector files differ from what the last complete ingest wrote (None: intact or unknown)."""
+        if self.settings.chroma_url:
+            return None  # a server's files are the server's business
         manifest = self.catalog.get_meta("vector_files")
         if self.catalog.get_meta("vector_state") != "clean" or not manifest:
             return None  # an ingest is running or was cut short: its next run repairs what it left
@@ -173,6 +179,8 @@ class Index:
         self._checked_generation = None
 
     def wipe(self) -> None:
+        if self.settings.chroma_url:
+            self.vectors.drop()  # the server's collection is not under self.dir
         self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -230,7 +238,8 @@ class Index:
         if todo:
             self._embed_and_commit(todo, report, progress)
             self.lexical  # bring BM25 up to date with what was committed
-        catalog.set_meta({"vector_files": json.dumps(file_manifest(self.vectors_path)), "vector_state": "clean"})
+        manifest = {} if self.settings.chroma_url else file_manifest(self.vectors_path)
+        catalog.set_meta({"vector_files": json.dumps(manifest), "vector_state": "clean"})
         report.added = sum(1 for _, old in todo if old is None)
         report.repaired = sum(1 for paper, old in todo if old == paper.paper_id)
         report.replaced = len(todo) - report.added - report.repaired
@@ -282,6 +291,8 @@ class Index:
 
     def _drop_damaged_vectors(self, report: IngestReport) -> None:
         """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again."""
+        if self.settings.chroma_url:
+            return  # never drop a server's collection: its errors are VectorStoreError, not damage
         try:
             self.vectors.count()
             return
@@ -322,6 +333,8 @@ class Index:
             papers=catalog.paper_count(),
             chunks=catalog.chunk_count(),
             vectors=self.vectors.count(),
+            vector_store=f"{self.settings.chroma_url} ({self.settings.chroma_collection})" if self.settings.chroma_url
+            else "embedded",
             embedding_model=catalog.get_meta("embedding_model"),
             dimension=int(dimension) if dimension else None,
             sources=catalog.source_names(),

@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
+# `openai:NAME` (as --model or RAG_EMBEDDING_MODEL) names model NAME on an OpenAI-compatible server.
+REMOTE_PREFIX = "openai:"
+
+
+def remote_model(name: str | None) -> str | None:
+    """NAME for `openai:NAME`, None for a local model."""
+    if name and name.startswith(REMOTE_PREFIX):
+        return name[len(REMOTE_PREFIX):]
+    return None
 
 
 def default_home() -> Path:
@@ -26,10 +35,37 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="Data dir: index, models, chats.")
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="Embedding model: the packaged all-MiniLM-L6-v2 or a local sentence-transformers folder.",
+        description="Embedding model: the packaged all-MiniLM-L6-v2, a local sentence-transformers folder, "
+        "or openai:NAME on the server at embedding_base_url.",
     )
     model: str | None = Field(
-        default=None, description="LLM: a name from models.txt or a path to a .gguf (default: first entry)."
+        default=None,
+        description="LLM: a name from models.txt, a path to a .gguf, or openai:NAME on the server at base_url "
+        "(default: first entry of models.txt).",
+    )
+    # Scale-out: any of these moves one piece onto a server; the catalog and BM25 index stay in HOME.
+    chroma_url: str | None = Field(
+        default=None, description="A Chroma server (http[s]://host:port) instead of the embedded store in HOME."
+    )
+    chroma_headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers for the Chroma server, e.g. its auth token (JSON object)."
+    )
+    chroma_collection: str = Field(
+        default="chunks", min_length=3, max_length=63,
+        description="Chroma collection; data dirs sharing one server need different names.",
+    )
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible API root for openai:NAME models, e.g. http://127.0.0.1:8080/v1."
+    )
+    api_key: SecretStr | None = Field(default=None, description="Bearer token for base_url (and embedding_base_url).")
+    embedding_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible API root for an openai:NAME embedding model (default: base_url)."
+    )
+    request_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds a model server may stay silent (before the first token or between two)."
+    )
+    request_retries: int = Field(
+        default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
     )
     chunk_tokens: int = Field(default=160, ge=32, le=254, description="Word pieces per chunk, title included.")
     chunk_overlap: int = Field(default=1, ge=0, le=3, description="Sentences shared by neighbouring chunks.")

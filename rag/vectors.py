@@ -1,18 +1,25 @@
-"""The dense side: a Chroma collection that only ever receives our own vectors."""
+"""The dense side: a Chroma collection that only ever receives our own vectors.
+
+Embedded (`PersistentClient` under the data dir) by default, or a Chroma server (`HttpClient`)
+when a URL is configured; the same calls either way.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, InputError, VectorStoreError
 from .offline import enforce_offline
 
 COLLECTION = "chunks"
+DEFAULT_CHROMA_PORT = 8000
+T = TypeVar("T")
 FileRecord = tuple[int, int, int]  # size, mtime_ns, crc32
 
 
@@ -53,72 +60,116 @@ def check_files(path: Path, manifest: dict[str, list[int]]) -> str | None:
     return None
 
 
-class VectorStore:
-    """Chroma, embedded (`PersistentClient` under the data dir)."""
+def parse_chroma_url(url: str) -> tuple[str, int, bool]:
+    """(host, port, ssl) of `http[s]://host[:port]`; the port defaults to Chroma's 8000."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise InputError(f"RAG_CHROMA_URL {url!r} is not of the form http[s]://host:port")
+    try:
+        port = parts.port or DEFAULT_CHROMA_PORT
+    except ValueError as exc:
+        raise InputError(f"RAG_CHROMA_URL {url!r} has an invalid port") from exc
+    return parts.hostname, port, parts.scheme == "https"
 
-    def __init__(self, path: Path):
+
+class VectorStore:
+    """Chroma, embedded under `path`, or on the server at `url` (then `path` is unused)."""
+
+    def __init__(self, path: Path, *, collection: str = COLLECTION, url: str | None = None,
+                 headers: Mapping[str, str] | None = None):
         enforce_offline()
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         self.path = path
+        self.url = url
+        # Telemetry off in both modes; allow_reset only where the files are ours.
         try:
-            self.client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-            )
+            if url is None:
+                self.client = chromadb.PersistentClient(
+                    path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+                )
+            else:
+                host, port, ssl = parse_chroma_url(url)
+                self.client = chromadb.HttpClient(
+                    host=host, port=port, ssl=ssl, headers=dict(headers or {}),
+                    settings=ChromaSettings(anonymized_telemetry=False),
+                )
+            # embedding_function=None: Chroma must never embed anything itself (we always pass vectors).
             self.collection = self.client.get_or_create_collection(
-                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
+        except InputError:
+            raise
         except Exception as exc:
+            if url is not None:
+                raise self._server_error(exc) from exc
             raise IndexCorruptError(
                 f"the vector store in {path} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
                 "run `rag ingest` to re-embed the papers from the catalog"
             ) from exc
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Chroma's own errors (a damaged store) become one clear message."""
+    def _server_error(self, exc: Exception) -> VectorStoreError:
+        import httpx
+
+        if isinstance(exc, httpx.TransportError) or "Could not connect" in str(exc):
+            return VectorStoreError(
+                f"the Chroma server at {self.url} does not answer ({type(exc).__name__}); "
+                "start it (`chroma run --path DIR --port N`) or check RAG_CHROMA_URL"
+            )
+        return VectorStoreError(
+            f"the Chroma server at {self.url} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:150]}; "
+            "check the server's log and RAG_CHROMA_HEADERS"
+        )
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """Run one collection call: a server's failures become one VectorStoreError; the embedded
+        store's (damaged files) one IndexCorruptError."""
         try:
-            yield
+            return operation()
         except Exception as exc:
+            if self.url is not None:
+                raise self._server_error(exc) from exc
+            first_line = (str(exc).splitlines() or [""])[0][:120]
             raise IndexCorruptError(
-                f"the vector store in {self.path} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                f"the vector store in {self.path} is damaged ({type(exc).__name__}: {first_line}); "
                 "run `rag ingest` to re-embed the papers from the catalog"
             ) from exc
 
     def count(self) -> int:
-        with self._guard():
-            return self.collection.count()
+        return self._call(self.collection.count)
 
     def add(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
         # upsert: re-running a batch after a crash must not duplicate anything.
-        with self._guard():
-            self.collection.upsert(
-                ids=list(ids), embeddings=vectors.astype(np.float32), documents=list(texts), metadatas=list(metadatas)
-            )
+        self._call(lambda: self.collection.upsert(
+            ids=list(ids), embeddings=vectors.astype(np.float32), documents=list(texts), metadatas=list(metadatas)
+        ))
 
     def all_ids(self) -> list[str]:
         ids: list[str] = []
-        with self._guard():
-            while batch := self.collection.get(include=[], limit=5000, offset=len(ids))["ids"]:
-                ids.extend(batch)
+        while batch := self._call(lambda: self.collection.get(include=[], limit=5000, offset=len(ids))["ids"]):
+            ids.extend(batch)
         return ids
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._guard():
-            for start in range(0, len(ids), 1000):
-                self.collection.delete(ids=list(ids[start : start + 1000]))
+        for start in range(0, len(ids), 1000):
+            batch = list(ids[start : start + 1000])
+            self._call(lambda: self.collection.delete(ids=batch))
 
     def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk id, cosine similarity)."""
-        with self._guard():
-            result = self.collection.query(
-                query_embeddings=[vector.astype(np.float32)], n_results=k, include=["distances"]
-            )
+        result = self._call(lambda: self.collection.query(
+            query_embeddings=[vector.astype(np.float32)], n_results=k, include=["distances"]
+        ))
         return [(cid, 1.0 - float(d)) for cid, d in zip(result["ids"][0], result["distances"][0])]
 
+    def drop(self) -> None:
+        """Delete the collection (a rebuild on a server: its files are not under the data dir)."""
+        name = self.collection.name
+        self._call(lambda: self.client.delete_collection(name))
+
     def close(self) -> None:
-        # Chroma caches one system per path; drop it so the files can be removed or reopened.
+        # Chroma caches one system per path (or server); drop it so the files can be removed or reopened.
         from chromadb.api.shared_system_client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()

@@ -1,0 +1,437 @@
+"""Clients for OpenAI-compatible servers (llama.cpp's `llama-server`, `python -m llama_cpp.server`,
+vLLM, Ollama, ...): streamed chat completions as a `Generator`, and `/embeddings` as an embedder.
+
+Plain httpx (already installed with chromadb, declared in pyproject) rather than the `openai` SDK:
+two endpoints are needed, and the retry rule here (reconnect only before the first token, never
+re-send a request whose answer has started to stream) is not the SDK's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from .errors import GenerationError, ModelError, RagError
+from .llm import Message
+from .settings import REMOTE_PREFIX, Settings
+
+CONNECT_TIMEOUT_S = 5.0
+FIRST_BACKOFF_S = 0.5
+# 502/503: a proxy whose backend is restarting, a server still loading its model: worth a retry.
+RETRY_STATUS = frozenset({502, 503})
+# The OpenAI API does not report a model's context length; the prompts here need well under 1k tokens.
+REMOTE_N_CTX = 4096
+CHARS_PER_TOKEN = 4  # English text in BPE vocabularies: ~4 characters a token (the fallback count)
+
+
+def api_root(url: str) -> str:
+    """The API root: `http://host:port` becomes `http://host:port/v1` (all these servers serve /v1)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ModelError(f"the server URL {url!r} is not of the form http[s]://host:port[/v1]")
+    root = url.strip().rstrip("/")
+    return root if parts.path.strip("/") else root + "/v1"
+
+
+def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The `data` of each server-sent event (multi-line data joined by newlines).
+
+    Comments (`: ping`) and the other fields (`event`, `id`, `retry`) are skipped; a blank line ends
+    an event; an event cut off by the end of the stream is still delivered.
+    """
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
+def _one_line(text: str, limit: int = 150) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The error text of an error response: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _one_line(response.text) or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail"))
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        if error:
+            return _one_line(str(error))
+    return _one_line(response.text)
+
+
+class OpenAIServer:
+    """One OpenAI-compatible server: its API root, auth, timeouts and the retry rule.
+
+    `what` ("model", "embedding") and `setting` (the env variable holding the URL) only shape the
+    error messages, which say what to do.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 120.0, retries: int = 2,
+                 what: str = "model", setting: str = "RAG_BASE_URL"):
+        self.root = api_root(base_url)
+        self.timeout = timeout
+        self.retries = retries
+        self.what = what
+        self.setting = setting
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # read timeout = the longest silence allowed: before the first token (prefill) or between two tokens.
+        self.http = httpx.Client(
+            base_url=self.root + "/", headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        )
+
+    # --- messages ----------------------------------------------------------------------------------
+    def unreachable(self, exc: Exception, error: type[RagError]) -> RagError:
+        return error(
+            f"cannot reach the {self.what} server at {self.root} ({type(exc).__name__}, {self.retries + 1} attempts); "
+            f"start it (see README, Scaling out) or check {self.setting}"
+        )
+
+    def timed_out(self, error: type[RagError]) -> RagError:
+        return error(
+            f"the {self.what} server at {self.root} sent nothing for {self.timeout:g} s; it may be overloaded: "
+            "try again, or raise RAG_REQUEST_TIMEOUT"
+        )
+
+    def broken(self, exc: Exception, error: type[RagError]) -> RagError:
+        return error(
+            f"the connection to the {self.what} server at {self.root} broke ({type(exc).__name__}: "
+            f"{_one_line(str(exc), 80)}); check that the server is still running and try again"
+        )
+
+    def garbage(self, detail: str, error: type[RagError]) -> RagError:
+        return error(
+            f"the {self.what} server at {self.root} did not answer like an OpenAI-compatible server ({detail}); "
+            f"check {self.setting}"
+        )
+
+    def refused(self, response: httpx.Response, error: type[RagError]) -> RagError:
+        code, message, path = response.status_code, _server_message(response), response.request.url.path
+        if code in (401, 403):
+            hint = "set RAG_API_KEY to a key the server accepts"
+        elif code == 404:
+            hint = f"check {self.setting} (the API root, usually ending in /v1) and the model name"
+        else:
+            hint = "see the server's log"
+        return error(f"the {self.what} server at {self.root} answered HTTP {code} to {path} ({message}); {hint}")
+
+    # --- requests ----------------------------------------------------------------------------------
+    def send(self, method: str, path: str, payload: dict | None = None, *, stream: bool = False,
+             error: type[RagError] = ModelError, accept_errors: bool = False) -> httpx.Response:
+        """A successful response (any response, with `accept_errors`); retried with backoff while
+        the server cannot be reached.
+
+        Nothing is retried once the server has accepted the request, except 502/503 answers (the
+        server or the proxy in front of it is starting up): a slow answer is not sent twice.
+        """
+        delay = FIRST_BACKOFF_S
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                request = self.http.build_request(method, path, json=payload)
+                response = self.http.send(request, stream=stream)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last:
+                    raise self.unreachable(exc, error) from exc
+            except httpx.TimeoutException as exc:
+                raise self.timed_out(error) from exc
+            except httpx.TransportError as exc:
+                raise self.broken(exc, error) from exc
+            else:
+                if response.status_code < 400 or (accept_errors and response.status_code not in RETRY_STATUS):
+                    return response
+                if response.status_code in RETRY_STATUS and not last:
+                    response.close()
+                else:
+                    try:
+                        response.read()
+                    except httpx.HTTPError:
+                        pass
+                    response.close()
+                    raise self.refused(response, error)
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def post_json(self, path: str, payload: dict, error: type[RagError] = ModelError) -> object:
+        response = self.send("POST", path, payload, error=error)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self.garbage(f"/{path} returned no JSON: {_one_line(response.text, 60)!r}", error) from exc
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class OpenAIGenerator:
+    """A chat model on an OpenAI-compatible server, streamed (`--model openai:NAME --base-url URL`)."""
+
+    def __init__(self, model: str, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
+                 retries: int = 2, n_ctx: int = REMOTE_N_CTX):
+        self.model = model
+        self.name = REMOTE_PREFIX + model
+        self.n_ctx = n_ctx
+        self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="model",
+                                   setting="RAG_BASE_URL")
+        self._count: Callable[[str], int] | None = None
+        self._sampling: dict[str, float] = {}  # server-specific fields, found by the same probe
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> OpenAIGenerator:
+        if not settings.base_url:
+            raise ModelError(
+                f"model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_BASE_URL or pass --base-url"
+            )
+        return cls(model, settings.base_url, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+                   timeout=settings.request_timeout, retries=settings.request_retries)
+
+    def check(self) -> None:
+        """Fail now, with one line, if the server is down or is not an OpenAI-compatible one."""
+        response = self.server.send("GET", "models", error=ModelError)
+        try:
+            listing = response.json()
+        except ValueError as exc:
+            raise self.server.garbage("/models returned no JSON", ModelError) from exc
+        if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
+            raise self.server.garbage("/models has no model list", ModelError)
+
+    # --- token counts --------------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Exact where the server can tokenize, else an estimate; only used to budget the prompt.
+
+        Exact: llama-cpp-python's server (/extras/tokenize/count) and llama.cpp's llama-server
+        (/tokenize), probed once. Elsewhere (vLLM, Ollama, hosted APIs: no tokenizer endpoint in the
+        OpenAI API) characters / 4, which is close for English text in BPE vocabularies.
+        """
+        return self._probe()(text)
+
+    def _probe(self) -> Callable[[str], int]:
+        """Find out once what the server is: its token counter, and the sampling fields it needs."""
+        with self._lock:
+            if self._count is None:
+                self._count = self._pick_counter()
+            return self._count
+
+    def _pick_counter(self) -> Callable[[str], int]:
+        server_root = self.server.root.removesuffix("/v1")
+        candidates: list[tuple[str, Callable[[str], dict], Callable[[object], int]]] = [
+            (server_root + "/extras/tokenize/count", lambda t: {"model": self.model, "input": t},
+             lambda body: int(body["count"])),  # type: ignore[index]
+            (server_root + "/tokenize", lambda t: {"content": t, "add_special": False},
+             lambda body: len(body["tokens"])),  # type: ignore[index]
+        ]
+        for url, request, read in candidates:
+            response = self.server.send("POST", url, request("probe text"), error=GenerationError, accept_errors=True)
+            try:
+                response.raise_for_status()
+                read(response.json())
+            except (httpx.HTTPStatusError, ValueError, KeyError, TypeError):
+                continue  # this server has no such endpoint
+            if url.endswith("/extras/tokenize/count"):
+                # llama-cpp-python's server applies repeat_penalty 1.1 unless a request says otherwise;
+                # in-process llama.cpp (and llama-server, vLLM) use none. With it, greedy answers differ
+                # from the same model in-process, and the model shies away from repeating the passages'
+                # numbers and names, which the citation checks require.
+                self._sampling = {"repeat_penalty": 1.0}
+
+            def count(text: str, url: str = url, request=request, read=read) -> int:
+                response = self.server.send("POST", url, request(text), error=GenerationError)
+                try:
+                    return read(response.json())
+                except (ValueError, KeyError, TypeError):
+                    return _estimate_tokens(text)
+
+            return count
+        return _estimate_tokens
+
+    # --- generation ----------------------------------------------------------------------------------
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+    ) -> Iterator[str]:
+        # temperature 0 is greedy decoding on llama.cpp, vLLM and Ollama alike; server-specific
+        # sampling fields go only to the server known to take them (strict servers reject unknown ones).
+        payload: dict = {
+            "model": self.model, "messages": list(messages), "max_tokens": max_tokens,
+            "temperature": temperature, "stream": True,
+        }
+        if stop:
+            payload["stop"] = list(stop)[:4]  # the OpenAI API takes at most 4
+        self._probe()
+        payload.update(self._sampling)
+        server = self.server
+        response = server.send("POST", "chat/completions", payload, stream=True, error=GenerationError)
+        try:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raise server.garbage(f"a reply of type {content_type or 'unknown'!r}, not an event stream",
+                                     GenerationError)
+            finished = False
+            for data in iter_sse_data(response.iter_lines()):
+                if data.strip() == "[DONE]":
+                    finished = True
+                    break
+                piece, finish_reason = self._parse_event(data)
+                finished = finished or finish_reason is not None
+                if piece:
+                    yield piece
+            if not finished:
+                raise GenerationError(
+                    f"the model server at {server.root} ended the answer early (no finish reason, no [DONE]); "
+                    "check that the server is still running and try again"
+                )
+        except httpx.TimeoutException as exc:
+            raise server.timed_out(GenerationError) from exc
+        except httpx.TransportError as exc:
+            raise server.broken(exc, GenerationError) from exc
+        finally:
+            response.close()  # also when the caller stops early: the server then stops generating
+
+    def _parse_event(self, data: str) -> tuple[str | None, str | None]:
+        """(text, finish reason) of one chat-completion chunk."""
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise self.server.garbage(f"an event that is not JSON: {_one_line(data, 60)!r}", GenerationError) from None
+        if not isinstance(event, dict):
+            raise self.server.garbage(f"an event that is not an object: {_one_line(data, 60)!r}", GenerationError)
+        if event.get("error"):
+            error = event["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise GenerationError(
+                f"the model server at {self.server.root} failed mid-answer: {_one_line(str(message))}"
+            )
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            raise self.server.garbage(f"an event without choices: {_one_line(data, 60)!r}", GenerationError)
+        if not choices:
+            return None, None  # e.g. a final usage-only chunk
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if content is not None and not isinstance(content, str):
+            raise self.server.garbage(f"content that is not text: {_one_line(data, 60)!r}", GenerationError)
+        return content, choice.get("finish_reason")
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, -(-len(text) // CHARS_PER_TOKEN)) if text else 0
+
+
+class OpenAIEmbedder:
+    """Sentence embeddings from an OpenAI-compatible `/embeddings` endpoint (`RAG_EMBEDDING_MODEL=openai:NAME`).
+
+    Same interface as `rag.embeddings.Embedder`. Chunks are still sized with the tokenizer of the
+    packaged all-MiniLM-L6-v2 (loaded with `tokenizers`, no torch): the OpenAI API exposes no
+    tokenizer, and a 160-word-piece chunk stays far inside the 512+ token windows of served
+    embedding models, whatever their own tokenizer counts.
+    """
+
+    def __init__(self, model: str, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
+                 retries: int = 2, batch_size: int = 16):
+        self.model = model
+        self.name = REMOTE_PREFIX + model
+        self.batch_size = batch_size
+        self.engine = f"server {api_root(base_url)}"
+        self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="embedding",
+                                   setting="RAG_EMBEDDING_BASE_URL")
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> OpenAIEmbedder:
+        base_url = settings.embedding_base_url or settings.base_url
+        if not base_url:
+            raise ModelError(
+                f"embedding model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_EMBEDDING_BASE_URL"
+            )
+        return cls(model, base_url, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+                   timeout=settings.request_timeout, retries=settings.request_retries,
+                   batch_size=settings.embed_batch_size)
+
+    @functools.cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+
+        from .embeddings import PACKAGED_MODEL, resolve_embedding_model
+
+        tokenizer = Tokenizer.from_file(str(Path(resolve_embedding_model(PACKAGED_MODEL)) / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
+
+    @functools.cached_property
+    def dimension(self) -> int:
+        return int(self.encode_query("dimension probe").shape[0])
+
+    def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit vectors, one per text, in order; `progress(n)` after each batch."""
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            rows.extend(self._embed_batch(batch))
+            if progress:
+                progress(len(batch))
+        if not rows:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if len({row.shape[0] for row in rows}) != 1:
+            raise self.server.garbage("embeddings of different lengths", ModelError)
+        vectors = np.stack(rows).astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+            raise self.server.garbage("zero or non-finite embeddings", ModelError)
+        return vectors / norms
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+    def _embed_batch(self, batch: list[str]) -> list[np.ndarray]:
+        body = self.server.post_json("embeddings", {"model": self.model, "input": batch})
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or len(data) != len(batch):
+            raise self.server.garbage(f"/embeddings returned no list of {len(batch)} embeddings", ModelError)
+        try:
+            ordered = sorted(data, key=lambda item: item.get("index", 0))
+            vectors = [np.asarray(item["embedding"], dtype=np.float64) for item in ordered]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise self.server.garbage("/embeddings items without a numeric embedding", ModelError) from None
+        out = []
+        for vector in vectors:
+            if vector.ndim == 2 and vector.shape[0] > 0:
+                # llama-cpp-python's server returns one vector per token for models whose GGUF
+                # declares no pooling (chat models): mean-pool them, as all-MiniLM-L6-v2 does.
+                vector = vector.mean(axis=0)
+            if vector.ndim != 1 or vector.shape[0] == 0:
+                raise self.server.garbage("/embeddings items that are not vectors", ModelError)
+            out.append(vector)
+        return out
+
+    def close(self) -> None:
+        self.server.close()
