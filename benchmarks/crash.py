@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,14 +31,9 @@ def rag(home: Path, *args: str) -> subprocess.Popen:
 
 
 def papers(home: Path) -> set[str]:
-    path = home / "index" / "catalog.sqlite"
-    if not path.exists():
-        return set()
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
-            return {r[0] for r in db.execute("SELECT paper_id FROM papers")}
-    except sqlite3.OperationalError:
-        return set()
+    from rag.catalog import committed_paper_ids
+
+    return committed_paper_ids(home / "index" / "catalog.sqlite")
 
 
 def ids(home: Path) -> tuple[set[str], set[str], set[str]]:
@@ -48,8 +42,7 @@ def ids(home: Path) -> tuple[set[str], set[str], set[str]]:
     a = Assistant(Settings(home=home))
     try:
         catalog = a.index.catalog
-        return ({r[0] for r in catalog.db.execute("SELECT paper_id FROM papers")},
-                set(catalog.all_chunk_ids()), set(a.index.vectors.all_ids()))
+        return catalog.paper_ids(), set(catalog.all_chunk_ids()), set(a.index.vectors.all_ids())
     finally:
         a.close()
 

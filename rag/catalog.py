@@ -38,6 +38,18 @@ CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(paper_id);
 """
 
 
+def committed_paper_ids(path: Path) -> set[str]:
+    """The paper ids committed in the catalog at `path`, read without taking part in writes
+    (for watching an ingest from outside); empty if there is no catalog yet."""
+    if not path.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+            return {row[0] for row in db.execute("SELECT paper_id FROM papers")}
+    except sqlite3.OperationalError:  # created, but no table yet
+        return set()
+
+
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
@@ -99,6 +111,9 @@ class Catalog:
     def sources_of(self, paper_id: str) -> list[str]:
         row = self.db.execute("SELECT sources FROM papers WHERE paper_id = ?", (paper_id,)).fetchone()
         return json.loads(row[0]) if row else []
+
+    def paper_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT paper_id FROM papers")}
 
     def paper_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import RagError
+from .models import ModelRegistry
 from .settings import Settings
 
 Status = Literal["ok", "info", "warn", "fail"]
@@ -96,18 +97,16 @@ def _llama_cpp(report: DoctorReport) -> None:
         report.add("llama.cpp", "build", "fail", f"cannot load llama_cpp ({type(exc).__name__}: {str(exc)[:100]})")
 
 
-def _models(report: DoctorReport, settings: Settings, verify: bool) -> None:
-    from .models import ModelRegistry, file_sha256
+def _models(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, verify: bool) -> None:
+    from .models import file_sha256
 
-    try:
-        registry = ModelRegistry(settings)
-    except RagError as exc:
-        report.add("models", "catalogue", "fail", str(exc))
+    if registry is None:
         return
     configured = settings.model or registry.default.name
     report.add("models", "configured", "info", configured)
+    states = {s.name: s.state for s in registry.status()}
     for entry in registry.entries:
-        state = next(s.state for s in registry.status() if s.name == entry.name)
+        state = states[entry.name]
         status: Status = "ok" if state == "ready" else "info"
         detail = state
         if state == "ready" and verify:
@@ -168,7 +167,7 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         assistant.close()
 
 
-def _network(report: DoctorReport, settings: Settings) -> None:
+def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None) -> None:
     from .offline import OFFLINE_ENV, enforce_offline
 
     enforce_offline()
@@ -177,15 +176,13 @@ def _network(report: DoctorReport, settings: Settings) -> None:
         report.add("network", "offline switches", "warn", "overridden in the environment: " + ", ".join(overridden))
     else:
         report.add("network", "offline switches", "ok", "hub look-ups and telemetry off")
-    from .models import ModelRegistry
-
-    try:
-        registry = ModelRegistry(settings)
+    entry = None
+    if registry is not None:
         named = settings.model and not settings.model.endswith(".gguf") and not settings.model.startswith("openai:")
-        configured = registry.get(settings.model) if named else None
-        entry = configured or (registry.default if not settings.model else None)
-    except RagError:
-        entry = None
+        try:
+            entry = registry.get(settings.model) if named else (None if settings.model else registry.default)
+        except RagError:
+            pass
     remote = [f"{what} {url}" for what, url in (
         ("vector store", settings.chroma_url),
         ("model server", settings.base_url if (settings.model or "").startswith("openai:") else None),
@@ -209,8 +206,13 @@ def diagnose(settings: Settings | None = None, *, verify: bool = False) -> Docto
     report = DoctorReport()
     _versions(report)
     _data_dir(report, settings)
-    _models(report, settings, verify)
+    try:
+        registry: ModelRegistry | None = ModelRegistry(settings)
+    except RagError as exc:
+        registry = None
+        report.add("models", "catalogue", "fail", str(exc))
+    _models(report, settings, registry, verify)
     _index(report, settings)
     _llama_cpp(report)
-    _network(report, settings)
+    _network(report, settings, registry)
     return report

@@ -232,8 +232,8 @@ class Index:
         if source_updates:
             catalog.set_sources(source_updates)
             report.sources_updated = len(source_updates)
-        repairs = self._repairs(report)
-        todo += [(paper, paper.paper_id) for paper in repairs if paper.paper_id not in {p.paper_id for p, _ in todo}]
+        queued = {paper.paper_id for paper, _ in todo}
+        todo += [(paper, paper.paper_id) for paper in self._repairs(report) if paper.paper_id not in queued]
 
         if todo:
             self._embed_and_commit(todo, report, progress)

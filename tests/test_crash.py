@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from rag import Assistant, Settings
+from rag.catalog import committed_paper_ids
 from rag.locking import WriterLock
 
 
@@ -23,14 +23,7 @@ def rag_process(home: Path, models_home: Path, *args: str, **env: str) -> subpro
 
 
 def committed_papers(home: Path) -> set[str]:
-    path = home / "index" / "catalog.sqlite"
-    if not path.exists():
-        return set()
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
-            return {row[0] for row in db.execute("SELECT paper_id FROM papers")}
-    except sqlite3.OperationalError:  # created but no table yet
-        return set()
+    return committed_paper_ids(home / "index" / "catalog.sqlite")
 
 
 def ids_of(home: Path, embedder) -> tuple[set[str], set[str], set[str]]:
@@ -38,8 +31,7 @@ def ids_of(home: Path, embedder) -> tuple[set[str], set[str], set[str]]:
     a = Assistant(Settings(home=home), embedder=embedder)
     try:
         catalog = a.index.catalog
-        return set(catalog.get_papers([r[0] for r in catalog.db.execute("SELECT paper_id FROM papers")])), \
-            set(catalog.all_chunk_ids()), set(a.index.vectors.all_ids())
+        return catalog.paper_ids(), set(catalog.all_chunk_ids()), set(a.index.vectors.all_ids())
     finally:
         a.close()
 
