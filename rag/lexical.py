@@ -82,11 +82,13 @@ class LexicalIndex:
         tokens = [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
         if not tokens:
             return []
-        k = min(k, len(self.chunk_ids))
-        docs, scores = self.retriever.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=allowed, n_threads=1
-        )
-        return [(self.chunk_ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        # Score all chunks and take the top k directly: bm25s' batch `retrieve` starts a thread pool
+        # and a progress bar per call, several times the cost of the scoring for one query.
+        scores = self.retriever.get_scores(tokens, weight_mask=allowed)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]  # best first; ties in index order
+        return [(self.chunk_ids[d], float(scores[d])) for d in top if scores[d] > 0]
 
     def mask_for(self, chunk_ids: set[str]) -> np.ndarray:
         mask = np.zeros(len(self.chunk_ids), dtype=np.float32)

@@ -74,8 +74,10 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
-    context_sentences: int = Field(default=2, ge=1, description="Sentences kept from each of those abstracts.")
-    context_tokens: int = Field(default=450, ge=50, description="Token budget of the passages in the prompt.")
+    context_sentences: int = Field(default=2, ge=1, description="At most this many sentences of each of those abstracts.")
+    context_tokens: int = Field(
+        default=450, ge=50, description="Token budget of the passages in the prompt: smaller answers sooner, and less often."
+    )
     min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
     min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
     max_answer_tokens: int = Field(default=160, ge=16)

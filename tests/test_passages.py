@@ -1,0 +1,74 @@
+"""What the model is shown: the sentences of the top papers that bear on the question, within a token budget."""
+
+from __future__ import annotations
+
+from rag.answering import build_passages, sentence_scores
+from rag.llm import ScriptedGenerator
+from rag.settings import Settings
+from rag.types import Hit, Paper
+
+
+class _Catalog:
+    def __init__(self, papers: dict[str, Paper]):
+        self.papers = papers
+
+    def get_papers(self, ids):
+        return {i: self.papers[i] for i in ids if i in self.papers}
+
+
+def _paper(title: str, sentences: list[str]) -> Paper:
+    return Paper(title=title, abstract=" ".join(sentences), source="test")
+
+
+A = _paper("Graph forecasting of traffic", [
+    "Traffic forecasting matters for cities.",
+    "We propose a graph network over road sensors.",
+    "It cuts the forecasting error on the highway benchmark by 12 percent.",
+    "Code is released.",
+])
+B = _paper("Weather nowcasting", [
+    "Radar echoes drift.",
+    "Our model forecasts rain on a road network of sensors two hours ahead.",
+    "It runs on one GPU.",
+])
+C = _paper("Protein folding", ["Proteins fold.", "We predict structures from sequences."])
+QUESTION = "By how much does the graph network cut the forecasting error on the highway benchmark?"
+
+
+def _build(budget: int, per_paper: int = 2, papers=(A, B, C)):
+    catalog = _Catalog({p.paper_id: p for p in papers})
+    hits = [Hit(f"{p.paper_id}:0", p.paper_id, p.title, p.abstract, 1.0 - i / 10) for i, p in enumerate(papers)]
+    # (model_copy skips the validation that keeps users' budgets >= 50: small numbers keep this readable)
+    settings = Settings().model_copy(update={"context_tokens": budget, "context_sentences": per_paper})
+    # The scripted generator counts words as tokens.
+    return build_passages(QUESTION, hits, catalog, ScriptedGenerator(["x"]), settings)
+
+
+def test_the_sentence_holding_the_answer_scores_highest():
+    sentences = A.abstract.split(". ")
+    scores = sentence_scores(QUESTION, sentences)
+    assert max(range(len(scores)), key=scores.__getitem__) == 2
+
+
+def test_passages_fit_the_token_budget_and_keep_each_papers_best_sentence_first():
+    passages = _build(budget=40)
+    words = sum(len(f"[0] {p.title}".split()) + len(p.text.split()) for p in passages)
+    assert words <= 40
+    assert passages[0].paper_id == A.paper_id
+    assert "12 percent" in passages[0].text
+    # Each shown paper got its best sentence before any paper got a second one.
+    assert [p.paper_id for p in passages][:2] == [A.paper_id, B.paper_id]
+    assert passages[1].text.startswith("Our model forecasts rain")
+
+
+def test_a_larger_budget_adds_second_sentences_in_the_abstracts_order():
+    passages = _build(budget=400)
+    first = passages[0].text
+    assert first.index("We propose a graph network") < first.index("12 percent")
+    assert all(len(p.text.split(". ")) <= 2 for p in passages)
+
+
+def test_the_top_paper_is_shown_even_when_its_best_sentence_exceeds_the_budget():
+    passages = _build(budget=5)
+    assert [p.paper_id for p in passages] == [A.paper_id]
+    assert "12 percent" in passages[0].text
