@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag import Assistant, Settings
+from rag import Assistant
 
 SETTINGS = [
     {},
@@ -27,11 +27,11 @@ SETTINGS = [
 ]
 
 
-def speed(path: Path, tokens: int, extra: dict) -> tuple[float, float]:
+def speed(path: Path, tokens: int, n_threads: int, extra: dict) -> tuple[float, float]:
     from llama_cpp import Llama
 
     # The assistant's own thread count (llama-cpp-python would decode on half the cores).
-    options = {"n_ctx": 2048, "n_batch": 512, "n_threads": Settings().n_threads, "verbose": False, **extra}
+    options = {"n_ctx": 2048, "n_batch": 512, "n_threads": n_threads, "verbose": False, **extra}
     llm = Llama(model_path=str(path), **options)
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     prompt = llm.tokenize(text.encode())[:tokens]
@@ -57,11 +57,12 @@ def main() -> None:
     args = parser.parse_args()
     assistant = Assistant()
     resolved = assistant.models.resolve(args.model or assistant.settings.model or None)
+    threads = assistant.settings.n_threads
     print(f"{resolved.name}: {args.tokens} prompt tokens, best of 3\n")
     print("| weights | settings | prefill tok/s | decode tok/s |")
     print("|---|---|---|---|")
     for extra in SETTINGS:
-        prefill, decode = speed(resolved.path, args.tokens, extra)
+        prefill, decode = speed(resolved.path, args.tokens, threads, extra)
         print(f"| as shipped | {json.dumps(extra) if extra else 'defaults'} | {prefill:.1f} | {decode:.1f} |", flush=True)
     if args.requant:
         import llama_cpp
@@ -73,7 +74,7 @@ def main() -> None:
                 params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}")
                 params.allow_requantize = True
                 llama_cpp.llama_model_quantize(str(resolved.path).encode(), str(target).encode(), ctypes.byref(params))
-                prefill, decode = speed(target, args.tokens, {})
+                prefill, decode = speed(target, args.tokens, threads, {})
                 print(f"| re-quantized to {kind} | defaults | {prefill:.1f} | {decode:.1f} |", flush=True)
                 target.unlink()
 

@@ -64,6 +64,17 @@ def sentence_scores(question: str, sentences: Sequence[str]) -> list[float]:
     return scores
 
 
+@dataclasses.dataclass
+class _Abstract:
+    """One top paper's candidate sentences with their scores and token costs."""
+
+    hit: Hit
+    sentences: list[str]
+    scores: list[float]
+    costs: list[int]
+    chosen: list[int] = dataclasses.field(default_factory=list)
+
+
 def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generator: Generator, settings: Settings) -> list[Hit]:
     """The passages the model sees: the sentences of the top papers that bear on the question, within a token budget.
 
@@ -73,38 +84,35 @@ def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generat
     """
     top = list(hits[: settings.context_passages])
     papers = catalog.get_papers(h.paper_id for h in top)
-    budget = settings.context_tokens
-    candidates: list[tuple[Hit, list[str], list[float], list[int]]] = []
+    abstracts = []
     for hit in top:
         paper = papers.get(hit.paper_id)
         sentences = passage_sentences(paper.abstract if paper else hit.text)
         if sentences:
             costs = [generator.count_tokens(sentence + " ") for sentence in sentences]
-            candidates.append((hit, sentences, sentence_scores(question, sentences), costs))
-    chosen: list[list[int]] = [[] for _ in candidates]
+            abstracts.append(_Abstract(hit, sentences, sentence_scores(question, sentences), costs))
     used = 0
 
-    def take(paper: int, index: int, cost: int) -> None:
+    def take(abstract: _Abstract, index: int, cost: int) -> None:
         nonlocal used
-        full = len(chosen[paper]) >= settings.context_sentences
-        over = used + cost > budget and any(chosen)  # the top paper's best sentence is always shown
+        full = len(abstract.chosen) >= settings.context_sentences
+        over = used + cost > settings.context_tokens and used > 0  # the top paper's best sentence is always shown
         if not (full or over):
-            chosen[paper].append(index)
+            abstract.chosen.append(index)
             used += cost
 
-    for paper, (hit, sentences, scores, costs) in enumerate(candidates):
-        best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
-        take(paper, best, generator.count_tokens(f"[0] {hit.title}\n") + costs[best])
+    for a in abstracts:
+        best = max(range(len(a.sentences)), key=lambda i: (a.scores[i], -i))
+        take(a, best, generator.count_tokens(f"[0] {a.hit.title}\n") + a.costs[best])
+    # The rest by score; ties go to the higher-ranked paper, then the earlier sentence.
     rest = sorted(
-        ((scores[i], -paper, -i, paper, i) for paper, (_, sentences, scores, _) in enumerate(candidates)
-         if chosen[paper] for i in range(len(sentences)) if i not in chosen[paper]),
-        reverse=True,
+        ((rank, i) for rank, a in enumerate(abstracts) if a.chosen for i in range(len(a.sentences)) if i not in a.chosen),
+        key=lambda pair: (-abstracts[pair[0]].scores[pair[1]], pair),
     )
-    for *_, paper, index in rest:
-        take(paper, index, candidates[paper][3][index])
+    for rank, index in rest:
+        take(abstracts[rank], index, abstracts[rank].costs[index])
     return [
-        dataclasses.replace(hit, text=" ".join(sentences[i] for i in sorted(chosen[paper])))
-        for paper, (hit, sentences, _, _) in enumerate(candidates) if chosen[paper]
+        dataclasses.replace(a.hit, text=" ".join(a.sentences[i] for i in sorted(a.chosen))) for a in abstracts if a.chosen
     ]
 
 
