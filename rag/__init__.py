@@ -17,6 +17,7 @@ from .errors import (
     OfflineError,
     PromptError,
     RagError,
+    SettingsError,
     UnknownModelError,
     VectorStoreError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "PromptError",
     "RagError",
     "Settings",
+    "SettingsError",
     "Timings",
     "UnknownModelError",
     "VectorStoreError",

@@ -43,7 +43,7 @@ class Assistant:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
     ):
-        self.settings = settings or Settings()
+        self.settings = settings or Settings.load()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
         self.embedder = embedder or self._make_embedder()

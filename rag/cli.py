@@ -93,7 +93,7 @@ def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""
     ctx.ensure_object(dict)
     given = {"home": home, "chroma_url": chroma_url}
-    ctx.obj["settings"] = Settings(**{name: value for name, value in given.items() if value})
+    ctx.obj["settings"] = Settings.load(**{name: value for name, value in given.items() if value})
 
 
 @cli.command()

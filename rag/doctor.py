@@ -202,7 +202,7 @@ def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry |
 
 def diagnose(settings: Settings | None = None, *, verify: bool = False) -> DoctorReport:
     """Run every check; never raises for a broken install, it reports it."""
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     report = DoctorReport()
     _versions(report)
     _data_dir(report, settings)

@@ -11,6 +11,10 @@ class InputError(RagError):
     """A question, path or option the user gave cannot be used."""
 
 
+class SettingsError(InputError):
+    """A setting (a `RAG_*` variable or an option) has a value that cannot be used."""
+
+
 class EmptyQuestionError(InputError):
     """The question is empty or whitespace."""
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
@@ -87,6 +89,18 @@ class Settings(BaseSettings):
     models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
     prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts")
     models_file: Path = Field(default=PROJECT_ROOT / "models.txt")
+
+    @classmethod
+    def load(cls, **values) -> Settings:
+        """The settings from `values` and the environment; a bad value is a `SettingsError` naming it."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = [
+                f"RAG_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!s}: {e['msg']}" if e["loc"] else e["msg"]
+                for e in exc.errors()
+            ]
+            raise SettingsError(f"invalid setting {'; '.join(problems)}") from exc
 
     @property
     def index_dir(self) -> Path:

@@ -44,6 +44,15 @@ def test_bad_input_gives_one_line_and_nonzero_exit(rag_home, tmp_path):
     assert result.exit_code == 1 and "rag ingest" in result.stderr
 
 
+def test_a_bad_setting_is_one_line_naming_it(rag_home, monkeypatch):
+    monkeypatch.setenv("RAG_CONTEXT_TOKENS", "5")
+    result = CliRunner().invoke(cli, ["--home", str(rag_home), "search", "graphs"], obj={})
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: invalid setting RAG_CONTEXT_TOKENS=5: Input should be greater than or equal to 50"
+    ]
+
+
 def test_help_does_not_import_heavy_libraries():
     code = "import sys; from rag.cli import cli; print(sorted(m for m in ('torch','chromadb','llama_cpp','onnxruntime','sentence_transformers','bm25s') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

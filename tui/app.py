@@ -734,5 +734,5 @@ class ChatApp(App[None]):
 def make_app(settings: Settings | None = None, assistant: Assistant | None = None) -> ChatApp:
     """The chat app, for `rag chat` (settings) and for tests (an Assistant with a scripted model)."""
     if assistant is None:
-        return ChatApp(Assistant(settings or Settings()), owns_assistant=True)
+        return ChatApp(Assistant(settings or Settings.load()), owns_assistant=True)
     return ChatApp(assistant)
