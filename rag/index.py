@@ -238,7 +238,10 @@ class Index:
         if todo:
             self._embed_and_commit(todo, report, progress)
             self.lexical  # bring BM25 up to date with what was committed
-        manifest = {} if self.settings.chroma_url else file_manifest(self.vectors_path)
+        manifest = {}
+        if not self.settings.chroma_url:
+            self.vectors.snapshot()  # so that no later read rewrites the files recorded here
+            manifest = file_manifest(self.vectors_path)
         catalog.set_meta({"vector_files": json.dumps(manifest), "vector_state": "clean"})
         report.added = sum(1 for _, old in todo if old is None)
         report.repaired = sum(1 for paper, old in todo if old == paper.paper_id)

@@ -20,7 +20,10 @@ from .offline import enforce_offline
 COLLECTION = "chunks"
 DEFAULT_CHROMA_PORT = 8000
 T = TypeVar("T")
-FileRecord = tuple[int, int, int]  # size, mtime_ns, crc32
+# Chroma writes this next to its HNSW files with every snapshot; a segment folder without it holds
+# only scratch files that Chroma re-creates from its log (in chroma.sqlite3) whenever it opens them.
+SNAPSHOT_MARK = "index_metadata.pickle"
+FileRecord = list[int]  # size, mtime_ns, ctime_ns, crc32
 
 
 def _crc32(path: Path) -> int:
@@ -31,13 +34,25 @@ def _crc32(path: Path) -> int:
     return crc
 
 
+def _snapshot_dirs(path: Path) -> list[Path]:
+    return sorted(mark.parent for mark in path.glob(f"*/{SNAPSHOT_MARK}"))
+
+
 def file_manifest(path: Path) -> dict[str, FileRecord]:
-    """Size, mtime and checksum of Chroma's vector-index files (not its SQLite file, which reads touch)."""
+    """Size, times and checksum of each file of Chroma's HNSW snapshots: the files it loads as they are.
+
+    What Chroma guarantees (chroma 1.x, `rust/segment/src/local_hnsw.rs`): chroma.sqlite3 holds the
+    log of every write; a segment's HNSW files are a snapshot of that log up to the seq id recorded
+    in SQLite, written every `sync_threshold` writes together with `index_metadata.pickle`. A folder
+    without that file is re-initialised from the log on every open, so its files are not recorded
+    (`VectorStore.snapshot()` makes sure an ingest leaves none).
+    """
     out: dict[str, FileRecord] = {}
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and not file.name.startswith("chroma.sqlite3"):
-            stat = file.stat()
-            out[str(file.relative_to(path))] = (stat.st_size, stat.st_mtime_ns, _crc32(file))
+    for folder in _snapshot_dirs(path):
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                stat = file.stat()
+                out[str(file.relative_to(path))] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, _crc32(file)]
     return out
 
 
@@ -45,17 +60,23 @@ def check_files(path: Path, manifest: dict[str, list[int]]) -> str | None:
     """What differs from the manifest written by the last complete ingest (None: nothing).
 
     Checked before Chroma opens the files: a damaged HNSW file can crash the process, not just fail.
+    A file whose size, mtime and ctime are as recorded is trusted (ctime cannot be set back, so a
+    write that restores the mtime still shows); any other is checksummed.
     """
     if not (path / "chroma.sqlite3").is_file():
         return f"{path / 'chroma.sqlite3'} is missing"
-    for name, (size, mtime_ns, crc) in manifest.items():
+    snapshots = {name.split("/", 1)[0] for name in manifest if name.endswith(SNAPSHOT_MARK)}
+    for name, record in manifest.items():
+        if name.split("/", 1)[0] not in snapshots:
+            continue  # scratch files listed by an older manifest: Chroma rebuilds them from its log
         file = path / name
         if not file.is_file():
             return f"{file} is missing"
         stat = file.stat()
+        size, times, crc = record[0], record[1:-1], record[-1]
         if stat.st_size != size:
             return f"{file} has {stat.st_size} bytes, {size} were written"
-        if stat.st_mtime_ns != mtime_ns and _crc32(file) != crc:
+        if [stat.st_mtime_ns, stat.st_ctime_ns][: len(times)] != times and _crc32(file) != crc:
             return f"{file} was changed after the last ingest"
     return None
 
@@ -77,12 +98,18 @@ class VectorStore:
 
     def __init__(self, path: Path, *, collection: str = COLLECTION, url: str | None = None,
                  headers: Mapping[str, str] | None = None):
+        self.path = path
+        self.url = url
+        self.collection_name = collection
+        self.headers = dict(headers or {})
+        self._open()
+
+    def _open(self) -> None:
         enforce_offline()
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self.path = path
-        self.url = url
+        path, url = self.path, self.url
         # Telemetry off in both modes; allow_reset only where the files are ours.
         try:
             if url is None:
@@ -92,12 +119,12 @@ class VectorStore:
             else:
                 host, port, ssl = parse_chroma_url(url)
                 self.client = chromadb.HttpClient(
-                    host=host, port=port, ssl=ssl, headers=dict(headers or {}),
+                    host=host, port=port, ssl=ssl, headers=self.headers,
                     settings=ChromaSettings(anonymized_telemetry=False),
                 )
             # embedding_function=None: Chroma must never embed anything itself (we always pass vectors).
             self.collection = self.client.get_or_create_collection(
-                collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                self.collection_name, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
         except InputError:
             raise
@@ -144,6 +171,27 @@ class VectorStore:
         self._call(lambda: self.collection.upsert(
             ids=list(ids), embeddings=vectors.astype(np.float32), documents=list(texts), metadatas=list(metadatas)
         ))
+
+    def snapshot(self) -> None:
+        """Have Chroma write its HNSW snapshot of everything written so far (embedded store only).
+
+        Chroma snapshots only every `sync_threshold` (1,000) writes; below that, the next process to
+        open the collection would re-create the files from the log, so a read would rewrite them.
+        Lowering the threshold to 1 and reopening makes Chroma replay the unsnapshotted writes and
+        snapshot them at once; the threshold is then set back.
+        """
+        if self.url is not None:
+            return
+        threshold = (self.collection.configuration.get("hnsw") or {}).get("sync_threshold") or 1000
+        self._call(lambda: self.collection.modify(configuration={"hnsw": {"sync_threshold": 1}}))
+        self._reopen()
+        self.count()  # the replay on first use writes the snapshot
+        self._call(lambda: self.collection.modify(configuration={"hnsw": {"sync_threshold": threshold}}))
+        self._reopen()
+
+    def _reopen(self) -> None:
+        self.close()
+        self._open()
 
     def all_ids(self) -> list[str]:
         ids: list[str] = []

@@ -125,3 +125,24 @@ def test_orphan_vectors_from_a_cut_batch_are_never_shown_and_then_removed(assist
     report = assistant.ingest([small_corpus])
     assert report.orphans_removed == 2 and report.added == 0
     assert assistant.stats().vectors == assistant.stats().chunks
+
+
+def test_damage_that_keeps_size_and_mtime_is_found_by_search_doctor_and_repaired_by_ingest(
+    bundled_home, models_home, tmp_path
+):
+    # Before: the check trusted an unchanged mtime and Chroma's native code crashed (exit 139).
+    home = copy_of(bundled_home, tmp_path)
+    target = hnsw_file(home, "data_level0.bin")
+    rag(home, models_home, "search", QUESTION)  # a clean read first: it must not count as a change
+    stat = target.stat()
+    garble(target, 0, target.stat().st_size)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_size == stat.st_size and target.stat().st_mtime_ns == stat.st_mtime_ns
+    search = rag(home, models_home, "search", QUESTION)
+    assert search.returncode == 1 and "vector store is damaged" in search.stderr, search.stderr
+    doctor = rag(home, models_home, "doctor")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
+    assert "damaged" in doctor.stdout
+    ingest = rag(home, models_home, "ingest")
+    assert ingest.returncode == 0, ingest.stderr
+    assert rag(home, models_home, "search", QUESTION).returncode == 0
