@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
 from .embeddings import Embedder
-from .errors import CorpusError, EmptyQuestionError
+from .errors import CorpusError, EmptyQuestionError, IndexCorruptError
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
 from .settings import Settings, remote_model
@@ -70,8 +71,15 @@ class Assistant:
     ) -> IngestReport:
         """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded.
 
+        `rebuild` embeds everything into a new index that replaces the current one once complete;
+        with no paths it re-embeds the papers already indexed (e.g. after changing the embedding model).
+
         If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
         """
+        if paths is None and rebuild and self.index.catalog_path.exists() and (indexed := self._indexed_papers()):
+            report = self.index.ingest(indexed, progress=progress, rebuild=True, on_wait=on_wait)
+            report.papers_read = len(indexed)
+            return report
         read = read_corpus(list(paths) if paths is not None else None)
         papers = dedupe(read.papers)
         if not papers:
@@ -81,6 +89,17 @@ class Assistant:
         report.files, report.papers_read = read.files, len(read.papers)
         report.problems = read.problems + report.problems
         return report
+
+    def _indexed_papers(self) -> list[Paper]:
+        """The papers in the index, to embed anew on `rebuild` without paths (whatever corpus they came from)."""
+        try:
+            return self.index.catalog.all_papers()
+        except (IndexCorruptError, sqlite3.DatabaseError) as exc:
+            raise IndexCorruptError(
+                f"the index catalog cannot be read ({' '.join(str(exc).split())[:120]}), so its papers cannot be "
+                "re-embedded; rebuild from your corpus files: `rag ingest --rebuild FILE...` (the current index "
+                "stays until then)"
+            ) from exc
 
     def ensure_index(
         self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None

@@ -7,10 +7,12 @@ derived from the chunks here, and a batch counts as ingested once its transactio
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from .datadir import storage_problem
 from .errors import IndexCorruptError
 from .types import Chunk, Paper
 
@@ -50,6 +52,14 @@ def committed_paper_ids(path: Path) -> set[str]:
         return set()
 
 
+def damaged(path: Path, problem: str) -> IndexCorruptError:
+    problem = " ".join(problem.split())[:100]
+    return IndexCorruptError(
+        f"the index catalog {path} is damaged ({problem}); rebuild it from your corpus files with "
+        "`rag ingest --rebuild [FILE...]` (the damaged index stays until the new one is complete)"
+    )
+
+
 class Catalog:
     def __init__(self, path: Path):
         self.path = path
@@ -58,13 +68,19 @@ class Catalog:
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.executescript(SCHEMA)
+            self.inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(
-                f"the index catalog {path} is damaged ({exc}); run `rag ingest --rebuild`"
-            ) from exc
+            raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
 
     def close(self) -> None:
         self.db.close()
+
+    def replaced(self) -> bool:
+        """Has another file taken this catalog's path since it was opened (a rebuild swapped in)?"""
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except OSError:
+            return True
 
     def check_integrity(self, max_bytes: int | None = None) -> None:
         """SQLite's quick check: finds damaged pages that plain queries may never touch.
@@ -76,10 +92,11 @@ class Catalog:
         try:
             problem = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if storage := storage_problem(exc, self.path.parent):
+                raise storage from exc
             problem = str(exc)
         if problem != "ok":
-            problem = " ".join(problem.split())[:100]
-            raise IndexCorruptError(f"the index catalog {self.path} is damaged ({problem}); run `rag ingest --rebuild`")
+            raise damaged(self.path, problem)
 
     def _rows_where_in(self, query: str, ids: Sequence[str]) -> Iterator[tuple]:
         """Rows of `query` (ending in `IN ({})`) for all `ids`, in batches under SQLite's variable limit."""
@@ -134,6 +151,10 @@ class Catalog:
                 authors=json.loads(authors), year=year, url=url, categories=json.loads(categories),
             )
         return out
+
+    def all_papers(self) -> list[Paper]:
+        ids = [row[0] for row in self.db.execute("SELECT paper_id FROM papers ORDER BY rowid")]
+        return list(self.get_papers(ids).values())
 
     def source_names(self) -> list[str]:
         names: set[str] = set()

@@ -74,10 +74,17 @@ class RagGroup(click.Group):
             return super().invoke(ctx)
         except RagError as exc:
             raise click.ClickException(str(exc)) from exc
-        except sqlite3.DatabaseError as exc:  # a damaged page the open-time checks did not reach
-            raise click.ClickException(
-                f"the index catalog is damaged ({' '.join(str(exc).split())[:100]}); run `rag ingest --rebuild`"
-            ) from exc
+        except (sqlite3.DatabaseError, OSError) as exc:  # a damaged page the open-time checks did not reach
+            from .catalog import damaged
+            from .datadir import storage_problem
+
+            settings = ctx.obj.get("settings")
+            home = settings.home if settings else Path.cwd()
+            if problem := storage_problem(exc, home):
+                raise click.ClickException(str(problem)) from exc
+            if isinstance(exc, OSError):
+                raise
+            raise click.ClickException(str(damaged(home / "index" / "catalog.sqlite", str(exc)))) from exc
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(130)
@@ -98,7 +105,7 @@ def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--rebuild", is_flag=True, help="Start from an empty index.")
+@click.option("--rebuild", is_flag=True, help="Embed into a new index that replaces the current one when complete (no PATH: the papers already indexed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:

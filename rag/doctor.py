@@ -144,13 +144,15 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.Error as exc:
-        report.add("index", "catalog", "fail", f"{catalog_path} cannot be read ({exc}); run `rag ingest --rebuild`")
+        report.add("index", "catalog", "fail", f"{catalog_path} cannot be read ({exc}); rebuild it from your corpus files: "
+                   "`rag ingest --rebuild FILE...` (the old index stays until the new one is complete)")
         return
     recorded = meta.get("embedding_model")
     status: Status = "ok" if recorded in (None, settings.embedding_model) else "fail"
     report.add("index", "embedding model", status,
                f"{recorded} ({meta.get('dimension')}-d)" + ("" if status == "ok" else
-               f" but {settings.embedding_model} is configured; run `rag ingest --rebuild`"))
+               f" but {settings.embedding_model} is configured; set RAG_EMBEDDING_MODEL={recorded}, or re-embed the "
+               "indexed papers with `rag ingest --rebuild`"))
     from .assistant import Assistant
 
     assistant = Assistant(settings)

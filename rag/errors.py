@@ -35,6 +35,10 @@ class IndexMismatchError(IndexCorruptError):
     """The index was built with another embedding model than the one configured."""
 
 
+class DataDirError(RagError):
+    """The data dir cannot be written (read-only, no space left): nothing in it is damaged."""
+
+
 class VectorStoreError(RagError):
     """The Chroma server cannot be reached or refused a request (nothing committed is lost)."""
 

@@ -10,8 +10,10 @@ time (a file lock in the data dir); readers see the last committed batch.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from pydantic import BaseModel, Field
 
 from .catalog import Catalog
 from .chunking import chunk_paper
+from .datadir import BYTES_PER_CHUNK, storage_problem
 from .embeddings import Embedder
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, ModelError, RagError
 from .lexical import LexicalIndex
 from .locking import WriterLock
 from .settings import Settings
@@ -32,6 +35,29 @@ Progress = Callable[[str, int, int], None]
 FORMAT_VERSION = "1"
 PAPERS_PER_BATCH = 64
 QUICK_CHECK_MAX_BYTES = 32 << 20
+# A rebuild writes `index.rebuild/` beside `index/`, marks it complete, then swaps the two folders.
+COMPLETE = "REBUILD_COMPLETE"
+
+
+def staging_dir(index_dir: Path) -> Path:
+    return index_dir.with_name(index_dir.name + ".rebuild")
+
+
+def retired_dir(index_dir: Path) -> Path:
+    return index_dir.with_name(index_dir.name + ".old")
+
+
+def finish_swap(index_dir: Path) -> None:
+    """If a crash cut a rebuild's swap between its two renames, complete it (or put the old index back)."""
+    if index_dir.exists():
+        return
+    staging, retired = staging_dir(index_dir), retired_dir(index_dir)
+    source = staging if (staging / COMPLETE).exists() else retired if retired.exists() else None
+    if source is not None:
+        try:
+            os.replace(source, index_dir)
+        except OSError:
+            pass  # another process finished it first
 
 
 class IngestReport(BaseModel):
@@ -64,10 +90,15 @@ class IndexStats(BaseModel):
 
 
 class Index:
-    def __init__(self, settings: Settings, embedder: Embedder):
+    def __init__(self, settings: Settings, embedder: Embedder, *, directory: Path | None = None,
+                 collection: str | None = None):
+        """The index in `settings.index_dir` (or in `directory`, for a rebuild's new index)."""
         self.settings = settings
         self.embedder = embedder
-        self.dir = settings.index_dir
+        self.dir = directory or settings.index_dir
+        self._collection = collection
+        if directory is None:
+            finish_swap(self.dir)
         self._catalog: Catalog | None = None
         self._vectors: VectorStore | None = None
         self._lexical: LexicalIndex | None = None
@@ -86,9 +117,20 @@ class Index:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_problem(exc, self.dir) or IndexCorruptError(
+                    f"cannot create the index folder {self.dir} ({exc.strerror}); check RAG_HOME"
+                ) from exc
             self._catalog = Catalog(self.catalog_path)
         return self._catalog
+
+    @property
+    def collection_name(self) -> str:
+        """The Chroma collection of this index (a rebuild on a server writes a new one beside the old)."""
+        recorded = self.catalog.get_meta("chroma_collection") if self.catalog_path.exists() else None
+        return recorded or self._collection or self.settings.chroma_collection
 
     @property
     def vectors_path(self) -> Path:
@@ -104,7 +146,7 @@ class Index:
                     f"the vector store is damaged ({damage}); run `rag ingest` to re-embed the papers from the catalog"
                 )
             self._vectors = VectorStore(
-                self.vectors_path, collection=s.chroma_collection, url=s.chroma_url, headers=s.chroma_headers
+                self.vectors_path, collection=self.collection_name, url=s.chroma_url, headers=s.chroma_headers
             )
         return self._vectors
 
@@ -120,14 +162,23 @@ class Index:
     def check_model(self) -> None:
         """The index must have been built by the embedding model we query it with."""
         recorded = self.catalog.get_meta("embedding_model")
-        if recorded is not None and recorded != self.embedder.name:
-            raise IndexMismatchError(
-                f"the index was built with embedding model {recorded!r} but {self.embedder.name!r} is configured; "
-                "run `rag ingest --rebuild` (or set RAG_EMBEDDING_MODEL back)"
-            )
+        if recorded is None or recorded == self.embedder.name:
+            return
+        back = f"set RAG_EMBEDDING_MODEL={recorded} (or unset it if that is the default)"
+        try:
+            self.embedder.dimension  # a name that does not load must not be answered with "rebuild"
+        except RagError as exc:
+            raise ModelError(f"{exc}; the index in {self.dir} was built with {recorded!r}: {back}") from exc
+        raise IndexMismatchError(
+            f"the index was built with embedding model {recorded!r} but {self.embedder.name!r} is configured; "
+            f"{back}, or re-embed the indexed papers with the new model: `rag ingest --rebuild` "
+            "(the current index is kept until the new one is complete)"
+        )
 
     def open_for_search(self) -> None:
         """Check once per catalog generation that the index is there and consistent."""
+        if self._catalog is not None and self._catalog.replaced():
+            self.close()  # a rebuild in another process swapped a new index in
         if self._checked_generation is not None and self._checked_generation == self.catalog.generation:
             return
         if not self.catalog_path.exists() or self.catalog.paper_count() == 0:
@@ -178,12 +229,6 @@ class Index:
         self._lexical = None
         self._checked_generation = None
 
-    def wipe(self) -> None:
-        if self.settings.chroma_url:
-            self.vectors.drop()  # the server's collection is not under self.dir
-        self.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     # --- ingest ---------------------------------------------------------------------------
     def ingest(
         self, papers: Sequence[Paper], progress: Progress | None = None, *, rebuild: bool = False,
@@ -191,16 +236,76 @@ class Index:
     ) -> IngestReport:
         """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
 
+        With `rebuild`, the papers are embedded into a new index beside the current one, which is
+        replaced only once the new one is complete (any failure, kill -9 included, leaves it as it was).
         Holds the data dir's writer lock throughout (waiting for another ingest if needed).
         """
-        with self.lock.hold(on_wait):
-            self._writing = True
-            try:
-                if rebuild:
-                    self.wipe()
-                return self._ingest(papers, progress)
-            finally:
-                self._writing = False
+        self.embedder.dimension  # load the configured embedding model first: a bad name fails before any write
+        try:
+            with self.lock.hold(on_wait):
+                self._writing = True
+                try:
+                    self._clear_leftovers()
+                    if rebuild:
+                        return self._rebuild(papers, progress)
+                    return self._ingest(papers, progress)
+                finally:
+                    self._writing = False
+        except (RagError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if problem := storage_problem(exc, self.dir, BYTES_PER_CHUNK * len(papers) * 3):
+                raise problem from exc
+            raise
+
+    def _rebuild(self, papers: Sequence[Paper], progress: Progress | None) -> IngestReport:
+        target = staging_dir(self.dir)
+        collection = f"{self.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}" if self.settings.chroma_url else None
+        new = Index(self.settings, self.embedder, directory=target, collection=collection)
+        new._writing = True
+        try:
+            report = new._ingest(papers, progress)
+        finally:
+            new.close()
+        (target / COMPLETE).write_text("complete\n")
+        self._swap_in(target)
+        return report
+
+    def _swap_in(self, target: Path) -> None:
+        """Replace the current index by the complete one in `target` (two renames; `finish_swap` mends a cut)."""
+        old_collection = self.collection_name if self.settings.chroma_url and self.catalog_path.exists() else None
+        self.close()
+        retired = retired_dir(self.dir)
+        shutil.rmtree(retired, ignore_errors=True)
+        if self.dir.exists():
+            os.replace(self.dir, retired)
+        os.replace(target, self.dir)
+        (self.dir / COMPLETE).unlink(missing_ok=True)
+        shutil.rmtree(retired, ignore_errors=True)
+        if old_collection and old_collection != self.collection_name:
+            self._drop_server_collection(old_collection)
+
+    def _drop_server_collection(self, name: str) -> None:
+        try:
+            VectorStore(self.vectors_path, collection=name, url=self.settings.chroma_url,
+                        headers=self.settings.chroma_headers).drop()
+        except RagError:
+            pass  # the server is gone: the old collection stays there, unused
+
+    def _clear_leftovers(self) -> None:
+        """Under the writer lock: swap in a rebuild that completed but was cut before its swap; remove an unfinished one."""
+        target, retired = staging_dir(self.dir), retired_dir(self.dir)
+        if (target / COMPLETE).exists():
+            self._swap_in(target)
+        elif target.exists():
+            if self.settings.chroma_url:
+                left = Index(self.settings, self.embedder, directory=target)
+                if left.catalog_path.exists() and left.catalog.get_meta("chroma_collection"):
+                    self._drop_server_collection(left.collection_name)
+                left.close()
+            shutil.rmtree(target, ignore_errors=True)
+        if self.dir.exists():
+            shutil.rmtree(retired, ignore_errors=True)
 
     def _ingest(self, papers: Sequence[Paper], progress: Progress | None) -> IngestReport:
         started = time.perf_counter()
@@ -257,6 +362,7 @@ class Index:
                 "embedding_model": embedder.name,
                 "dimension": embedder.dimension,
                 "chunk_tokens": self.settings.chunk_tokens,
+                **({"chroma_collection": self.collection_name} if self.settings.chroma_url else {}),
             })
         elif int(catalog.get_meta("dimension") or 0) != embedder.dimension:
             raise IndexMismatchError(

@@ -4,8 +4,10 @@ proves that something works, but enough for tests of the index, answering and th
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -49,4 +51,14 @@ class HashEmbedder:
         return self._vector(text)
 
 
-__all__ = ["HashEmbedder", "ScriptedGenerator"]
+def write_synthetic_corpus(path: Path, papers: int) -> Path:
+    """A JSON Lines corpus of `papers` one-sentence abstracts (one chunk each); paper i is titled
+    "Study i of marker zq{i}x" and is the only one holding the word zq{i}x."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(papers):
+            f.write(json.dumps({"title": f"Study {i} of marker zq{i}x",
+                                "abstract": f"We measure the zq{i}x effect in setting {i}."}) + "\n")
+    return path
+
+
+__all__ = ["HashEmbedder", "ScriptedGenerator", "write_synthetic_corpus"]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from .datadir import storage_problem
 from .errors import IndexCorruptError, InputError, VectorStoreError
 from .offline import enforce_offline
 
@@ -131,6 +132,8 @@ class VectorStore:
         except Exception as exc:
             if url is not None:
                 raise self._server_error(exc) from exc
+            if problem := storage_problem(exc, path):
+                raise problem from exc
             raise IndexCorruptError(
                 f"the vector store in {path} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
                 "run `rag ingest` to re-embed the papers from the catalog"
@@ -157,6 +160,8 @@ class VectorStore:
         except Exception as exc:
             if self.url is not None:
                 raise self._server_error(exc) from exc
+            if problem := storage_problem(exc, self.path):
+                raise problem from exc
             first_line = (str(exc).splitlines() or [""])[0][:120]
             raise IndexCorruptError(
                 f"the vector store in {self.path} is damaged ({type(exc).__name__}: {first_line}); "

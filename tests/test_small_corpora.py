@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from rag.testing import write_synthetic_corpus as write_corpus
+
 SCRIPT = """
 import json, sys
 from rag import Assistant, Settings
@@ -29,13 +31,6 @@ else:
     hits = assistant.search(arg, k=3)
     print(json.dumps({"titles": [h.title for h in hits], "vectors": assistant.stats().vectors}))
 """
-
-
-def write_corpus(path: Path, papers: int) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(papers):  # one short sentence each: one chunk per paper
-            f.write(json.dumps({"title": f"Study {i} of marker zq{i}x", "abstract": f"We measure the zq{i}x effect in setting {i}."}) + "\n")
-    return path
 
 
 def run(home: Path, action: str, arg: str) -> dict:
