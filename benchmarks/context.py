@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from rag import Assistant, Settings
-from rag.answering import build_passages, render_messages
+from rag.answering import render_messages
+from rag.passages import build_passages
 from rag.evaluate import load_qa, median, normalise_text, percentile
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"

@@ -5,19 +5,22 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Generator as Pipeline, Iterable, Sequence
 from pathlib import Path
 
-from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
+from .answering import AnswerRequest, AnswerStream, generate_answer
 from .corpus import dedupe, read_corpus
 from .embeddings import Embedder
-from .errors import CorpusError, EmptyQuestionError, IndexCorruptError
+from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError
+from .followups import standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
 from .settings import Settings, remote_model
 from .llm import Generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
+from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
 from .types import Answer, Hit, Paper, Timings
 
@@ -182,42 +185,40 @@ class Assistant:
 
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
-        stream = AnswerStream(iter(()))
-        stream._pieces = self._answer_pieces(stream, question, list(history or []))
-        return stream
+        earlier = list(history or [])
+        return AnswerStream(lambda cancel: self._answer(question, earlier, cancel))
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
         """Answer `question` (a follow-up if `history` holds earlier answers) with verified citations."""
         stream = self.stream(question, history)
         for _ in stream:
             pass
-        assert stream.answer is not None
+        if stream.answer is None:
+            raise GenerationError("the answer was cancelled")
         return stream.answer
 
-    def _answer_pieces(self, stream: AnswerStream, question: str, history: list[Answer]):
-        started = time.perf_counter()
+    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> Pipeline[str, None, Answer | None]:
         text, truncated = clean_question(question)
-        notices = [f"the question was cut to its first {MAX_QUESTION_CHARS} characters"] if truncated else []
+        request = AnswerRequest(text, text)
+        if truncated:
+            request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
         prompts = self.prompts  # fail early on a broken prompt file
         self.index.open_for_search()
-        generator = None
-        standalone = text
-        if history:
-            generator = self.load_generator()
-            standalone = condense(text, history, generator, prompts)
-        hits = self.retriever.search(standalone, self.settings.candidates_for_answer)
-        timings = Timings(retrieve_s=time.perf_counter() - started)
-        if not relevant(standalone, hits, self.settings):
-            timings.total_s = time.perf_counter() - started
-            stream.answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
-            yield stream.answer.text
-            return
-        generator = generator or self.load_generator()
-        passages = build_passages(standalone, hits, self.index.catalog, generator, self.settings)
-        yield from generate_answer(
-            stream, question=text, standalone=standalone, passages=passages, generator=generator, prompts=prompts,
-            settings=self.settings, timings=timings, started=started, notices=notices,
-        )
+        catalog = self.index.catalog
+        topic_ids = [c.paper_id for a in history for c in a.citations]
+        resolved = standalone(text, history, catalog.get_papers(topic_ids) if topic_ids else {})
+        request.standalone = resolved.text
+        hits = self.retriever.search(resolved.text, self.settings.candidates_for_answer)
+        if resolved.topic_id is not None:
+            hits = self.retriever.prefer(hits, resolved.topic_id, text)
+        request.timings.retrieve_s = time.perf_counter() - request.started
+        if resolved.topic_id is None and not relevant(resolved.text, hits, self.settings):
+            answer = request.refusal("nothing relevant was retrieved")
+            yield answer.text
+            return answer
+        generator = self.load_generator()
+        passages = build_passages(resolved.text, hits, catalog, generator, self.settings)
+        return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
 
     def stats(self) -> IndexStats:
         return self.index.stats()

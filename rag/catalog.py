@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .datadir import storage_problem
 from .errors import IndexCorruptError
+from .text import name_key, own_names
 from .types import Chunk, Paper
 
 SCHEMA = """
@@ -37,7 +38,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(paper_id);
+CREATE TABLE IF NOT EXISTS paper_names (
+    name_key TEXT NOT NULL,
+    paper_id TEXT NOT NULL REFERENCES papers(paper_id) ON DELETE CASCADE,
+    PRIMARY KEY (name_key, paper_id)
+);
+CREATE INDEX IF NOT EXISTS names_by_paper ON paper_names(paper_id);
 """
+NAMES_VERSION = "1"  # bump when `own_names` changes: the next ingest recomputes the table
 
 
 def committed_paper_ids(path: Path) -> set[str]:
@@ -198,6 +206,27 @@ class Catalog:
             out.add(cid)
         return out
 
+    # --- names ------------------------------------------------------------------------
+    def papers_named(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """name key -> the papers that go by that name (their title's lead, a method their abstract introduces)."""
+        out: dict[str, list[str]] = {}
+        for key, pid in self._rows_where_in("SELECT name_key, paper_id FROM paper_names WHERE name_key IN ({})",
+                                             list(dict.fromkeys(keys))):
+            out.setdefault(key, []).append(pid)
+        return out
+
+    def index_names(self) -> int:
+        """(Re)compute the names table if it is missing or older than `own_names`; the number of papers done."""
+        if self.get_meta("names_version") == NAMES_VERSION:
+            return 0
+        rows = list(self.db.execute("SELECT paper_id, title, abstract FROM papers"))
+        with self.db:
+            self.db.execute("DELETE FROM paper_names")
+            self.db.executemany("INSERT OR IGNORE INTO paper_names VALUES (?, ?)",
+                                [(name_key(n), pid) for pid, title, abstract in rows for n in own_names(title, abstract)])
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('names_version', ?)", (NAMES_VERSION,))
+        return len(rows)
+
     # --- writes -------------------------------------------------------------------------
     def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str]) -> None:
         """One atomic step: drop replaced papers, record new papers and their chunks."""
@@ -214,6 +243,10 @@ class Catalog:
             self.db.executemany(
                 "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
                 [(c.chunk_id, c.paper_id, c.position, c.text) for c in chunks],
+            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO paper_names VALUES (?, ?)",
+                [(name_key(n), p.paper_id) for p in papers for n in own_names(p.title, p.abstract)],
             )
             self.db.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(self.generation + 1),)

@@ -1,10 +1,16 @@
 """Citations: parse [n] keys, map each to one retrieved passage, drop what the passages do not support.
 
-A sentence of the answer is kept only if the passage it cites supports it: most of its content
-words occur in that passage (title included) and every number it states occurs there too. A
-sentence citing the wrong passage is re-pointed to the one that supports it; an uncited sentence
-gets the passage that supports it; anything else is dropped. Keys are renumbered 1..m in order of
-first use, so `[n]` in the final text is `citations[n-1]`.
+A sentence of the answer is kept only if the passage(s) it cites support it:
+- every number it states occurs there;
+- every name it uses is mentioned there, up to case, hyphenation and plural; the paper's own
+  names (its title's lead, the method names its abstract introduces) count as mentioned;
+- most of its content words occur there (title included);
+- it does not deny what the passage asserts, or assert what it denies;
+- a link, e-mail address or code it contains is in the passage word for word.
+A sentence citing the wrong passage is re-pointed to the one that supports it; an uncited sentence
+gets the passage that supports it; a sentence joining two papers is checked against the passages it
+cites together; a sentence that leans on a dropped one ("This ...") is dropped with it. Keys are
+renumbered 1..m in order of first use, so `[n]` in the final text is `citations[n-1]`.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .lexical import tokenize
-from .types import Citation, Hit
+from .chunking import split_sentences
+from .text import content_words, contradicts, mentions, names, numbers, word_set
+from .types import Citation, Dropped, Hit
 
 _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ANY_BRACKET_KEY = re.compile(r"\[\s*[\d,;\s]*\]")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 # Sentence ends: . ! ? followed by space(s) and optional citation groups then a new sentence.
 _SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:\s*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
+_LINK = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+|`[^`]+`|\b(?:import|def|sudo|curl|wget)\s+\S+")
+# A sentence that opens like this refers back to the one before it.
+_LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus|hence|therefore)\b", re.IGNORECASE)
 
 MIN_SUPPORT = 0.5
 
@@ -40,59 +49,68 @@ def split_answer(text: str) -> list[str]:
     return [m.group(1).strip() for m in _SENTENCE.finditer(text) if m.group(1).strip()]
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+@dataclass
+class Evidence:
+    """What one passage (or several cited together) can support: its words, names, numbers, sentences."""
+
+    text: str
+    sentences: list[str]
+    aliases: set[str] = field(default_factory=set)  # the paper's own names, mentioned even where not shown
+
+    def __post_init__(self) -> None:
+        self.words = content_words(self.text) | {w for a in self.aliases for w in content_words(a)}
+        self.spelled = word_set(self.text) | {w for a in self.aliases for w in word_set(a)}
+        self.numbers = numbers(self.text)
+
+    @classmethod
+    def of(cls, hit: Hit) -> Evidence:
+        return cls(f"{hit.title}. {hit.text}", [hit.title, *split_sentences(hit.text)], set(hit.aliases))
+
+    @classmethod
+    def joined(cls, parts: Sequence[Evidence]) -> Evidence:
+        return cls(" ".join(p.text for p in parts), [s for p in parts for s in p.sentences],
+                   set().union(*(p.aliases for p in parts)))
 
 
-_WORD = re.compile(r"[A-Za-z0-9][\w\-+.]*[\w+]|[A-Za-z0-9]")
+def judge(claim: str, evidence: Evidence) -> tuple[float, str | None, str | None]:
+    """(share of the claim's words the evidence holds, why it cannot hold at all, the passage sentence it rests on).
 
-
-def names(text: str) -> set[str]:
-    """Words that name something (SimCSE, Vim-S, GPT-3, UCF-101, OpenAI): capitals inside, or letters with digits.
-
-    The first word of the text is skipped when it is merely capitalised ("The", "This").
+    The share is 0 with a reason when a number, name, link or the stance is not in the evidence.
     """
-    out = set()
-    for index, match in enumerate(_WORD.finditer(text)):
-        word = match.group(0).rstrip(".")
-        has_inner_capital = any(c.isupper() for c in word[1:])
-        mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
-        capitalised = word[:1].isupper() and index > 0
-        if has_inner_capital or mixed or capitalised:
-            out.add(word)
-    return out
-
-
-def _mentions(name: str, passage: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", passage, re.IGNORECASE) is not None
-
-
-def content_words(text: str) -> set[str]:
-    return set(tokenize([text])[0])
+    claim = strip_keys(claim)
+    stated = numbers(claim)
+    missing = stated - evidence.numbers
+    if missing:
+        return 0.0, f"states {sorted(missing)[0]}, which the passage does not", None
+    # A claim about a named thing the passage never mentions is about some other paper's result
+    # (small models pin a passage's number on the entity the question asked about).
+    unknown = [n for n in sorted(names(claim)) if not mentions(n, evidence.spelled)]
+    if unknown:
+        return 0.0, f"names {unknown[0]}, which the passage does not mention", None
+    for link in _LINK.findall(claim):
+        if link.strip("`").rstrip(".,;") not in evidence.text:
+            return 0.0, f"contains {link[:40]!r}, which the passage does not", None
+    words = content_words(claim) - stated
+    if not words and not stated:
+        return 0.0, "says nothing checkable", None
+    # A number found in the passage counts as a supported word ("2.1 [1]" is a fine terse answer).
+    score = (len(words & evidence.words) + len(stated)) / (len(words) + len(stated))
+    basis = max(evidence.sentences, key=lambda s: len(words & content_words(s)), default=None)
+    if basis is not None and words & content_words(basis) and contradicts(claim, basis):
+        return 0.0, "says the opposite of the passage", basis
+    return score, None, basis
 
 
 def support(claim: str, passage: str) -> float:
-    """Share of the claim's content words found in the passage; 0 if a number is not in the passage."""
-    claim = strip_keys(claim)
-    numbers = _numbers(claim)
-    if not numbers <= _numbers(passage):
-        return 0.0
-    # A claim about a named thing the passage never mentions is about some other paper's result
-    # (small models pin a passage's number on the entity the question asked about).
-    if not all(_mentions(name, passage) for name in names(claim)):
-        return 0.0
-    words = content_words(claim) - numbers
-    if not words and not numbers:
-        return 0.0
-    # A number found in the passage counts as a supported word ("2.1 [1]" is a fine terse answer).
-    return (len(words & content_words(passage)) + len(numbers)) / (len(words) + len(numbers))
+    """Share of the claim's content words found in the passage; 0 if a number, name, link or stance is not there."""
+    return judge(claim, Evidence(passage, split_sentences(passage)))[0]
 
 
 @dataclass
 class Verified:
     text: str
     citations: list[Citation]
-    dropped: list[str] = field(default_factory=list)  # sentences removed as unsupported
+    dropped: list[Dropped] = field(default_factory=list)  # sentences removed, with the reason
     repaired: int = 0  # sentences whose citation was added or re-pointed
 
 
@@ -101,32 +119,67 @@ class CitationChecker:
 
     def __init__(self, passages: Sequence[Hit], min_support: float = MIN_SUPPORT):
         self.passages = list(passages)
-        self.sources = [f"{h.title}. {h.text}" for h in passages]
+        self.evidence = [Evidence.of(h) for h in passages]
         self.min_support = min_support
         self.order: list[int] = []  # passage indexes in order of first citation
+        self.basis: dict[int, list[str]] = {}  # passage index -> the sentences kept claims rest on
         self.kept: list[str] = []
-        self.dropped: list[str] = []
+        self.dropped: list[Dropped] = []
         self.repaired = 0
+        self._last_dropped = False
+
+    def _supports(self, claim: str, evidence: Evidence) -> tuple[bool, str | None, str | None]:
+        """(supported, why not, the passage sentence it rests on)."""
+        score, reason, basis = judge(claim, evidence)
+        if reason is None and score < self.min_support:
+            reason = "most of its words are not in the passage"
+        return reason is None, reason, basis
+
+    def drop(self, sentence: str, reason: str) -> None:
+        self.dropped.append(Dropped(text=sentence, reason=reason))
+        self._last_dropped = True
 
     def add(self, sentence: str) -> str | None:
         """The sentence with its citations renumbered, or None if no passage supports it."""
         body = strip_keys(sentence)
-        if not body or not (content_words(body) or _numbers(body)):
+        if not body or not (content_words(body) or numbers(body)):
             return None
-        keys = [k for k in dict.fromkeys(parse_keys(sentence)) if 1 <= k <= len(self.passages)]
-        cited = [k - 1 for k in keys if support(body, self.sources[k - 1]) >= self.min_support]
+        if self._last_dropped and _LEANS_BACK.match(body):
+            self.drop(sentence, "refers back to a sentence that was dropped")
+            return None
+        keys = [k - 1 for k in dict.fromkeys(parse_keys(sentence)) if 1 <= k <= len(self.passages)]
+        cited, bases, reason = [], {}, None
+        for index in keys:
+            ok, why, basis = self._supports(body, self.evidence[index])
+            if ok:
+                cited.append(index)
+                bases[index] = basis
+            reason = reason or why
+        if not cited and len(keys) > 1:
+            # One sentence joining two papers ("X reports 83.8% [1] while Y reports 85.4% [2]").
+            ok, why, _ = self._supports(body, Evidence.joined([self.evidence[i] for i in keys]))
+            claim_words = content_words(body) | numbers(body)
+            if ok and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys):
+                cited = keys
+                bases = {i: judge(body, self.evidence[i])[2] for i in keys}
+            reason = reason or why
         if not cited:
             # Cited nothing, a key that does not exist, or the wrong passage: find the right one.
-            scores = [support(body, s) for s in self.sources]
-            best = max(range(len(scores)), key=scores.__getitem__, default=None)
-            if best is None or scores[best] < self.min_support:
-                self.dropped.append(sentence)
+            judged = [(judge(body, e), i) for i, e in enumerate(self.evidence)]
+            good = [(score, i, basis) for (score, why, basis), i in judged if why is None and score >= self.min_support]
+            if not good:
+                self.drop(sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1]
+                          or "no passage holds it")
                 return None
-            cited = [best]
+            _, index, basis = max(good, key=lambda g: g[0])
+            cited, bases = [index], {index: basis}
             self.repaired += 1
+        self._last_dropped = False
         for index in cited:
             if index not in self.order:
                 self.order.append(index)
+            if bases.get(index) and bases[index] not in self.basis.setdefault(index, []):
+                self.basis[index].append(bases[index])
         stop = body[-1] if body[-1] in ".!?" else "."
         marks = "".join(f"[{self.order.index(i) + 1}]" for i in cited)
         out = f"{body.rstrip('.!?').rstrip()} {marks}{stop}"
@@ -135,7 +188,8 @@ class CitationChecker:
 
     def result(self) -> Verified:
         citations = [
-            Citation(key=n, paper_id=self.passages[i].paper_id, title=self.passages[i].title, text=self.passages[i].text)
+            Citation(key=n, paper_id=self.passages[i].paper_id, title=self.passages[i].title, text=self.passages[i].text,
+                     sentences=self.basis.get(i, []))
             for n, i in enumerate(self.order, start=1)
         ]
         return Verified(text=" ".join(self.kept), citations=citations, dropped=self.dropped, repaired=self.repaired)

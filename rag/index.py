@@ -313,6 +313,7 @@ class Index:
         catalog = self.catalog
         self.check_model()
         catalog.check_integrity()
+        catalog.index_names()  # catalogs from before the names table get it here
         self._drop_damaged_vectors(report)
         catalog.set_meta({"vector_state": "writing"})
         by_title = catalog.paper_ids_by_title()

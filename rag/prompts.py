@@ -13,11 +13,10 @@ CANNOT_ANSWER = "The corpus does not answer this question."
 
 EXPECTED_VARIABLES: dict[str, set[str]] = {
     # No refusal instruction: with one, small models refuse answerable questions; refusal is the
-    # system's job (relevance gate + citation checks), see rag/answering.py.
+    # system's job (relevance gate + citation checks), see rag/passages.py and rag/citations.py.
     "system": set(),
     "answer": {"passages", "question"},
     "passage": {"key", "title", "text"},
-    "condense": {"history", "question"},
     "naive": {"passages", "question"},  # the naive-RAG baseline of `rag eval --baselines`
 }
 

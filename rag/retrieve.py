@@ -7,7 +7,11 @@ from typing import Literal
 
 from .index import Index
 from .settings import Settings
+from .text import name_key, name_spans
 from .types import Hit
+
+# A name more papers than this go by ("Transformer") names no paper in particular.
+MAX_NAMESAKES = 3
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -62,6 +66,9 @@ class Retriever:
         else:
             fused = {cid: score for cid, score in (dense or lexical)}
         ranked = sorted(fused, key=lambda cid: -fused[cid])
+        named = self._named_papers(query)
+        if named:
+            ranked = self._named_first(ranked, named, allowed)
 
         rows = index.catalog.get_chunks(ranked)
         taken: dict[str, int] = {}
@@ -84,7 +91,49 @@ class Retriever:
             hits.append(Hit(
                 chunk_id=cid, paper_id=pid, title=title, text=text, score=fused[cid],
                 dense_rank=dense_rank.get(cid), lexical_rank=lexical_rank.get(cid),
-                dense_score=dense_score.get(cid),
+                dense_score=dense_score.get(cid), named=pid in named,
                 sources=paper.sources if paper else [], year=paper.year if paper else None,
             ))
         return hits
+
+    def _named_papers(self, query: str) -> set[str]:
+        """Papers the query calls by their own name ("What is SimMIM?"): a name-like run of its words that
+        is the name a title leads with or an abstract introduces, and that few papers go by."""
+        spans = name_spans(query)
+        if not spans:
+            return set()
+        found = self.index.catalog.papers_named([name_key(s) for s in spans])
+        return {pid for pids in found.values() if len(pids) <= MAX_NAMESAKES for pid in pids}
+
+    def _named_first(self, ranked: list[str], named: set[str], allowed: set[str] | None) -> list[str]:
+        """The ranking with each named paper's best chunk (or its first one, if neither retriever found it) first."""
+        catalog = self.index.catalog
+        first: dict[str, str] = {}
+        for cid in ranked:
+            pid = cid.split(":", 1)[0]
+            if pid in named and pid not in first:
+                first[pid] = cid
+        for pid in sorted(named - set(first)):
+            chunk_ids = catalog.chunk_ids_of([pid])
+            candidates = [c for c in chunk_ids if allowed is None or c in allowed]
+            if candidates:
+                first[pid] = min(candidates, key=lambda c: int(c.rsplit(":", 1)[1]))
+        pinned = list(first.values())
+        return pinned + [cid for cid in ranked if cid not in set(pinned)]
+
+    def prefer(self, hits: list[Hit], paper_id: str, question: str) -> list[Hit]:
+        """`hits` with the conversation's paper first, unless the question calls another paper by its name."""
+        if self._named_papers(question) - {paper_id}:
+            return hits  # "How does MobileSAM compare?": the question moved on to another paper
+        others = [h for h in hits if h.paper_id != paper_id]
+        topic = next((h for h in hits if h.paper_id == paper_id), None)
+        if topic is None:
+            catalog = self.index.catalog
+            paper = catalog.get_papers([paper_id]).get(paper_id)
+            rows = catalog.get_chunks(catalog.chunk_ids_of([paper_id])[:1])
+            if paper is None or not rows:
+                return hits  # the paper left the index since it was cited
+            chunk_id, (_, title, text) = next(iter(rows.items()))
+            topic = Hit(chunk_id=chunk_id, paper_id=paper_id, title=title, text=text, score=0.0,
+                        sources=paper.sources, year=paper.year)
+        return [topic, *others][: max(len(hits), 1)]

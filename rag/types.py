@@ -81,6 +81,8 @@ class Hit:
     dense_score: float | None = None
     sources: list[str] = field(default_factory=list)
     year: int | None = None
+    aliases: list[str] = field(default_factory=list)  # names the paper goes by (see rag.text.identity_names)
+    named: bool = False  # the question called this paper by its own name
 
 
 class Citation(BaseModel):
@@ -91,6 +93,14 @@ class Citation(BaseModel):
     title: str
     text: str
     supported: bool = True
+    sentences: list[str] = Field(default_factory=list, description="The sentences of the passage the answer rests on.")
+
+
+class Dropped(BaseModel):
+    """A sentence of the model's draft that was not shown, and why."""
+
+    text: str
+    reason: str
 
 
 class Timings(BaseModel):
@@ -116,4 +126,8 @@ class Answer(BaseModel):
     completion_tokens: int = 0
     notices: list[str] = Field(default_factory=list, description="Things the user should know (e.g. truncation).")
     refusal_reason: str | None = None
-    dropped_sentences: list[str] = Field(default_factory=list, description="Model sentences no passage supported.")
+    dropped: list[Dropped] = Field(default_factory=list, description="Model sentences not shown, with the reason.")
+
+    @property
+    def dropped_sentences(self) -> list[str]:
+        return [d.text for d in self.dropped]

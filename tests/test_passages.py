@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.answering import build_passages, sentence_scores
+from rag.passages import build_passages, sentence_scores
 from rag.llm import ScriptedGenerator
 from rag.settings import Settings
 from rag.types import Hit, Paper

@@ -1,0 +1,166 @@
+"""Words, names, numbers and negation in English text: one definition shared by BM25, the citation
+checks, sentence choice and follow-up handling, so changing one cannot silently change the other."""
+
+from __future__ import annotations
+
+import re
+_STEMMER = None
+
+
+def _stemmer():
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer
+
+        _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lower-cased, stemmed words without English stop words (what BM25 indexes)."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+def content_words(text: str) -> set[str]:
+    return set(tokenize([text])[0])
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers a text states ("1,024" and "1024" are the same number)."""
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+_WORD = re.compile(r"[A-Za-z0-9][\w\-+.]*[\w+]|[A-Za-z0-9]")
+
+
+def names(text: str) -> set[str]:
+    """Words that name something (SimCSE, Vim-S, GPT-3, UCF-101, OpenAI): capitals inside, or letters with digits.
+
+    The first word of the text is skipped when it is merely capitalised ("The", "This").
+    """
+    out = set()
+    for index, match in enumerate(_WORD.finditer(text)):
+        word = match.group(0).rstrip(".")
+        has_inner_capital = any(c.isupper() for c in word[1:])
+        mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+        capitalised = word[:1].isupper() and index > 0
+        if has_inner_capital or mixed or capitalised:
+            out.add(word)
+    return out
+
+
+def acronyms(text: str) -> set[str]:
+    """The stricter kind of name: capitals inside or letters with digits (not merely a capitalised word)."""
+    return {n for n in names(text) if any(c.isupper() for c in n[1:]) or any(c.isdigit() for c in n)}
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def name_parts(name: str) -> list[str]:
+    """A name's comparable parts: case, hyphenation and plural do not matter ("1.3M-parameter" ~ "1.3M parameters")."""
+    return [_singular(p) for p in re.split(r"[\s\-/_]+", name.lower().strip(".")) if p]
+
+
+def word_set(text: str) -> set[str]:
+    """Every word of a text in `name_parts` form, for matching names up to spelling variants."""
+    return {p for word in _WORD.findall(text) for p in name_parts(word)}
+
+
+def mentions(name: str, words: set[str]) -> bool:
+    """Does a text (its `word_set`) mention `name`, up to case, hyphenation and plural?"""
+    parts = name_parts(name)
+    return bool(parts) and all(p in words for p in parts)
+
+
+# What denies the words after it: negators, and stance words that reject a claim ("challenge the
+# narrative that X", "contrary to X"). Their scope runs to the next punctuation, at most 12 words.
+_DENIAL = re.compile(
+    r"\b(?:not|no|never|cannot|neither|nor|none|nothing|without|n't|challenges?|challenged|challenging|refutes?|"
+    r"refuted|debunks?|debunked|disputes?|disputed|contrary to|myth|rather than|instead of)\b|n't\b",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(r"[^,;:.!?()]+")
+
+
+def denials(text: str) -> list[set[str]]:
+    """The content words each denial in the text applies to ("do not consider negation" -> {consid, negat})."""
+    text = re.sub(r"\bunnecessar(?:y|ily)\b", "not necessary", text, flags=re.IGNORECASE)
+    scopes = []
+    for clause in _CLAUSE.findall(text):
+        for cue in _DENIAL.finditer(clause):
+            after = " ".join(clause[cue.end():].split()[:12])
+            if scope := content_words(after):
+                scopes.append(scope)
+    return scopes
+
+
+def contradicts(claim: str, passage_sentence: str) -> bool:
+    """Does the claim deny what the sentence asserts, or assert what it denies, about the same words?"""
+    claim_words, sentence_words = content_words(claim), content_words(passage_sentence)
+    claim_denials, sentence_denials = denials(claim), denials(passage_sentence)
+
+    def unmatched(scopes: list[set[str]], other_words: set[str], other_scopes: list[set[str]]) -> bool:
+        return any(scope & other_words and not any(scope & other for other in other_scopes) for scope in scopes)
+
+    return unmatched(claim_denials, sentence_words, sentence_denials) or unmatched(
+        sentence_denials, claim_words, claim_denials
+    )
+
+
+_INTRODUCES = re.compile(
+    r"\b(?:propose|proposes|present|presents|introduce|introduces|call|called|name|named|dub|dubbed|term|termed|"
+    r"coin|coined|denote|denoted|develop|develops|release|releases|build|builds)\b"
+)
+
+
+def title_name(title: str) -> str | None:
+    """The short name a title leads with ("SimMIM: A Simple Framework ..." -> "SimMIM")."""
+    lead, colon, _ = title.partition(":")
+    return lead.strip() if colon and 0 < len(lead.split()) <= 4 else None
+
+
+def introduced_names(abstract: str) -> list[str]:
+    """Acronym-like names the abstract introduces ("we propose X", "dubbed X", "called X"), in order."""
+    out: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", abstract):
+        for match in _INTRODUCES.finditer(sentence):
+            window = sentence[match.end() : match.end() + 80]
+            found = sorted(acronyms(window), key=window.find)
+            if found and len(found[0]) >= 2 and found[0] not in out:
+                out.append(found[0])
+    return out
+
+
+def own_names(title: str, abstract: str) -> set[str]:
+    """The names a paper gives to what it introduces: its title's lead and the names its abstract introduces."""
+    lead = title_name(title)
+    return ({lead} if lead else set()) | set(introduced_names(abstract))
+
+
+def name_key(name: str) -> str:
+    """A name as looked up: case, hyphenation and plural do not matter."""
+    return " ".join(name_parts(name))
+
+
+def name_spans(text: str, longest: int = 4) -> list[str]:
+    """Runs of up to `longest` name-like words ("Vision Mamba", "SimMIM"): what a text may call a paper."""
+    asked = names(text)
+    words = [w.rstrip(".") for w in _WORD.findall(text)]
+    return [" ".join(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1)
+            if all(w in asked for w in words[i : i + n])]
+
+
+def identity_names(title: str, abstract: str) -> set[str]:
+    """The names a paper goes by: its title's lead, the acronym-like names of its title, the names its abstract
+    introduces."""
+    lead = title_name(title)
+    return ({lead} if lead else set()) | {n for n in acronyms(title) if len(n) >= 2} | set(introduced_names(abstract))
