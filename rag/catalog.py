@@ -195,6 +195,10 @@ class Catalog:
             "SELECT c.chunk_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) ORDER BY c.rowid"
         ))
 
+    def iter_papers(self) -> list[tuple[str, str, str]]:
+        """Every paper as (paper id, title, abstract), in a stable order."""
+        return list(self.db.execute("SELECT paper_id, title, abstract FROM papers ORDER BY rowid"))
+
     def chunk_ids_matching(self, source: str | None, year: int | None) -> set[str]:
         query = "SELECT c.chunk_id, p.sources, p.year FROM chunks c JOIN papers p USING(paper_id)"
         out = set()

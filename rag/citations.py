@@ -96,7 +96,9 @@ def judge(claim: str, evidence: Evidence) -> tuple[float, str | None, str | None
     # A number found in the passage counts as a supported word ("2.1 [1]" is a fine terse answer).
     score = (len(words & evidence.words) + len(stated)) / (len(words) + len(stated))
     basis = max(evidence.sentences, key=lambda s: len(words & content_words(s)), default=None)
-    if basis is not None and words & content_words(basis) and contradicts(claim, basis):
+    # The claim's own denials are weighed against the sentence it rests on; a denial anywhere in the
+    # passage ("challenge the narrative that X") against the claim.
+    if basis is not None and words & content_words(basis) and contradicts(claim, basis, evidence.sentences):
         return 0.0, "says the opposite of the passage", basis
     return score, None, basis
 

@@ -163,6 +163,8 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         report.add("index", "contents", "info",
                    f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB")
         report.add("index", "consistency", "ok", "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)")
+        if layout := assistant.index.outdated_layout():
+            report.add("index", "layout", "warn", layout)
     except RagError as exc:
         report.add("index", "consistency", "fail", str(exc))
     finally:

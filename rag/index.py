@@ -175,6 +175,14 @@ class Index:
             "(the current index is kept until the new one is complete)"
         )
 
+    def outdated_layout(self) -> str | None:
+        """A one-line notice if the index's chunks were cut differently from what the settings ask (it still works)."""
+        recorded = self.catalog.get_meta("chunk_tokens")
+        if recorded is None or int(recorded) == self.settings.chunk_tokens:
+            return None
+        return (f"the index's chunks were cut at {recorded} word pieces, the settings ask for {self.settings.chunk_tokens} "
+                "(RAG_CHUNK_TOKENS); `rag ingest --rebuild` re-embeds the indexed papers with the new size")
+
     def open_for_search(self) -> None:
         """Check once per catalog generation that the index is there and consistent."""
         if self._catalog is not None and self._catalog.replaced():
@@ -202,9 +210,9 @@ class Index:
             path = self.dir / "lexical"
             lexical = LexicalIndex.load(path)
             if lexical is None or lexical.generation != generation:
-                rows = self.catalog.iter_chunks()
+                rows = self.catalog.iter_papers()
                 lexical = LexicalIndex.build(
-                    [cid for cid, _, _ in rows], [f"{title}. {text}" for _, title, text in rows], generation
+                    [pid for pid, _, _ in rows], [f"{title}. {abstract}" for _, title, abstract in rows], generation
                 )
                 self._save_lexical(lexical, path)
             self._lexical = lexical
@@ -313,7 +321,9 @@ class Index:
         catalog = self.catalog
         self.check_model()
         catalog.check_integrity()
-        catalog.index_names()  # catalogs from before the names table get it here
+        catalog.index_names()
+        if layout := self.outdated_layout():
+            report.problems.append(layout)  # catalogs from before the names table get it here
         self._drop_damaged_vectors(report)
         catalog.set_meta({"vector_state": "writing"})
         by_title = catalog.paper_ids_by_title()

@@ -1,4 +1,8 @@
-"""The lexical side: a BM25 index (bm25s) over the chunks' embedded text, saved on disk."""
+"""The lexical side: a BM25 index (bm25s) over whole papers (title and abstract), saved on disk.
+
+Whole papers rather than chunks: a question's words are often spread over an abstract (measured on
+dev/val, BENCHMARKS "Retrieval").
+"""
 
 from __future__ import annotations
 
@@ -12,33 +16,36 @@ import numpy as np
 from .text import tokenize
 
 
-class LexicalIndex:
-    """BM25 over chunks; `chunk_ids[i]` is the chunk of document i. `generation` ties it to the catalog."""
+UNIT = "paper"  # what a document is; an index saved with another unit is rebuilt
 
-    def __init__(self, retriever, chunk_ids: list[str], generation: int):
+
+class LexicalIndex:
+    """BM25 over documents; `doc_ids[i]` is the paper of document i. `generation` ties it to the catalog."""
+
+    def __init__(self, retriever, doc_ids: list[str], generation: int):
         self.retriever = retriever
-        self.chunk_ids = chunk_ids
+        self.doc_ids = doc_ids
         self.generation = generation
-        self._position = {cid: i for i, cid in enumerate(chunk_ids)}
+        self._position = {did: i for i, did in enumerate(doc_ids)}
 
     @classmethod
-    def build(cls, chunk_ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
+    def build(cls, doc_ids: list[str], texts: list[str], generation: int) -> LexicalIndex:
         import bm25s
 
         retriever = bm25s.BM25()
         if texts:
             retriever.index(tokenize(texts), show_progress=False)
-        return cls(retriever, list(chunk_ids), generation)
+        return cls(retriever, list(doc_ids), generation)
 
     def save(self, directory: Path) -> None:
         """Write to a sibling temp dir, then swap it in, so a crash never leaves half an index."""
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if self.chunk_ids:
+        if self.doc_ids:
             self.retriever.save(str(tmp))
-        (tmp / "chunks.json").write_text(
-            json.dumps({"generation": self.generation, "chunk_ids": self.chunk_ids}), encoding="utf-8"
+        (tmp / "docs.json").write_text(
+            json.dumps({"generation": self.generation, "unit": UNIT, "doc_ids": self.doc_ids}), encoding="utf-8"
         )
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -53,16 +60,18 @@ class LexicalIndex:
         import bm25s
 
         try:
-            meta = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
-            chunk_ids = list(meta["chunk_ids"])
-            retriever = bm25s.BM25.load(str(directory)) if chunk_ids else bm25s.BM25()
-            return cls(retriever, chunk_ids, int(meta["generation"]))
+            meta = json.loads((directory / "docs.json").read_text(encoding="utf-8"))
+            if meta.get("unit") != UNIT:
+                return None
+            doc_ids = list(meta["doc_ids"])
+            retriever = bm25s.BM25.load(str(directory)) if doc_ids else bm25s.BM25()
+            return cls(retriever, doc_ids, int(meta["generation"]))
         except Exception:
             return None
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """Top chunks by BM25 as (chunk id, score); `allowed` is a 0/1 mask over documents."""
-        if not self.chunk_ids:
+        """Top documents by BM25 as (doc id, score); `allowed` is a 0/1 mask over documents."""
+        if not self.doc_ids:
             return []
         tokens = [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
         if not tokens:
@@ -73,12 +82,12 @@ class LexicalIndex:
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties in index order
-        return [(self.chunk_ids[d], float(scores[d])) for d in top if scores[d] > 0]
+        return [(self.doc_ids[d], float(scores[d])) for d in top if scores[d] > 0]
 
-    def mask_for(self, chunk_ids: set[str]) -> np.ndarray:
-        mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
-        for cid in chunk_ids:
-            position = self._position.get(cid)
+    def mask_for(self, doc_ids: set[str]) -> np.ndarray:
+        mask = np.zeros(len(self.doc_ids), dtype=np.float32)
+        for did in doc_ids:
+            position = self._position.get(did)
             if position is not None:
                 mask[position] = 1.0
         return mask

@@ -7,7 +7,7 @@ from typing import Literal
 
 from .index import Index
 from .settings import Settings
-from .text import name_key, name_spans
+from .text import content_words, name_key, name_spans
 from .types import Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
@@ -31,70 +31,83 @@ class Retriever:
         self.settings = settings
 
     def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: Mode = "hybrid",
-        source: str | None = None,
-        year: int | None = None,
-        per_paper: int = 1,
+        self, query: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None,
     ) -> list[Hit]:
-        index, n = self.index, self.settings.candidates
-        allowed = index.catalog.chunk_ids_matching(source, year) if (source or year) else None
+        """The k best papers, each with its passage that best matches the query.
+
+        Dense ranks chunks (a paper counts with its best chunk), BM25 ranks whole papers; the two
+        paper rankings are fused by reciprocal rank. Papers the query calls by their own name come first.
+        """
+        index, catalog, n = self.index, self.index.catalog, self.settings.candidates
+        allowed = catalog.chunk_ids_matching(source, year) if (source or year) else None
         if allowed is not None and not allowed:
             return []
+        allowed_papers = {cid.split(":", 1)[0] for cid in allowed} if allowed is not None else None
 
-        dense: list[tuple[str, float]] = []
+        best_chunk: dict[str, tuple[str, float]] = {}  # paper -> its best dense chunk and cosine, in rank order
         if mode in ("hybrid", "dense"):
             vector = index.embedder.encode_query(query)
             # Chroma cannot filter by our chunk-id set cheaply: over-fetch, then filter.
             dense = index.vectors.query(vector, n * 5 if allowed is not None else n)
-            if allowed is not None:
-                dense = [(cid, s) for cid, s in dense if cid in allowed][:n]
+            for cid, score in dense:
+                if allowed is None or cid in allowed:
+                    best_chunk.setdefault(cid.split(":", 1)[0], (cid, score))
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical"):
             lex = index.lexical
-            mask = lex.mask_for(allowed) if allowed is not None else None
+            mask = lex.mask_for(allowed_papers) if allowed_papers is not None else None
             lexical = lex.search(query, n, allowed=mask)
 
-        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
-        dense_score = dict(dense)
-        lexical_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
+        dense_rank = {pid: r for r, pid in enumerate(best_chunk, start=1)}
+        lexical_rank = {pid: r for r, (pid, _) in enumerate(lexical, start=1)}
         if mode == "hybrid":
-            fused = reciprocal_rank_fusion([[c for c, _ in dense], [c for c, _ in lexical]], self.settings.rrf_k)
+            fused = reciprocal_rank_fusion([list(best_chunk), [pid for pid, _ in lexical]], self.settings.rrf_k)
+        elif mode == "dense":
+            fused = {pid: score for pid, (_, score) in best_chunk.items()}
         else:
-            fused = {cid: score for cid, score in (dense or lexical)}
-        ranked = sorted(fused, key=lambda cid: -fused[cid])
+            fused = dict(lexical)
+        ranked = sorted(fused, key=lambda pid: -fused[pid])
         named = self._named_papers(query)
-        if named:
-            ranked = self._named_first(ranked, named, allowed)
+        if allowed_papers is not None:
+            named &= allowed_papers
+        ranked = [pid for pid in ranked if pid in named] + sorted(named - set(ranked)) + \
+            [pid for pid in ranked if pid not in named]
 
-        rows = index.catalog.get_chunks(ranked)
-        taken: dict[str, int] = {}
-        picked: list[str] = []
-        for cid in ranked:
-            if cid not in rows:
-                continue  # committed vectors whose catalog row is gone: never show them
-            pid = rows[cid][0]
-            if taken.get(pid, 0) >= per_paper:
-                continue
-            taken[pid] = taken.get(pid, 0) + 1
-            picked.append(cid)
-            if len(picked) == k:
-                break
-        papers = index.catalog.get_papers(rows[cid][0] for cid in picked)
+        papers = catalog.get_papers(ranked[: k * 2])  # a few spare: a paper may have left the catalog
+        picked = [pid for pid in ranked[: k * 2] if pid in papers][:k]
+        passages = self._passages(query, picked, best_chunk, allowed)
         hits = []
-        for cid in picked:
-            pid, title, text = rows[cid]
-            paper = papers.get(pid)
+        for pid in picked:
+            if pid not in passages:
+                continue  # committed vectors whose catalog rows are gone: never show them
+            cid, text = passages[pid]
+            paper = papers[pid]
             hits.append(Hit(
-                chunk_id=cid, paper_id=pid, title=title, text=text, score=fused[cid],
-                dense_rank=dense_rank.get(cid), lexical_rank=lexical_rank.get(cid),
-                dense_score=dense_score.get(cid), named=pid in named,
-                sources=paper.sources if paper else [], year=paper.year if paper else None,
+                chunk_id=cid, paper_id=pid, title=paper.title, text=text, score=fused.get(pid, 0.0),
+                dense_rank=dense_rank.get(pid), lexical_rank=lexical_rank.get(pid),
+                dense_score=best_chunk[pid][1] if pid in best_chunk else None, named=pid in named,
+                sources=paper.sources, year=paper.year,
             ))
         return hits
+
+    def _passages(self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]],
+                  allowed: set[str] | None) -> dict[str, tuple[str, str]]:
+        """paper id -> (chunk id, text) of its passage: its best dense chunk, else the chunk sharing most query words."""
+        catalog = self.index.catalog
+        wanted = [best_chunk[pid][0] for pid in paper_ids if pid in best_chunk]
+        others = [pid for pid in paper_ids if pid not in best_chunk]
+        candidates = [c for c in catalog.chunk_ids_of(others) if allowed is None or c in allowed]
+        rows = catalog.get_chunks(wanted + candidates)
+        out = {pid: (cid, rows[cid][2]) for pid in paper_ids if pid in best_chunk and (cid := best_chunk[pid][0]) in rows}
+        words = content_words(query)
+        for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])):
+            if cid not in rows:
+                continue
+            pid, _, text = rows[cid]
+            overlap = len(words & content_words(text))
+            if pid not in out or overlap > len(words & content_words(out[pid][1])):
+                out[pid] = (cid, text)
+        return out
 
     def _named_papers(self, query: str) -> set[str]:
         """Papers the query calls by their own name ("What is SimMIM?"): a name-like run of its words that
@@ -104,22 +117,6 @@ class Retriever:
             return set()
         found = self.index.catalog.papers_named([name_key(s) for s in spans])
         return {pid for pids in found.values() if len(pids) <= MAX_NAMESAKES for pid in pids}
-
-    def _named_first(self, ranked: list[str], named: set[str], allowed: set[str] | None) -> list[str]:
-        """The ranking with each named paper's best chunk (or its first one, if neither retriever found it) first."""
-        catalog = self.index.catalog
-        first: dict[str, str] = {}
-        for cid in ranked:
-            pid = cid.split(":", 1)[0]
-            if pid in named and pid not in first:
-                first[pid] = cid
-        for pid in sorted(named - set(first)):
-            chunk_ids = catalog.chunk_ids_of([pid])
-            candidates = [c for c in chunk_ids if allowed is None or c in allowed]
-            if candidates:
-                first[pid] = min(candidates, key=lambda c: int(c.rsplit(":", 1)[1]))
-        pinned = list(first.values())
-        return pinned + [cid for cid in ranked if cid not in set(pinned)]
 
     def prefer(self, hits: list[Hit], paper_id: str, question: str) -> list[Hit]:
         """`hits` with the conversation's paper first, unless the question calls another paper by its name."""

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     request_retries: int = Field(
         default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
     )
-    chunk_tokens: int = Field(default=160, ge=32, le=254, description="Word pieces per chunk, title included.")
+    chunk_tokens: int = Field(default=110, ge=32, le=254, description="Word pieces per chunk, title included.")
     chunk_overlap: int = Field(default=1, ge=0, le=3, description="Sentences shared by neighbouring chunks.")
     embed_batch_size: int = Field(default=16, ge=1)
     candidates: int = Field(default=40, ge=1, description="Chunks each retriever proposes before fusion.")

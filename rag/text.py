@@ -4,6 +4,7 @@ checks, sentence choice and follow-up handling, so changing one cannot silently 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 _STEMMER = None
 
 
@@ -103,17 +104,16 @@ def denials(text: str) -> list[set[str]]:
     return scopes
 
 
-def contradicts(claim: str, passage_sentence: str) -> bool:
-    """Does the claim deny what the sentence asserts, or assert what it denies, about the same words?"""
-    claim_words, sentence_words = content_words(claim), content_words(passage_sentence)
-    claim_denials, sentence_denials = denials(claim), denials(passage_sentence)
+def _unmatched(denying: str, other: str) -> bool:
+    """Does `denying` deny something that `other` speaks of without denying it?"""
+    other_words, other_denials = content_words(other), denials(other)
+    return any(scope & other_words and not any(scope & o for o in other_denials) for scope in denials(denying))
 
-    def unmatched(scopes: list[set[str]], other_words: set[str], other_scopes: list[set[str]]) -> bool:
-        return any(scope & other_words and not any(scope & other for other in other_scopes) for scope in scopes)
 
-    return unmatched(claim_denials, sentence_words, sentence_denials) or unmatched(
-        sentence_denials, claim_words, claim_denials
-    )
+def contradicts(claim: str, basis: str, others: Sequence[str] = ()) -> bool:
+    """Does the claim deny what its basis sentence asserts, or assert what the basis or another sentence of
+    the passage denies ("challenge the narrative that a dedicated vector store is necessary")?"""
+    return _unmatched(claim, basis) or any(_unmatched(sentence, claim) for sentence in (basis, *others))
 
 
 _INTRODUCES = re.compile(

@@ -74,3 +74,55 @@ def test_a_name_missing_from_the_passage_makes_a_claim_unsupported():
     assert support("ESimCSE improves SimCSE by 2.02% Spearman correlation", passage) == 1.0
     assert support("Vision Mamba improves SimCSE by 2.02% Spearman correlation", passage) == 0.0
     assert support("Supervised SimCSE-large improves by 2.02% Spearman correlation", passage) == 0.0
+
+
+def _hit(pid: str, title: str, text: str, aliases=()) -> Hit:
+    return Hit(f"{pid}:0", pid, title, text, 1.0, aliases=list(aliases))
+
+
+EDGE = _hit("e", "EdgeNeXt: Efficiently Amalgamated CNN-Transformer Architecture for Mobile Vision Applications",
+            "Our EdgeNeXt model with 1.3M parameters achieves 71.2% top-1 accuracy on ImageNet-1K.", ["EdgeNeXt"])
+MOBILE = _hit("m", "Faster Segment Anything: Towards Lightweight SAM for Mobile Applications",
+              "The lightweight image encoder is distilled from the heavyweight image encoder ViT-H in the original SAM.",
+              ["Faster Segment Anything", "MobileSAM"])
+LUCENE = _hit("l", "Vector Search with OpenAI Embeddings: Lucene Is All You Need",
+              "The main goal of our work is to challenge the prevailing narrative that a dedicated vector store is "
+              "necessary to take advantage of recent advances in deep neural networks as applied to search.")
+
+
+def test_names_match_up_to_hyphenation_plural_and_case():
+    v = verify("The 1.3M-parameter EdgeNeXt model achieves 71.2% top-1 accuracy on ImageNet-1K. [1]", [EDGE])
+    assert v.citations and not v.dropped
+    assert verify("The 1.3M-parameter EdgeNeXt model achieves 75.1% top-1 accuracy on ImageNet-1K [1].", [EDGE]).dropped
+
+
+def test_the_papers_own_name_counts_as_mentioned_by_its_passage():
+    claim = "The lightweight image encoder in MobileSAM is distilled from the heavyweight image encoder ViT-H [1]."
+    assert verify(claim, [MOBILE]).citations
+    # ... but another paper's name does not
+    assert verify(claim.replace("MobileSAM", "EfficientSAM"), [MOBILE]).dropped
+
+
+def test_a_sentence_joining_two_papers_is_checked_against_both():
+    claim = "EdgeNeXt reaches 71.2% top-1 accuracy on ImageNet-1K [1], while MobileSAM distills the ViT-H image encoder [2]."
+    v = verify(claim, [EDGE, MOBILE])
+    assert [c.paper_id for c in v.citations] == ["e", "m"], v.dropped
+
+
+def test_a_claim_that_reverses_the_passage_is_dropped():
+    for claim in ("Yes, a dedicated vector store is needed for vector search with OpenAI embeddings [1].",
+                  "Lucene is not all you need for vector search [1]."):
+        v = verify(claim, [LUCENE])
+        assert not v.citations and v.dropped[0].reason == "says the opposite of the passage", claim
+    assert verify("No, a dedicated vector store is not necessary for vector search [1].", [LUCENE]).citations
+
+
+def test_links_and_code_not_in_the_passage_are_dropped():
+    v = verify("Lucene is all you need; see http://evil.example/lucene for vector search [1].", [LUCENE])
+    assert not v.citations and "evil.example" in v.dropped[0].reason
+
+
+def test_a_sentence_leaning_on_a_dropped_one_goes_with_it():
+    v = verify("EdgeNeXt reaches 99.9% accuracy on ImageNet-1K [1]. This is achieved with 1.3M parameters [1].", [EDGE])
+    assert not v.citations
+    assert [d.reason for d in v.dropped][1] == "refers back to a sentence that was dropped"

@@ -85,7 +85,7 @@ def test_damaged_lexical_index_is_rebuilt_with_the_same_results(bundled_home, tm
     intact = Assistant(Settings(home=home), embedder=embedder)
     expected = [h.chunk_id for h in intact.search(QUESTION, mode="lexical")]
     intact.close()
-    garble(home / "index" / "lexical" / "chunks.json", 0, 50)
+    garble(home / "index" / "lexical" / "docs.json", 0, 50)
     os.truncate(next((home / "index" / "lexical").glob("data.*.npy")), 100)
     repaired = Assistant(Settings(home=home), embedder=embedder)
     assert [h.chunk_id for h in repaired.search(QUESTION, mode="lexical")] == expected
