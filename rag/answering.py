@@ -20,7 +20,7 @@ from .citations import CitationChecker, content_words, split_answer
 from .llm import Generator, Message
 from .prompts import CANNOT_ANSWER, Template
 from .settings import Settings
-from .types import Answer, Hit, Timings
+from .types import Answer, Citation, Hit, Timings
 
 STOP = ["\n\n\n", "Question:", "Passages:", "<|im_end|>", "<|endoftext|>"]
 
@@ -221,8 +221,11 @@ def generate_answer(
         answer = Answer(
             question=question, text=verified.text, citations=verified.citations, refused=False,
             standalone_question=standalone, raw_text=raw, model=generator.name, timings=timings, notices=notices,
-            dropped_sentences=verified.dropped,
         )
+    answer.dropped_sentences, answer.dropped_reasons = verified.dropped, verified.dropped_reasons
+    answer.passages = [
+        Citation(key=i, paper_id=p.paper_id, title=p.title, text=p.text) for i, p in enumerate(passages, start=1)
+    ]
     answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
     stream.answer = answer
 

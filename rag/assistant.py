@@ -190,7 +190,9 @@ class Assistant:
         timings = Timings(retrieve_s=time.perf_counter() - started)
         if not relevant(standalone, hits, self.settings):
             timings.total_s = time.perf_counter() - started
-            stream.answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
+            best = max((h.dense_score or 0.0 for h in hits), default=0.0)
+            stream.answer = refusal(text, standalone, timings, notices, None, (
+                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"))
             yield stream.answer.text
             return
         generator = generator or self.load_generator()

@@ -93,6 +93,7 @@ class Verified:
     text: str
     citations: list[Citation]
     dropped: list[str] = field(default_factory=list)  # sentences removed as unsupported
+    dropped_reasons: list[str] = field(default_factory=list)  # why, one per dropped sentence
     repaired: int = 0  # sentences whose citation was added or re-pointed
 
 
@@ -106,6 +107,7 @@ class CitationChecker:
         self.order: list[int] = []  # passage indexes in order of first citation
         self.kept: list[str] = []
         self.dropped: list[str] = []
+        self.dropped_reasons: list[str] = []
         self.repaired = 0
 
     def add(self, sentence: str) -> str | None:
@@ -121,6 +123,7 @@ class CitationChecker:
             best = max(range(len(scores)), key=scores.__getitem__, default=None)
             if best is None or scores[best] < self.min_support:
                 self.dropped.append(sentence)
+                self.dropped_reasons.append(self._why_unsupported(body, keys, best, scores))
                 return None
             cited = [best]
             self.repaired += 1
@@ -133,12 +136,28 @@ class CitationChecker:
         self.kept.append(out)
         return out
 
+    def _why_unsupported(self, body: str, keys: list[int], best: int | None, scores: list[float]) -> str:
+        """One line: why no passage supports `body` (the checks of `support`, in its order)."""
+        everywhere = " ".join(self.sources)
+        missing = sorted(_numbers(strip_keys(body)) - _numbers(everywhere))
+        if missing:
+            return f"states {', '.join(missing)}, which no passage contains"
+        unnamed = sorted(n for n in names(strip_keys(body)) if not _mentions(n, everywhere))
+        if unnamed:
+            return f"names {', '.join(unnamed)}, which no passage mentions"
+        cited = f"cites {''.join(f'[{k}]' for k in keys)}; " if keys else "cites nothing; "
+        if best is None:
+            return cited + "there were no passages"
+        return (f"{cited}the closest passage, [{best + 1}], holds {scores[best]:.0%} of its content words "
+                f"({self.min_support:.0%} needed, with every number and name)")
+
     def result(self) -> Verified:
         citations = [
             Citation(key=n, paper_id=self.passages[i].paper_id, title=self.passages[i].title, text=self.passages[i].text)
             for n, i in enumerate(self.order, start=1)
         ]
-        return Verified(text=" ".join(self.kept), citations=citations, dropped=self.dropped, repaired=self.repaired)
+        return Verified(text=" ".join(self.kept), citations=citations, dropped=self.dropped,
+                        dropped_reasons=self.dropped_reasons, repaired=self.repaired)
 
 
 def verify(raw: str, passages: Sequence[Hit], min_support: float = MIN_SUPPORT) -> Verified:

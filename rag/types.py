@@ -117,3 +117,9 @@ class Answer(BaseModel):
     notices: list[str] = Field(default_factory=list, description="Things the user should know (e.g. truncation).")
     refusal_reason: str | None = None
     dropped_sentences: list[str] = Field(default_factory=list, description="Model sentences no passage supported.")
+    dropped_reasons: list[str] = Field(
+        default_factory=list, description="Why each of `dropped_sentences` was dropped (same order)."
+    )
+    passages: list[Citation] = Field(
+        default_factory=list, description="The passages shown to the model, keyed as in its prompt (none: no model call)."
+    )
