@@ -50,10 +50,10 @@ def make_assistant(rag_home, embedder, small_corpus):
     made = []
 
     def build(replies=None, delay: float = 0.0, settings: Settings | None = None,
-              generator: ScriptedGenerator | None = None, embedder_=None) -> Assistant:
+              generator: ScriptedGenerator | None = None, with_embedder=None) -> Assistant:
         if generator is None and replies is not None:
             generator = ScriptedGenerator(replies, delay=delay)
-        a = Assistant(settings or Settings(home=rag_home), embedder=embedder_ or embedder, generator=generator)
+        a = Assistant(settings or Settings(home=rag_home), embedder=with_embedder or embedder, generator=generator)
         if not made:
             a.ingest([small_corpus])
         made.append(a)
@@ -109,8 +109,8 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
     while not condition():
         if loop.time() > deadline:
             app = pilot.app
-            views = app.query(AnswerView)
-            raise AssertionError(f"condition not met in time: {[v.border_title for v in views]} holder={app.gate.holder} ingest={app.ingest_task} {[e.text for e in app.journal]} {app.screen}")
+            raise AssertionError(f"condition not met in time; answers: {[v.border_title for v in app.query(AnswerView)]}, "
+                                 f"gate held by {app.gate.holder}, screen {app.screen}, log {[e.text for e in app.journal]}")
         await pilot.pause(0.02)
 
 
@@ -670,7 +670,7 @@ def _many_papers(path, n: int) -> None:
 
 
 async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant, rag_home, tmp_path):
-    a = make_assistant([REPLY, REPLY], settings=hash_settings(rag_home), embedder_=Throttled(HashEmbedder(), 0.6))
+    a = make_assistant([REPLY, REPLY], settings=hash_settings(rag_home), with_embedder=Throttled(HashEmbedder(), 0.6))
     many = tmp_path / "many.jsonl"
     _many_papers(many, 320)  # 5 batches of 64 papers, each 0.6 s slower than it is
     app = make_app(assistant=a)
@@ -696,7 +696,7 @@ async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant
 
 async def test_a_rebuild_makes_questions_wait_visibly_and_ctrl_c_stops_it(make_assistant, rag_home, monkeypatch):
     stages = record_stages(monkeypatch)
-    a = make_assistant([REPLY], settings=hash_settings(rag_home), embedder_=Throttled(HashEmbedder(), 0.5))
+    a = make_assistant([REPLY], settings=hash_settings(rag_home), with_embedder=Throttled(HashEmbedder(), 0.5))
     app = make_app(assistant=a)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)

@@ -47,6 +47,7 @@ from .widgets.prompt import sent_length
 REBUILD_KEEPS_OLD_INDEX = False
 NARROW = 100  # columns: below this the sources panel is hidden (F8 shows it instead of the chat)
 SHORT = 30  # rows: below this the input grows less
+JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
 SETTINGS_FILE = "chat-settings.json"
 HISTORY_FILE = "chat-history.jsonl"
 
@@ -150,8 +151,9 @@ class ChatApp(App[None]):
             if turn is not None and turn.stream is not None:
                 turn.stream.cancel()
         if self.owns_assistant:
+            deadline = time.monotonic() + 5  # a prefill cannot be interrupted: do not wait for it to end
             try:
-                with self.gate.hold("closing", lambda: False):
+                with self.gate.hold("closing", lambda: time.monotonic() > deadline):
                     self.assistant.close()
             except Cancelled:
                 pass
@@ -177,6 +179,7 @@ class ChatApp(App[None]):
     def tell(self, message: str, title: str = "", severity: str = "information", timeout: float | None = None) -> None:
         """A notification that is also kept in the log (Ctrl+L)."""
         self.journal.append(LogEntry(datetime.now(), title, message, severity))
+        del self.journal[:-JOURNAL_LIMIT]
         self.notify(message, title=title, severity=severity,  # type: ignore[arg-type]
                     timeout=timeout or (10 if severity == "error" else 6))
 
@@ -477,8 +480,7 @@ class ChatApp(App[None]):
                           "finishes the rest", task.label, "warning")
         elif message.report is not None:
             report = message.report
-            for problem in report.problems:
-                self.journal.append(LogEntry(datetime.now(), "skipped", problem, "warning"))
+            self.journal += [LogEntry(datetime.now(), "skipped", problem, "warning") for problem in report.problems]
             skipped = f", {len(report.problems)} records skipped (Ctrl+L lists them)" if report.problems else ""
             self.tell(f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged{skipped} "
                       f"({report.seconds:.1f}s)", task.label, "warning" if report.problems else "information")
