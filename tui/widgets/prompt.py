@@ -16,7 +16,7 @@ from rag.assistant import MAX_QUESTION_CHARS
 
 from ..keys import NEWLINE_KEYS, SEND_KEYS
 
-PLACEHOLDER = "Ask about the papers…  (Enter sends · Ctrl+J new line · Up: earlier questions)"
+PLACEHOLDER = "Ask about the papers…  (Enter sends · Ctrl+J new line)"
 BUSY_PLACEHOLDER = "Type the next question; Enter queues it · Esc stops the answer"
 COUNTER_FROM = int(MAX_QUESTION_CHARS * 0.8)
 
