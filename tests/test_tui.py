@@ -524,7 +524,7 @@ async def test_typing_while_an_answer_is_written_is_kept_and_enter_queues(make_a
             return "Which decoder does the surface code on a superconducting processor use?"
         if "decoder" in messages[-1]["content"].split("Question:")[-1]:
             return DECODER
-        return f"{REPLY} The logical error rate {'falls ' * 80}[1]."  # slow: typed over while it is written
+        return f"{REPLY} The logical error rate {'falls ' * 40}[1]."  # slow: typed over while it is written
 
     model = ScriptedGenerator(script, delay=0.05)
     app = make_app(assistant=make_assistant(generator=model))
@@ -679,7 +679,8 @@ async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant
         await settle(app, pilot)
         app.action_ingest_path()
         await wait_until(pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search")))
-        await pilot.press(*str(many), "enter")
+        app.screen.query_one("#search").value = str(many)
+        await pilot.press("enter")
         await wait_until(pilot, lambda: app.ingest_task is not None and app.task_bar.active)
         await ask(app, pilot, QUESTION)
         await wait_until(pilot, lambda: len(app.answers) == 1)
@@ -823,8 +824,9 @@ async def test_skipped_records_are_listed_in_the_log(make_assistant, tmp_path):
         await pilot.press(*"ingest file")
         await wait_until(pilot, lambda: "Ingest file or folder" in _first_command(app))
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, PathScreen))
-        await pilot.press(*str(mixed), "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search")))
+        app.screen.query_one("#search").value = str(mixed)
+        await pilot.press("enter")
         await settle(app, pilot)
         assert "2 records skipped (Ctrl+L lists them)" in notes.text() and app.status.papers == 6
         await pilot.press("ctrl+l")
