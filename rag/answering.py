@@ -16,7 +16,7 @@ from .citations import CitationChecker, split_answer
 from .llm import Generator, Message
 from .prompts import CANNOT_ANSWER, Template
 from .settings import Settings
-from .types import Answer, Dropped, Hit, Timings
+from .types import Answer, Citation, Dropped, Hit, Timings
 
 STOP = ["\n\n\n", "Question:", "Passages:", "<|im_end|>", "<|endoftext|>"]
 
@@ -131,5 +131,8 @@ def generate_answer(
             standalone_question=request.standalone, raw_text=raw, model=generator.name, timings=timings,
             notices=request.notices, dropped=verified.dropped,
         )
+    answer.passages = [
+        Citation(key=i, paper_id=p.paper_id, title=p.title, text=p.text) for i, p in enumerate(passages, start=1)
+    ]
     answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
     return answer

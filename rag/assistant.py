@@ -213,11 +213,16 @@ class Assistant:
             hits = self.retriever.prefer(hits, resolved.topic_id, text)
         request.timings.retrieve_s = time.perf_counter() - request.started
         if resolved.topic_id is None and not relevant(resolved.text, hits, self.settings):
-            answer = request.refusal("nothing relevant was retrieved")
+            best = max((h.dense_score or 0.0 for h in hits), default=0.0)
+            answer = request.refusal(
+                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)")
             yield answer.text
             return answer
         generator = self.load_generator()
-        passages = build_passages(resolved.text, hits, catalog, generator, self.settings)
+        # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
+        # favour the sentences that repeat the title over the ones that answer.
+        focus = text if resolved.topic_id is not None else resolved.text
+        passages = build_passages(focus, hits, catalog, generator, self.settings)
         return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
 
     def stats(self) -> IndexStats:

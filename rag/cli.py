@@ -345,12 +345,16 @@ def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, c
 
 
 @cli.command()
+@click.argument("question", required=False)
+@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP + " Default: the one last chosen in the chat (F2).")
+@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.pass_context
-def chat(ctx: click.Context) -> None:
-    """Open the terminal chat."""
+def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None) -> None:
+    """Open the terminal chat; with QUESTION, it starts by asking it."""
     from tui.app import make_app
 
-    make_app(_settings(ctx)).run()
+    _choose_model(ctx, model, base_url)
+    make_app(_settings(ctx), question=question).run()
 
 
 @cli.command()

@@ -128,6 +128,14 @@ class Answer(BaseModel):
     refusal_reason: str | None = None
     dropped: list[Dropped] = Field(default_factory=list, description="Model sentences not shown, with the reason.")
 
+    passages: list[Citation] = Field(
+        default_factory=list, description="The passages shown to the model, keyed as in its prompt (none: no model call)."
+    )
+
     @property
     def dropped_sentences(self) -> list[str]:
         return [d.text for d in self.dropped]
+
+    @property
+    def dropped_reasons(self) -> list[str]:
+        return [d.reason for d in self.dropped]

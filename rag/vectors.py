@@ -222,7 +222,6 @@ class VectorStore:
         self._call(lambda: self.client.delete_collection(name))
 
     def close(self) -> None:
-        # Chroma caches one system per path (or server); drop it so the files can be removed or reopened.
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()
+        """Release this client; Chroma stops the store (and frees its files) when no other client in the
+        process uses the same path, so a reader and a writer in one process do not break each other."""
+        self.client.close()

@@ -1,246 +1,102 @@
 """`rag chat`: a Textual chat over `rag.Assistant` (answers stream in, sources at hand).
 
-The app holds the keys, the command palette and the workers; the widgets in `tui.widgets` post
-Message classes to it. Every question, ingest and model load goes through the `Assistant` API in a
-thread worker (one at a time, behind a lock), and reports back with messages, so the UI never
-freezes. No retrieval or prompt logic lives here.
+The app holds the keys (`tui.keys`), the command palette and the workers; the widgets in
+`tui.widgets` post Message classes to it; saved chats and the rest of its files are `tui.store`.
+Every question, model load and lookup goes through the `Assistant` API in a thread worker, one at a
+time (`Gate`), and reports back with messages, so the UI never freezes and the input stays
+editable. An ingest runs on a second `Assistant` over the same data dir, so answers keep coming
+from the committed index while it runs. No retrieval or prompt logic lives here.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import threading
+import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, AnswerStream, Paper, RagError, Settings, clean_question
+from rag import Answer, Assistant, Paper, RagError, Settings, clean_question
 
-from .widgets import (
-    AnswerView,
-    ChoiceScreen,
-    ConfirmScreen,
-    Conversation,
-    HelpScreen,
-    PaperScreen,
-    PathScreen,
-    PromptInput,
-    QuestionView,
-    SourceCard,
-    SourcesPanel,
-    StatusLine,
-    TaskBar,
+from . import keys
+from .clipboard import copy_out
+from .references import SourceLocator, answer_markdown, chat_markdown
+from .store import ChatSettings, ChatStore, PromptHistory, SavedChat, write_export
+from .tasks import (
+    AnswerDone, AnswerFailed, AnswerPiece, AnswerStage, Cancelled, CorpusChanged, Gate, IngestEnded, IngestStarted,
+    IngestTask, ModelChanged, ModelLoadFailed, PapersLoaded, Problem, TaskAdvanced, TaskFinished, TaskStarted, Turn,
 )
+from .timing import WallClock
+from .widgets import (
+    AnswerView, AskScreen, ChatsScreen, ChoiceScreen, ConfirmScreen, Conversation, HelpScreen, LogEntry, LogScreen,
+    PaperScreen, PathScreen, PromptInput, QuestionView, SourceCard, SourcesPanel, StatusLine, TaskBar, WhyScreen,
+)
+from .widgets.prompt import sent_length
 
-KEYS = [
-    ("Enter", "send the question"),
-    ("Shift+Enter, Ctrl+J", "new line in the question"),
-    ("Esc", "cancel the answer; the question comes back"),
-    ("Tab, Shift+Tab", "move between input, answers and sources"),
-    ("Enter on a source", "open the paper's full abstract"),
-    ("Ctrl+N", "new chat"),
-    ("Ctrl+O", "open a saved chat"),
-    ("F2", "switch model (models.txt)"),
-    ("F3, c on an answer", "copy the selected answer with references"),
-    ("F5", "re-ingest the bundled corpus (skips unchanged)"),
-    ("F6", "rebuild the index from scratch"),
-    ("Ctrl+P", "commands (also: ingest a file or folder)"),
-    ("F1, ?", "these keys (? when not typing)"),
-    ("Ctrl+Q", "quit"),
-]
+# `Index.ingest(rebuild=True)` builds the new index beside the old one and swaps it in when complete,
+# so answers keep coming from the current index during a rebuild.
+REBUILD_KEEPS_OLD_INDEX = True
+NARROW = 100  # columns: below this the sources panel is hidden (F8 shows it instead of the chat)
+SHORT = 30  # rows: below this the input grows less
+JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
+SETTINGS_FILE = "chat-settings.json"
+HISTORY_FILE = "chat-history.jsonl"
 
 
-# --- saved chats ------------------------------------------------------------------------------
-class SavedChat(BaseModel):
-    """One conversation as stored in HOME/chats/<id>.json."""
+class MainArea(Horizontal):
+    """The chat column and the sources panel; its size decides whether the panel fits (`ChatApp.relayout`)."""
 
-    id: str
-    title: str = ""
-    created: datetime = Field(default_factory=datetime.now)
-    updated: datetime = Field(default_factory=datetime.now)
-    answers: list[Answer] = Field(default_factory=list)
-
-
-class ChatStore:
-    """Chats as JSON files (one per chat), written atomically."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def new(self, title: str) -> SavedChat:
-        chat_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-        return SavedChat(id=chat_id, title=" ".join(title.split())[:80])
-
-    def path(self, chat_id: str) -> Path:
-        return self.folder / f"{chat_id}.json"
-
-    def save(self, chat: SavedChat) -> Path:
-        chat.updated = datetime.now()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.path(chat.id)
-        partial = target.with_suffix(".json.partial")
-        partial.write_text(chat.model_dump_json(indent=2), encoding="utf-8")
-        os.replace(partial, target)
-        return target
-
-    def load(self, chat_id: str) -> SavedChat:
-        return SavedChat.model_validate_json(self.path(chat_id).read_text(encoding="utf-8"))
-
-    def list(self) -> list[SavedChat]:
-        """Saved chats, most recently updated first; unreadable files are skipped."""
-        chats = []
-        for path in self.folder.glob("*.json") if self.folder.is_dir() else []:
-            try:
-                chats.append(self.load(path.stem))
-            except (OSError, ValidationError, ValueError):
-                continue
-        return sorted(chats, key=lambda c: c.updated, reverse=True)
-
-
-# --- messages from the workers ------------------------------------------------------------------
-@dataclass
-class AnswerPiece(Message):
-    turn: int
-    text: str
-
-
-@dataclass
-class AnswerWaiting(Message):
-    """The answer waits for another task (model load, ingest) to release the Assistant."""
-
-    turn: int
-
-
-@dataclass
-class AnswerDone(Message):
-    turn: int
-    answer: Answer
-    papers: dict[str, Paper]
-
-
-@dataclass
-class AnswerFailed(Message):
-    turn: int
-    error: str
-
-
-@dataclass
-class TaskStarted(Message):
-    label: str
-    total: int | None = None
-
-
-@dataclass
-class TaskAdvanced(Message):
-    advance: int
-    total: int | None
-
-
-@dataclass
-class TaskFinished(Message):
-    pass
-
-
-@dataclass
-class ModelChanged(Message):
-    name: str
-    state: str
-
-
-@dataclass
-class CorpusChanged(Message):
-    papers: int | None
-
-
-@dataclass
-class PapersLoaded(Message):
-    papers: dict[str, Paper]
-
-
-@dataclass
-class Problem(Message):
-    """An error (or warning) a worker met: shown as a notification."""
-
-    message: str
-    title: str = "Error"
-    severity: str = "error"
-
-
-class Cancelled(Exception):
-    """Raised inside a progress callback or the model's stream to stop a worker."""
-
-
-class ModelLoadFailed(RagError):
-    """The model could not be loaded for a question (the message says why)."""
-
-
-@dataclass
-class Turn:
-    """The question being answered."""
-
-    id: int
-    question: str
-    question_view: QuestionView
-    answer_view: AnswerView
-    worker: Worker | None = None
+    def on_resize(self) -> None:
+        self.app.relayout()  # type: ignore[attr-defined]
 
 
 class ChatApp(App[None]):
     """The chat. Build it with `make_app(settings, assistant)`."""
 
     TITLE = "rag chat"
-    # Inline rather than a .tcss file: the package data of the wheel only lists rag's corpus.
-    CSS = """
-    #main { height: 1fr; }
-    #chat { width: 1fr; }
-    """
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+o", "open_chat", "Open chat"),
-        Binding("f2", "switch_model", "Model"),
-        Binding("f3", "copy_answer", "Copy"),
-        Binding("f5", "reingest", "Re-ingest"),
-        Binding("f6", "rebuild", "Rebuild", show=False),
-        Binding("f1,question_mark", "help", "Keys"),
-    ]
+    CSS_PATH = "chat.tcss"
+    BINDINGS = keys.bindings()
 
-    def __init__(self, assistant: Assistant, *, owns_assistant: bool = False):
+    def __init__(self, assistant: Assistant, *, owns_assistant: bool = False, question: str | None = None):
         super().__init__()
         self.assistant = assistant
         self.owns_assistant = owns_assistant
-        self.store = ChatStore(assistant.settings.home / "chats")
+        home = assistant.settings.home
+        self.store = ChatStore(home / "chats")
+        self.history = PromptHistory(home / HISTORY_FILE)
         self.chat: SavedChat | None = None
         self.answers: list[Answer] = []  # this chat's answers: the history of follow-ups
         self.papers: dict[str, Paper] = {}  # cited papers seen so far (for sources and copies)
+        self.locations: dict[str, str] = {}  # paper id -> "file:line" as a person would look it up
         self.selected: AnswerView | None = None
-        self.pending: Turn | None = None
+        self.running: Turn | None = None
+        self.queue: list[Turn] = []
+        self.ingest_task: IngestTask | None = None
+        self.journal: list[LogEntry] = []
+        self.gate = Gate()
+        self.locator = SourceLocator()
+        self.sources_wanted: bool | None = None  # None: automatic (hidden when narrow)
+        self.initial_question = question
         self._turns = 0
-        self._lock = threading.Lock()  # one Assistant call at a time (it is not thread-safe)
-        self._stream: AnswerStream | None = None  # the answer being generated (Esc cancels it)
+        self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
 
     # --- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="main"):
+        with MainArea(id="main"):
             with Vertical(id="chat"):
                 yield Conversation()
                 yield TaskBar()
-                yield PromptInput()
+                yield PromptInput(self.history.items)
             yield SourcesPanel()
         yield StatusLine()
         yield Footer()
@@ -262,44 +118,79 @@ class ChatApp(App[None]):
         return self.query_one(StatusLine)
 
     @property
+    def task_bar(self) -> TaskBar:
+        return self.query_one(TaskBar)
+
+    @property
     def generating(self) -> bool:
-        return self.pending is not None
+        return self.running is not None
+
+    @property
+    def home(self) -> Path:
+        return self.assistant.settings.home
 
     def on_mount(self) -> None:
         status = self.status
         try:
-            status.model = self.assistant.settings.model or self.assistant.models.default.name
+            status.model = self.assistant.model_name
         except RagError:
             status.model = self.assistant.settings.model or "?"
-        status.model_state = "not loaded"
+        status.model_state = "ready" if self.assistant.model_loaded else "not loaded"
         self.prompt.focus()
+        self.relayout()
+        self.set_interval(1.0, self._tick)
         self.prepare()
+        if self.initial_question:
+            self.prompt.load_text(self.initial_question)
+            self.prompt.post_message(PromptInput.Submitted(self.prompt, self.initial_question))
 
     def on_unmount(self) -> None:
+        if self.ingest_task is not None:
+            self.ingest_task.cancel.set()
+        for turn in [self.running, *self.queue]:
+            if turn is not None and turn.stream is not None:
+                turn.stream.cancel()
         if self.owns_assistant:
-            with self._lock:
-                self.assistant.close()
+            deadline = time.monotonic() + 5  # a prefill cannot be interrupted: do not wait for it to end
+            try:
+                with self.gate.hold("closing", lambda: time.monotonic() > deadline):
+                    self.assistant.close()
+            except Cancelled:
+                pass
+
+    def relayout(self) -> None:
+        """Hide the sources panel below NARROW columns (unless F8 asked for it), shrink the input when short."""
+        width, height = self.size
+        main = self.query_one("#main")
+        narrow = width < NARROW
+        shown = self.sources_wanted if self.sources_wanted is not None else not narrow
+        main.set_class(narrow, "-narrow")
+        main.set_class(height < SHORT, "-short")
+        main.set_class(not shown, "-sources-hidden")
+        main.set_class(shown and narrow, "-sources-only")
+
+    def _tick(self) -> None:
+        """Once a second: the running stage's timer in the status line."""
+        view = self.selected
+        if view is not None and view.pending and view.is_attached:
+            self.status.show_stage(view.stage_line())
+
+    # --- log and notifications ----------------------------------------------------------------
+    def tell(self, message: str, title: str = "", severity: str = "information", timeout: float | None = None) -> None:
+        """A notification that is also kept in the log (Ctrl+L)."""
+        self.journal.append(LogEntry(datetime.now(), title, message, severity))
+        del self.journal[:-JOURNAL_LIMIT]
+        self.notify(message, title=title, severity=severity,  # type: ignore[arg-type]
+                    timeout=timeout or (10 if severity == "error" else 6))
 
     # --- workers ----------------------------------------------------------------------------
-    @contextmanager
-    def _assistant_lock(self, worker: Worker):
-        """Wait for the Assistant (another worker may be using it); give up if cancelled."""
-        while not self._lock.acquire(timeout=0.1):
-            if worker.is_cancelled:
-                raise Cancelled()
-        try:
-            if worker.is_cancelled:
-                raise Cancelled()
-            yield
-        finally:
-            self._lock.release()
-
-    def _progress(self, worker: Worker, labels: dict[str, str]) -> Callable[[str, int, int], None]:
-        """A progress(stage, advance, total) callback for the Assistant that drives the TaskBar."""
+    def _progress(self, cancelled: Callable[[], bool], labels: dict[str, str]) -> Callable[[str, int, int], None]:
+        """A progress(stage, advance, total) callback for the Assistant: drives the TaskBar, raises
+        `Cancelled` when the task is to stop (the ingest then stops before its next batch)."""
         seen: set[str] = set()
 
         def update(stage: str, advance: int, total: int) -> None:
-            if worker.is_cancelled:
+            if cancelled():
                 raise Cancelled()
             if stage not in seen:
                 seen.add(stage)
@@ -313,47 +204,70 @@ class ChatApp(App[None]):
             return Problem(str(exc), title)
         return Problem(f"{type(exc).__name__}: {str(exc)[:200]}", title)
 
+    def _use_index(self) -> None:
+        """Called with the gate held: after an ingest, reopen the index to see all it committed."""
+        if self._reopen_index:
+            self._reopen_index = False
+            self.assistant.close()  # only the index; it reopens on the next use
+
     @work(thread=True, group="prepare")
     def prepare(self) -> None:
         """First-run index build, corpus size, and the model loaded before the first question."""
         worker = get_current_worker()
+        task = IngestTask("First run: indexing the bundled corpus", rebuild=False)
+        cancelled = lambda: worker.is_cancelled or task.cancel.is_set()  # noqa: E731
         try:
-            with self._assistant_lock(worker):
+            with self.gate.hold("the start-up", cancelled) as holding:
                 try:
                     if not self.assistant.index.exists():
-                        self.post_message(TaskStarted("First run: indexing the bundled corpus"))
-                        self.assistant.ensure_index(
-                            self._progress(worker, {"embed": "First run: indexing the bundled corpus"}),
-                            on_wait=lambda why: self.post_message(TaskStarted(why)),
-                        )
-                        self.post_message(Problem("the bundled corpus is indexed", "Index", "information"))
+                        holding.label = "the first-run index build"
+                        self.post_message(IngestStarted(task))
+                        self.post_message(TaskStarted(f"{task.label} (Esc stops it)"))
+                        try:
+                            self.assistant.ensure_index(
+                                self._progress(cancelled, {"embed": f"{task.label} (Esc stops it)"}),
+                                on_wait=lambda why: self.post_message(TaskStarted(why)),
+                            )
+                            self.post_message(Problem("the bundled corpus is indexed", "Index", "information"))
+                        except Cancelled:
+                            self.post_message(Problem("the first-run index build was stopped; F5 finishes it",
+                                                      "Index", "warning"))
+                        finally:
+                            self.post_message(IngestEnded(task, None, False, None))
                     self.post_message(CorpusChanged(self.assistant.stats().papers))
                 except Exception as exc:  # noqa: BLE001 - a broken index must not end the app
                     self.post_message(self._problem(exc, "Index"))
                 finally:
                     self.post_message(TaskFinished())
-                self._load_model(worker)
+                holding.label = f"the model {self._model_label()} to load"
+                self._load_model(cancelled)
         except Cancelled:
             pass
         finally:
             self.post_message(TaskFinished())
 
-    def _load_model(self, worker: Worker, notify: bool = True, name: str | None = None) -> str | None:
+    def _model_label(self, name: str | None = None) -> str:
+        try:
+            return name or self.assistant.model_name
+        except RagError:
+            return name or self.assistant.settings.model or "?"
+
+    def _load_model(self, cancelled: Callable[[], bool], notify: bool = True, name: str | None = None) -> str | None:
         """Load (assembling it on first use) the configured model, or switch to `name`; called with
-        the lock held. A model that fails to load leaves the previous one in place.
+        the gate held. A model that fails to load leaves the previous one in place.
 
         Returns the error message if it could not be loaded.
         """
-        label = name or self.assistant.model_name
+        label = self._model_label(name)
         self.post_message(ModelChanged(label, "loading…"))
         self.post_message(TaskStarted(f"Loading model {label}"))
-        progress = self._progress(worker, {"assemble": f"Assembling {label} from its packages (first use)"})
+        progress = self._progress(cancelled, {"assemble": f"Assembling {label} from its packages (first use)"})
         try:
             generator = self.assistant.set_model(name, progress) if name else self.assistant.load_generator(progress)
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - a model that fails to load must not end the app
-            self.post_message(ModelChanged(label, "not loaded"))
+            self.post_message(ModelChanged(self._model_label(), "ready" if self.assistant.model_loaded else "not loaded"))
             problem = self._problem(exc, "Model")
             if notify:
                 self.post_message(problem)
@@ -364,97 +278,163 @@ class ChatApp(App[None]):
         finally:
             self.post_message(TaskFinished())
 
-    @work(thread=True, exclusive=True, group="answer")
-    def run_answer(self, turn: int, question: str, history: list[Answer]) -> None:
+    @work(thread=True, group="answer")
+    def run_answer(self, turn: Turn, history: list[Answer]) -> None:
         worker = get_current_worker()
+        clock = turn.clock
+
+        def stage(text: str) -> None:
+            self.post_message(AnswerStage(turn.id, text))
+
         try:
-            if self._lock.locked():
-                self.post_message(AnswerWaiting(turn))
-            with self._assistant_lock(worker):
-                if not self.assistant.model_loaded:  # it failed to load before: try again, visibly
-                    error = self._load_model(worker, notify=False)
+            with self.gate.hold("an answer being written", lambda: worker.is_cancelled,
+                                on_wait=lambda holder: stage(f"waiting for {holder}")) as holding:
+                turn.holding = holding
+                clock.gate = time.monotonic()
+                self._use_index()
+                if not self.assistant.model_loaded:  # not loaded yet, or it failed before: try again, visibly
+                    label = self._model_label()
+                    stage(f"loading model {label}")
+                    holding.label = f"the model {label} to load"
+                    error = self._load_model(lambda: worker.is_cancelled, notify=False)
                     if error is not None:
                         raise ModelLoadFailed(error)
-                stream = self._stream = self.assistant.stream(question, history=history)
-                try:
-                    for piece in stream:
-                        if worker.is_cancelled:
-                            return
-                        self.post_message(AnswerPiece(turn, piece))
-                finally:
-                    self._stream = None
+                    holding.label = "an answer being written"
+                clock.loaded = time.monotonic()
+                # The library reports no stages inside `stream` until the first checked sentence.
+                stage("searching → reading the passages → writing")
+                clock.stream_start = time.monotonic()
+                # The question as typed: the library cuts it to its limit and says so in the answer's notices.
+                stream = turn.stream = self.assistant.stream(turn.typed, history=history)
+                first = True
+                for piece in stream:
+                    if worker.is_cancelled:
+                        stream.cancel()
+                        return
+                    if first:
+                        stage("writing (each sentence shows once its citation is checked)")
+                        first = False
+                    self.post_message(AnswerPiece(turn.id, piece))
                 if stream.cancelled or worker.is_cancelled:
                     return
                 answer = stream.answer
                 if answer is None:
                     raise RuntimeError("the answer stream ended without an answer")
+                stage("fetching the sources")
                 ids = [c.paper_id for c in answer.citations]
                 papers = self.assistant.get_papers(ids) if ids else {}
+            locations = self.locator.locate_all(papers.values())
             if not worker.is_cancelled:
-                self.post_message(AnswerDone(turn, answer, papers))
+                self.post_message(AnswerDone(turn.id, answer, papers, locations))
         except Cancelled:
             pass
         except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
             if not worker.is_cancelled:
-                self.post_message(AnswerFailed(turn, self._problem(exc, "").message))
+                self.post_message(AnswerFailed(turn.id, self._problem(exc, "").message))
 
-    @work(thread=True, exclusive=True, group="index")
-    def run_ingest(self, paths: list[str] | None, rebuild: bool, label: str) -> None:
+    @work(thread=True, group="ingest")
+    def run_ingest(self, task: IngestTask, paths: list[str] | None) -> None:
+        """An ingest (or rebuild) that can be stopped; answers keep coming from the committed index."""
         worker = get_current_worker()
+        cancelled = lambda: worker.is_cancelled or task.cancel.is_set()  # noqa: E731
+        label = f"{task.label} (Esc or Ctrl+C stops it)"
+        report, papers, error, stopped = None, None, None, False
+        self.post_message(TaskStarted(label))
+        progress = self._progress(cancelled, {"embed": label})
+        on_wait = lambda why: self.post_message(TaskStarted(why))  # noqa: E731
         try:
-            self.post_message(TaskStarted(f"{label}: waiting for the assistant"))
-            with self._assistant_lock(worker):
-                self.post_message(TaskStarted(label))
-                report = self.assistant.ingest(
-                    paths, rebuild=rebuild, progress=self._progress(worker, {"embed": label}),
-                    on_wait=lambda why: self.post_message(TaskStarted(why)),
-                )
-                self.post_message(CorpusChanged(self.assistant.stats().papers))
-            problems = f", {len(report.problems)} records skipped" if report.problems else ""
-            self.post_message(Problem(
-                f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged{problems} "
-                f"({report.seconds:.1f}s)", label, "warning" if report.problems else "information",
-            ))
+            if task.rebuild and not REBUILD_KEEPS_OLD_INDEX:
+                with self.gate.hold("the rebuild of the index", cancelled):
+                    self.assistant.close()  # the rebuild replaces the files under it
+                    try:
+                        report = self.assistant.ingest(paths, rebuild=True, progress=progress, on_wait=on_wait)
+                    finally:
+                        papers = self._papers_now(self.assistant)
+            else:
+                writer = Assistant(self.assistant.settings.model_copy(), embedder=self.assistant.embedder)
+                try:
+                    report = writer.ingest(paths, rebuild=task.rebuild, progress=progress, on_wait=on_wait)
+                finally:
+                    papers = self._papers_now(writer)
+                    writer.close()
+                    self._reopen_index = True
         except Cancelled:
-            pass
+            stopped = True
         except Exception as exc:  # noqa: BLE001
-            self.post_message(self._problem(exc, label))
+            error = self._problem(exc, task.label).message
         finally:
             self.post_message(TaskFinished())
+            self.post_message(IngestEnded(task, report, stopped, papers, error))
 
-    @work(thread=True, exclusive=True, group="model")
+    @staticmethod
+    def _papers_now(assistant: Assistant) -> int | None:
+        try:
+            return assistant.stats().papers
+        except Exception:  # noqa: BLE001 - a count for the status line only
+            return None
+
+    @work(thread=True, group="model")
     def run_switch_model(self, name: str) -> None:
         worker = get_current_worker()
         try:
-            with self._assistant_lock(worker):
-                self._load_model(worker, name=name)
+            with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
+                error = self._load_model(lambda: worker.is_cancelled, name=name)
+            if error is None:
+                try:
+                    ChatSettings(model=name).save(self.home / SETTINGS_FILE)
+                except OSError as exc:
+                    self.post_message(Problem(f"cannot remember the model choice: {exc.strerror or exc}", "Model",
+                                              "warning"))
         except Cancelled:
             pass
+
+    def _fetch_papers(self, worker: Worker, ids: list[str]) -> tuple[dict[str, Paper], dict[str, str]]:
+        with self.gate.hold("a look-up of papers", lambda: worker.is_cancelled):
+            self._use_index()
+            papers = self.assistant.get_papers(ids) if ids else {}
+        return papers, self.locator.locate_all(papers.values())
 
     @work(thread=True, group="papers")
     def load_papers(self, ids: list[str]) -> None:
         worker = get_current_worker()
         try:
-            with self._assistant_lock(worker):
-                papers = self.assistant.get_papers(ids) if ids else {}
-            self.post_message(PapersLoaded(papers))
+            self.post_message(PapersLoaded(*self._fetch_papers(worker, ids)))
         except Cancelled:
             pass
         except Exception as exc:  # noqa: BLE001
             self.post_message(self._problem(exc, "Sources"))
 
+    @work(thread=True, group="export")
+    def export_chat_file(self, chat: SavedChat) -> None:
+        worker = get_current_worker()
+        ids = sorted({c.paper_id for a in chat.answers for c in a.citations})
+        try:
+            papers, locations = self._fetch_papers(worker, [i for i in ids if i not in self.papers])
+        except Cancelled:
+            return
+        except Exception:  # noqa: BLE001 - export what is known
+            papers, locations = {}, {}
+        papers, locations = {**self.papers, **papers}, {**self.locations, **locations}
+        try:
+            path = write_export(self.home, chat.id, chat_markdown(chat.title, chat.answers, papers, locations))
+        except OSError as exc:
+            self.post_message(Problem(f"cannot write {self.home / 'exports'}: {exc.strerror or exc}", "Export"))
+            return
+        self.post_message(Problem(f"“{chat.title}” written to {path}", "Export", "information"))
+
     # --- worker messages --------------------------------------------------------------------
     @on(TaskStarted)
     def _task_started(self, message: TaskStarted) -> None:
-        self.query_one(TaskBar).start(message.label, message.total)
+        self.task_bar.start(message.label, message.total)
 
     @on(TaskAdvanced)
     def _task_advanced(self, message: TaskAdvanced) -> None:
-        self.query_one(TaskBar).advance(message.advance, message.total)
+        self.task_bar.advance(message.advance, message.total)
 
     @on(TaskFinished)
     def _task_finished(self) -> None:
-        self.query_one(TaskBar).finish()
+        if self.ingest_task is None:
+            self.task_bar.finish()
 
     @on(ModelChanged)
     def _model_changed(self, message: ModelChanged) -> None:
@@ -466,96 +446,179 @@ class ChatApp(App[None]):
 
     @on(Problem)
     def _problem_reported(self, message: Problem) -> None:
-        self.notify(message.message, title=message.title, severity=message.severity,  # type: ignore[arg-type]
-                    timeout=10 if message.severity == "error" else 5)
+        self.tell(message.message, message.title, message.severity)
 
     @on(PapersLoaded)
     async def _papers_loaded(self, message: PapersLoaded) -> None:
         self.papers.update(message.papers)
-        if self.selected is not None:
-            await self.sources.show(self.selected.answer, self.papers)
+        self.locations.update(message.locations)
+        if self.selected is not None and not self.selected.pending:
+            await self.sources.show(self.selected.answer, self.papers, self.locations)
 
-    @on(AnswerWaiting)
-    def _answer_waiting(self, message: AnswerWaiting) -> None:
-        turn = self.pending
+    @on(IngestStarted)
+    def _ingest_started(self, message: IngestStarted) -> None:
+        self.ingest_task = message.task
+        self.refresh_bindings()
+
+    @on(IngestEnded)
+    def _ingest_ended(self, message: IngestEnded) -> None:
+        task = message.task
+        if self.ingest_task is task:
+            self.ingest_task = None
+        self.task_bar.finish()
+        self.refresh_bindings()
+        if message.papers is not None:
+            self.status.papers = message.papers
+        held = f"; the index holds {message.papers} papers" if message.papers is not None else ""
+        if message.error:
+            self.tell(message.error, task.label, "error")
+        elif message.cancelled:
+            if task.rebuild and not REBUILD_KEEPS_OLD_INDEX:
+                self.tell(f"stopped{held} (the rebuild had started over); F9 rebuilds it again", task.label, "warning")
+            else:
+                self.tell(f"stopped{held}: what was committed stays (64 papers a batch); running it again "
+                          "finishes the rest", task.label, "warning")
+        elif message.report is not None:
+            report = message.report
+            self.journal += [LogEntry(datetime.now(), "skipped", problem, "warning") for problem in report.problems]
+            skipped = f", {len(report.problems)} records skipped (Ctrl+L lists them)" if report.problems else ""
+            self.tell(f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged{skipped} "
+                      f"({report.seconds:.1f}s)", task.label, "warning" if report.problems else "information")
+
+    @on(AnswerStage)
+    def _answer_stage(self, message: AnswerStage) -> None:
+        turn = self.running
         if turn is not None and turn.id == message.turn:
-            busy = "the model to load" if self.status.model_state.startswith("loading") else "the index task"
-            turn.answer_view.set_stage(f"waiting for {busy}")
+            turn.answer_view.set_stage(message.stage, message.since)
+            if self.selected is turn.answer_view:
+                self.status.show_stage(turn.answer_view.stage_line())
 
     @on(AnswerPiece)
     async def _answer_piece(self, message: AnswerPiece) -> None:
-        turn = self.pending
+        turn = self.running
         if turn is None or turn.id != message.turn:
             return  # a cancelled answer still draining
         await turn.answer_view.append(message.text)
 
     @on(AnswerDone)
     async def _answer_done(self, message: AnswerDone) -> None:
-        turn = self.pending
+        turn = self.running
         if turn is None or turn.id != message.turn:
             return
-        self.pending = None
+        self.running = None
+        turn.clock.done = time.monotonic()
         answer = message.answer
         self.papers.update(message.papers)
-        await turn.answer_view.finish(answer)
-        self.answers.append(answer)
-        self._save(answer)
-        self._set_busy(False)
-        await self.select_answer(turn.answer_view)
+        self.locations.update(message.locations)
+        turn.question_view.show_searched_as(answer)
+        await turn.answer_view.finish(answer, turn.clock)
+        if turn.replaces is not None and turn.replaces < len(self.answers):
+            await self._remove_views_of(self.answers[turn.replaces])
+            self.answers[turn.replaces] = answer
+        else:
+            self.answers.append(answer)
+        self._save()
+        if self.selected is turn.answer_view or self.selected is None or self.selected.pending:
+            await self.select_answer(turn.answer_view)
         for notice in answer.notices:
-            self.notify(notice, title="Note", severity="warning")
+            self.tell(notice, "Note", "warning")
+        self._start_next()
 
     @on(AnswerFailed)
     async def _answer_failed(self, message: AnswerFailed) -> None:
-        turn = self.pending
+        turn = self.running
         if turn is None or turn.id != message.turn:
             return
+        self.running = None
         await self._drop_turn(turn)
-        self.notify(message.error, title="Cannot answer", severity="error", timeout=10)
+        self.tell(f"{message.error} ({self._give_back(turn)})", "Cannot answer", "error")
+        self._start_next()
 
     async def _drop_turn(self, turn: Turn) -> None:
-        """Take an unfinished question off the conversation and give it back to the input."""
-        self.pending = None
+        """Take an unfinished question off the conversation."""
         await turn.question_view.remove()
         await turn.answer_view.remove()
-        self._set_busy(False)
-        self.prompt.restore(turn.question)
-        self.prompt.focus()
+        if turn.replaces is not None and turn.replaces < len(self.answers):
+            for view in self.conversation.answer_views:
+                if view.answer is self.answers[turn.replaces]:
+                    view.remove_class("-superseded")
+        if self.selected is turn.answer_view:
+            views = [v for v in self.conversation.answer_views if not v.pending]
+            await self.select_answer(views[-1] if views else None)
+        self._set_busy()
 
-    def _set_busy(self, busy: bool) -> None:
-        self.prompt.set_busy(busy)
+    def _give_back(self, turn: Turn) -> str:
+        """Put an unanswered question back in the input, unless the user is typing another one."""
+        if not self.prompt.text.strip():
+            self.prompt.restore(turn.typed)
+            self.prompt.focus()
+            return "the question is back in the input"
+        return "your draft was kept; Up in the input brings the question back"
+
+    async def _remove_views_of(self, answer: Answer) -> None:
+        children = list(self.conversation.children)
+        for index, view in enumerate(children):
+            if isinstance(view, AnswerView) and view.answer is answer:
+                await view.remove()
+                if index > 0 and isinstance(children[index - 1], QuestionView):
+                    await children[index - 1].remove()
+
+    def _set_busy(self) -> None:
+        self.prompt.set_busy(self.running is not None or bool(self.queue))
         self.refresh_bindings()
 
-    def _save(self, answer: Answer) -> None:
+    def _save(self) -> None:
+        if not self.answers:
+            return
         if self.chat is None:
-            self.chat = self.store.new(answer.question)
+            self.chat = self.store.new(self.answers[0].question)
             self.sub_title = self.chat.title
         self.chat.answers = list(self.answers)
         try:
             self.store.save(self.chat)
         except OSError as exc:
-            self.notify(f"cannot save the chat in {self.store.folder}: {exc.strerror}", title="Chat", severity="error")
+            self.tell(f"cannot save the chat in {self.store.folder}: {exc.strerror}", "Chat", "error")
 
-    # --- widget messages --------------------------------------------------------------------
+    # --- asking -----------------------------------------------------------------------------
     @on(PromptInput.Submitted)
     async def ask(self, event: PromptInput.Submitted) -> None:
-        """Send a question (a follow-up of the answers of this chat)."""
-        if self.generating:
-            self.notify("an answer is still streaming; Esc cancels it", severity="warning")
-            return
+        """Send a question (a follow-up of the answers of this chat); it queues behind a running one."""
         try:
-            clean_question(event.text)
+            question, cut = clean_question(event.text)
         except RagError as exc:
-            self.notify(str(exc), title="Cannot ask", severity="error")
+            self.tell(str(exc), "Cannot ask", "error")
             return
-        question = event.text.strip()
+        typed = event.text.strip()
+        self.history.add(typed)
         self.prompt.clear()
+        await self._send(question, typed, sent_length(event.text) - len(question) if cut else 0)
+
+    async def _send(self, question: str, typed: str, cut_chars: int = 0, replaces: int | None = None) -> Turn:
         self._turns += 1
-        question_view, answer_view = await self.conversation.add_turn(question)
-        turn = Turn(self._turns, question, question_view, answer_view)
-        self.pending = turn
-        self._set_busy(True)
-        turn.worker = self.run_answer(turn.id, question, list(self.answers))
+        question_view, answer_view = await self.conversation.add_turn(question, cut_chars=cut_chars)
+        turn = Turn(self._turns, question, typed, question_view, answer_view, WallClock(), replaces=replaces)
+        answer_view.start_clock(turn.clock.sent)
+        if self.running is None:
+            self._run(turn)
+        else:
+            self.queue.append(turn)
+            answer_view.set_stage(f"queued: sent when the answer above is done ({len(self.queue)} waiting)")
+        await self.select_answer(answer_view)
+        self._set_busy()
+        return turn
+
+    def _run(self, turn: Turn) -> None:
+        self.running = turn
+        history = list(self.answers if turn.replaces is None else self.answers[: turn.replaces])
+        turn.answer_view.set_stage("starting")
+        turn.worker = self.run_answer(turn, history)
+
+    def _start_next(self) -> None:
+        if self.running is None and self.queue:
+            self._run(self.queue.pop(0))
+            for position, waiting in enumerate(self.queue, start=1):
+                waiting.answer_view.set_stage(f"queued: sent when the answer above is done ({position} waiting)")
+        self._set_busy()
 
     @on(AnswerView.Selected)
     async def _answer_selected(self, event: AnswerView.Selected) -> None:
@@ -565,65 +628,113 @@ class ChatApp(App[None]):
         for other in self.conversation.answer_views:
             other.select(other is view)
         self.selected = view
+        if view is not None and view.pending:
+            await self.sources.show(None, self.papers, self.locations,
+                                    pending="The sources appear when this answer is done.")
+            self.status.show_stage(view.stage_line())
+            return
         answer = view.answer if view is not None else None
-        await self.sources.show(answer, self.papers)
-        self.status.show_answer(answer)
+        await self.sources.show(answer, self.papers, self.locations)
+        self.status.show_answer(answer, view.clock if view is not None else None)
 
     @on(SourceCard.Opened)
     def _source_opened(self, event: SourceCard.Opened) -> None:
-        self.push_screen(PaperScreen(event.citation, self.papers.get(event.citation.paper_id), event.claims))
+        paper_id = event.citation.paper_id
+        self.push_screen(PaperScreen(event.citation, self.papers.get(paper_id), self.locations.get(paper_id)))
 
     # --- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self.generating  # the footer shows Esc only while an answer streams
+            if self.screen is not self.screen_stack[0]:
+                return False  # a dialog or the palette is open: Esc is theirs
+            return self.running is not None or bool(self.queue) or self.ingest_task is not None
         return True
 
     async def action_cancel(self) -> None:
-        """Stop the running answer and put the question back in the input."""
-        turn = self.pending
-        if turn is None:
+        """Stop the running answer (its question comes back), or else the running ingest."""
+        turn = self.running
+        if turn is not None:
+            where = await self._cancel_running()
+            self.tell(f"the answer was stopped; {where}", "Cancelled")
+            self._start_next()
             return
-        stream = self._stream
-        if stream is not None:
-            stream.cancel()  # the model stops at its next token
+        if self.queue:
+            turn = self.queue.pop()
+            await self._drop_turn(turn)
+            self.tell(f"the queued question was not sent; {self._give_back(turn)}", "Cancelled")
+            return
+        if self.ingest_task is not None:
+            self.ingest_task.cancel.set()
+            self.task_bar.relabel(f"{self.ingest_task.label}: stopping before its next batch…")
+
+    async def _cancel_running(self) -> str:
+        turn = self.running
+        assert turn is not None
+        if turn.stream is not None:
+            turn.stream.cancel()  # the model stops at its next token
         if turn.worker is not None:
             turn.worker.cancel()
+        if turn.holding is not None:
+            turn.holding.label = "the stopped answer to end (the model stops at its next token)"
+        self.running = None
         await self._drop_turn(turn)
-        self.notify("the answer was cancelled; the question is back in the input", title="Cancelled")
+        return self._give_back(turn)
 
     async def action_new_chat(self) -> None:
-        if self.generating:
-            await self.action_cancel()
+        notes = []
+        if self.running is not None:
+            notes.append(f"the unfinished answer was stopped; {await self._cancel_running()}")
+        if self.queue:
+            dropped, self.queue = self.queue, []
+            for turn in dropped:
+                await self._drop_turn(turn)
+            notes.append(f"{len(dropped)} queued question(s) were not sent (Up in the input brings them back)")
         self.chat, self.answers, self.selected = None, [], None
         self.sub_title = ""
         await self.conversation.reset()
         await self.select_answer(None)
-        self.prompt.clear()
+        self._set_busy()
         self.prompt.focus()
+        if notes:
+            self.tell("; ".join(notes), "New chat", "warning")
 
-    def action_open_chat(self) -> None:
-        chats = self.store.list()
-        if not chats:
-            self.notify(f"no saved chats in {self.store.folder}", title="Open chat", severity="warning")
-            return
-        options = [
-            Option(f"{c.title or '(untitled)'}  ·  {len(c.answers)} question{'s' if len(c.answers) != 1 else ''}"
-                   f"  ·  {c.updated:%Y-%m-%d %H:%M}", id=c.id)
-            for c in chats
-        ]
-        self.push_screen(ChoiceScreen("Open a saved chat", options), self._open_chat_chosen)
+    def action_chats(self, query: str = "") -> None:
+        self.push_screen(ChatsScreen(self.store, self.chat.id if self.chat else None, query), self._chat_chosen)
 
-    async def _open_chat_chosen(self, chat_id: str | None) -> None:
+    def action_search_chats(self) -> None:
+        self.action_chats()
+
+    async def _chat_chosen(self, chat_id: str | None) -> None:
         if chat_id is not None:
             await self.open_chat(chat_id)
+
+    @on(ChatsScreen.Changed)
+    async def _chat_changed(self, message: ChatsScreen.Changed) -> None:
+        if self.chat is None or message.chat_id != self.chat.id:
+            return
+        if message.title is None:  # the open chat was deleted
+            self.chat = None
+            self.sub_title = ""
+            self.tell("this chat was deleted; what is on screen is saved again as a new chat if you continue",
+                      "Chats", "warning")
+        else:
+            self.chat.title = self.sub_title = message.title
+
+    @on(ChatsScreen.ExportRequested)
+    def _export_requested(self, message: ChatsScreen.ExportRequested) -> None:
+        try:
+            chat = self.store.load(message.chat_id)
+        except (OSError, ValidationError, ValueError) as exc:
+            self.tell(f"cannot read chat {message.chat_id}: {str(exc).splitlines()[0][:150]}", "Export", "error")
+            return
+        self.export_chat_file(chat)
 
     async def open_chat(self, chat_id: str) -> None:
         """Show a saved chat; new questions continue it (its answers are the history)."""
         try:
             chat = self.store.load(chat_id)
         except (OSError, ValidationError, ValueError) as exc:
-            self.notify(f"cannot read chat {chat_id}: {str(exc).splitlines()[0][:150]}", title="Open chat", severity="error")
+            self.tell(f"cannot read chat {chat_id}: {str(exc).splitlines()[0][:150]}", "Open chat", "error")
             return
         await self.action_new_chat()
         self.chat, self.answers = chat, list(chat.answers)
@@ -636,11 +747,58 @@ class ChatApp(App[None]):
         if missing:
             self.load_papers(missing)
 
+    def action_export_chat(self) -> None:
+        if self.chat is None:
+            self.tell("nothing to export yet: ask a question first", "Export", "warning")
+            return
+        self.export_chat_file(self.chat.model_copy())
+
+    def action_rename_chat(self) -> None:
+        chat = self.chat
+        if chat is None:
+            self.tell("this chat is not saved yet: ask a question first", "Rename", "warning")
+            return
+
+        def renamed(title: str | None) -> None:
+            if title and self.chat is chat:
+                chat.title = self.sub_title = " ".join(title.split())[:80]
+                self._save()
+
+        self.push_screen(AskScreen("Rename chat", "the new title", chat.title), renamed)
+
+    def action_delete_chat(self) -> None:
+        chat = self.chat
+        if chat is None:
+            self.tell("this chat is not saved yet", "Delete", "warning")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.store.delete(chat.id)
+                await self.action_new_chat()
+                self.tell(f"“{chat.title}” deleted", "Delete")
+
+        self.push_screen(ConfirmScreen(f"Delete this chat, “{chat.title}” ({len(chat.answers)} questions)?"), confirmed)
+
+    async def action_regenerate(self) -> None:
+        if self.running is not None or self.queue:
+            self.tell("wait for the answers in progress (Esc stops the current one)", "Answer again", "warning")
+            return
+        if not self.answers:
+            self.tell("no answer to write again yet", "Answer again", "warning")
+            return
+        index = len(self.answers) - 1
+        last = self.answers[index]
+        for view in self.conversation.answer_views:
+            if view.answer is last:
+                view.add_class("-superseded")
+        await self._send(last.question, last.question, replaces=index)
+
     def action_switch_model(self) -> None:
         try:
             statuses = self.assistant.models.status()
         except RagError as exc:
-            self.notify(str(exc), title="Models", severity="error")
+            self.tell(str(exc), "Models", "error")
             return
         current = self.status.model
         usable = ("ready", "installed")
@@ -651,45 +809,52 @@ class ChatApp(App[None]):
             )
             for m in statuses
         ]
-        self.push_screen(ChoiceScreen("Switch model", options), self._model_chosen)
+        self.push_screen(ChoiceScreen("Switch model (remembered for the next start)", options), self._model_chosen)
 
     def _model_chosen(self, name: str | None) -> None:
         if name is None or name == self.status.model and self.status.model_state == "ready":
             return
-        if self.generating:
-            self.notify("wait for the answer (or Esc) before switching the model", severity="warning")
-            return
+        if self.running is not None:
+            self.tell("the model changes once the answer is done", "Model", "warning")
         self.run_switch_model(name)
-
-    def copy_text(self, answer: Answer) -> str:
-        """The answer as plain text with its references."""
-        lines = [f"Q: {answer.question}", "", answer.text]
-        if answer.citations:
-            lines += ["", "References:"]
-            for c in answer.citations:
-                paper = self.papers.get(c.paper_id)
-                where = []
-                if paper is not None:
-                    where = [s for s in ([", ".join(paper.authors[:3])] if paper.authors else [])]
-                    where += [str(paper.year)] if paper.year else []
-                    where += [paper.url or paper.source]
-                lines.append(f"[{c.key}] {c.title}" + (f" ({'; '.join(where)})" if where else ""))
-        return "\n".join(lines)
 
     def action_copy_answer(self) -> None:
         view = self.selected
         if view is None or view.answer is None:
-            self.notify("no answer to copy yet", severity="warning")
+            self.tell("no answer to copy yet", "Copy", "warning")
             return
-        self.copy_to_clipboard(self.copy_text(view.answer))
-        n = len(view.answer.citations)
-        self.notify(f"answer copied with {n} reference{'s' if n != 1 else ''}", title="Copied")
+        answer = view.answer
+        number = next((i for i, a in enumerate(self.answers, start=1) if a is answer), len(self.answers))
+        name = f"{self.chat.id if self.chat else 'answer'}-{number}"
+        copied = copy_out(self, answer_markdown(answer, self.papers, self.locations), self.home, name)
+        self.tell(copied.message(), "Copy", "warning" if copied.error else "information", timeout=12)
+
+    def action_why(self) -> None:
+        view = self.selected
+        if view is None:
+            self.tell("select an answer first (Tab, or a click)", "Why?", "warning")
+        elif view.answer is None:
+            self.tell(f"this answer is still in progress: {view.stage_line()}", "Why?", "warning")
+        else:
+            self.push_screen(WhyScreen(view.answer, view.clock))
+
+    async def action_toggle_sources(self) -> None:
+        narrow = self.size.width < NARROW
+        shown = self.sources_wanted if self.sources_wanted is not None else not narrow
+        self.sources_wanted = not shown
+        self.relayout()
+        if self.sources_wanted and narrow:
+            self.sources.focus()
+        elif not self.sources_wanted:
+            self.prompt.focus()
 
     def _start_ingest(self, paths: list[str] | None, rebuild: bool, label: str) -> None:
-        if any(w.group == "index" and w.is_running for w in self.workers):
-            self.notify("an ingest is already running; see the progress bar", severity="warning")
+        if self.ingest_task is not None:
+            self.tell("an ingest is already running; see the progress bar", "Ingest", "warning")
             return
-        self.run_ingest(paths, rebuild, label)
+        task = self.ingest_task = IngestTask(label, rebuild)
+        self.refresh_bindings()
+        self.run_ingest(task, paths)
 
     def action_reingest(self) -> None:
         self._start_ingest(None, False, "Re-ingesting the bundled corpus")
@@ -699,9 +864,10 @@ class ChatApp(App[None]):
             if yes:
                 self._start_ingest(None, True, "Rebuilding the index")
 
+        wait = "" if REBUILD_KEEPS_OLD_INDEX else " Questions wait until it is done."
         self.push_screen(ConfirmScreen(
-            "Rebuild the index from scratch? It is wiped and the bundled corpus is embedded again "
-            "(about a minute); papers ingested from other files must be ingested again."
+            "Rebuild the index from scratch? The bundled corpus is embedded again (about a minute); papers "
+            f"ingested from other files must be ingested again.{wait}"
         ), confirmed)
 
     def action_ingest_path(self) -> None:
@@ -711,28 +877,35 @@ class ChatApp(App[None]):
 
         self.push_screen(PathScreen(), chosen)
 
+    def action_show_log(self) -> None:
+        if not isinstance(self.screen, LogScreen):
+            self.push_screen(LogScreen(self.journal))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(KEYS))
+            self.push_screen(HelpScreen(keys.help_rows()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield SystemCommand("New chat", "Start an empty conversation (Ctrl+N)", self.action_new_chat)
-        yield SystemCommand("Open saved chat", "Reopen a conversation saved in the data dir (Ctrl+O)", self.action_open_chat)
-        yield SystemCommand("Switch model", "Choose the language model from models.txt (F2)", self.action_switch_model)
-        yield SystemCommand("Copy answer", "Copy the selected answer with its references (F3)", self.action_copy_answer)
-        yield SystemCommand("Re-ingest corpus", "Index the bundled corpus again; unchanged papers are skipped (F5)",
-                            self.action_reingest)
-        yield SystemCommand("Rebuild index", "Wipe the index and embed the bundled corpus again (F6)", self.action_rebuild)
-        yield SystemCommand("Ingest file or folder", "Add papers from a .txt/.jsonl/.json/.bib/.csv file or a folder",
-                            self.action_ingest_path)
-        yield SystemCommand("Keys", "Show the keys (F1 or ?)", self.action_help)
+        for key in [*keys.APP_KEYS, *keys.COMMANDS]:
+            if key.action == "cancel" and not self.check_action("cancel", ()):
+                continue
+            shortcut = f" ({key.display})" if key.display else ""
+            yield SystemCommand(key.palette_title, key.help[:1].upper() + key.help[1:] + shortcut,
+                                partial(self.run_action, key.action))
         for command in super().get_system_commands(screen):
             if command.title != "Keys":  # ours lists the chat's keys
                 yield command
 
 
-def make_app(settings: Settings | None = None, assistant: Assistant | None = None) -> ChatApp:
-    """The chat app, for `rag chat` (settings) and for tests (an Assistant with a scripted model)."""
+def make_app(settings: Settings | None = None, assistant: Assistant | None = None,
+             question: str | None = None) -> ChatApp:
+    """The chat app, for `rag chat` (settings) and for tests (an Assistant with a scripted model).
+
+    With settings that name no model (no `-m`, no RAG_MODEL), the model last chosen with F2 is used.
+    """
     if assistant is None:
-        return ChatApp(Assistant(settings or Settings.load()), owns_assistant=True)
-    return ChatApp(assistant)
+        settings = settings or Settings.load()
+        if settings.model is None:
+            settings.model = ChatSettings.load(settings.home / SETTINGS_FILE).model
+        return ChatApp(Assistant(settings), owns_assistant=True, question=question)
+    return ChatApp(assistant, question=question)

@@ -1,12 +1,16 @@
 """The chat's widgets; they talk to the app through Message classes."""
 
 from .conversation import AnswerView, Conversation, QuestionView
-from .prompt import PromptInput
-from .screens import ChoiceScreen, ConfirmScreen, HelpScreen, PaperScreen, PathScreen
+from .prompt import PromptInput, SearchInput
+from .screens import (
+    AskScreen, ChatsScreen, ChoiceScreen, ConfirmScreen, HelpScreen, LogEntry, LogScreen, Modal, PaperScreen, PathScreen,
+    WhyScreen,
+)
 from .sources import SourceCard, SourcesPanel
 from .status import StatusLine, TaskBar
 
 __all__ = [
-    "AnswerView", "ChoiceScreen", "ConfirmScreen", "Conversation", "HelpScreen", "PaperScreen", "PathScreen",
-    "PromptInput", "QuestionView", "SourceCard", "SourcesPanel", "StatusLine", "TaskBar",
+    "AnswerView", "AskScreen", "ChatsScreen", "ChoiceScreen", "ConfirmScreen", "Conversation", "HelpScreen", "LogEntry",
+    "LogScreen", "Modal", "PaperScreen", "PathScreen", "PromptInput", "QuestionView", "SearchInput", "SourceCard",
+    "SourcesPanel", "StatusLine", "TaskBar", "WhyScreen",
 ]

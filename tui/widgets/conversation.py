@@ -7,58 +7,48 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Markdown, Static
 
 from rag import Answer
 
+from ..timing import WallClock
+
 WELCOME = (
     "Ask a question about the papers in the corpus. Answers cite their sources as [n]; "
-    "the sources of the selected answer are listed on the right.\n\n"
-    "Enter sends · Shift+Enter / Ctrl+J new line · Esc cancels · Ctrl+P commands · F1 keys"
+    "the sources of the selected answer are listed beside (F8 shows or hides them).\n\n"
+    "Enter sends · Ctrl+J new line · Esc stops an answer · F4 why? · Ctrl+P commands · F1 keys"
 )
 
 
 class QuestionView(Static):
-    """What the user asked."""
+    """What the user asked, what was searched (a follow-up is read with the conversation), and whether it was cut."""
 
-    DEFAULT_CSS = """
-    QuestionView {
-        margin: 1 1 0 6;
-        padding: 0 1;
-        background: $primary 12%;
-        border-left: outer $primary;
-    }
-    """
-
-    def __init__(self, question: str) -> None:
-        super().__init__(question, markup=False)
+    def __init__(self, question: str, cut_chars: int = 0) -> None:
+        super().__init__()
         self.question = question
+        self.cut_chars = cut_chars
+        self.searched_as: str | None = None
+        self._render_body()
+
+    def _render_body(self) -> None:
+        parts: list[Content | str | tuple[str, str]] = [self.question]
+        if self.cut_chars:
+            parts.append((f"\n✂ cut: the last {self.cut_chars:,} characters were not sent", "$text-warning"))
+        if self.searched_as:
+            parts.append((f"\n→ searched as: {self.searched_as}", "$text-muted italic"))
+        self.update(Content.assemble(*parts))
+
+    def show_searched_as(self, answer: Answer) -> None:
+        standalone = answer.standalone_question
+        self.searched_as = standalone if standalone and standalone != answer.question else None
+        self._render_body()
 
 
 class AnswerView(Vertical, can_focus=True):
-    """One answer: streaming, cited, refused or cancelled. Focus (or a click) selects it."""
-
-    DEFAULT_CSS = """
-    AnswerView {
-        height: auto;
-        margin: 1 6 0 1;
-        padding: 0 1;
-        border: round $secondary 40%;
-        border-title-color: $text-muted;
-        border-subtitle-color: $text-muted;
-    }
-    AnswerView > Markdown { margin: 0; padding: 0; background: transparent; }
-    AnswerView > Markdown > *:last-child { margin-bottom: 0; }
-    AnswerView.-streaming { border: round $secondary; }
-    AnswerView.-cited { border: round $accent 50%; }
-    AnswerView.-cited.-selected { border: round $accent; border-title-color: $accent; }
-    AnswerView.-refused { border: dashed $warning 40%; }
-    AnswerView.-refused > Markdown { color: $text-muted; text-style: italic; }
-    AnswerView.-refused.-selected { border: dashed $warning; border-title-color: $warning; }
-    AnswerView:focus { background: $boost; }
-    """
+    """One answer: queued, streaming (with its stage and timers), cited, refused. Focus selects it."""
 
     BINDINGS = [Binding("c", "app.copy_answer", "Copy answer", show=False)]
 
@@ -72,30 +62,27 @@ class AnswerView(Vertical, can_focus=True):
         super().__init__()
         self.question = question
         self.answer: Answer | None = None
+        self.clock: WallClock | None = None  # this session's wall-clock timings (None for reopened chats)
         self._initial = answer
         self._ticker: Timer | None = None
-        self._started = time.monotonic()
         self._stage = ""
+        self._stage_started = time.monotonic()
+        self._started = time.monotonic()
 
     def compose(self):
         markdown = Markdown("")
         markdown.can_focus = False
         yield markdown
+        yield Static("", classes="reason", markup=False)
 
     async def on_mount(self) -> None:
+        self.query_one(".reason").display = False
         if self._initial is not None:
             await self.finish(self._initial)
         else:
             self.add_class("-streaming")
-            self._started = time.monotonic()
-            self._stage = "searching and reading"
-            self._show_elapsed()
-            self._ticker = self.set_interval(1.0, self._show_elapsed)
-
-    def _show_elapsed(self) -> None:
-        """While the answer streams the border says what is happening and for how long."""
-        if self.answer is None:
-            self.border_title = f"{self._stage}… {time.monotonic() - self._started:.0f}s"
+            self._ticker = self.set_interval(1.0, self._show_stage)
+            self._show_stage()
 
     @property
     def markdown(self) -> Markdown:
@@ -106,40 +93,67 @@ class AnswerView(Vertical, can_focus=True):
         """The text shown so far."""
         return self.markdown.source
 
-    def set_stage(self, stage: str) -> None:
-        """What the answer is waiting for (shown with the elapsed time until text arrives)."""
+    @property
+    def pending(self) -> bool:
+        return self.answer is None
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    def stage_line(self) -> str:
+        """`stage 3s (total 12s)`: the running stage with its own timer, and the time since sent."""
+        now = time.monotonic()
+        stage, total = now - self._stage_started, now - self._started
+        if abs(total - stage) < 0.5:
+            return f"{self._stage} {stage:.0f}s"
+        return f"{self._stage} {stage:.0f}s (total {total:.0f}s)"
+
+    def _show_stage(self) -> None:
         if self.answer is None:
+            self.border_title = self.stage_line()
+
+    def start_clock(self, started: float) -> None:
+        self._started = started
+
+    def set_stage(self, stage: str, since: float | None = None) -> None:
+        """What the answer is doing now; its timer restarts."""
+        if self.answer is None and stage != self._stage:
             self._stage = stage
-            self._show_elapsed()
+            self._stage_started = since if since is not None else time.monotonic()
+            self.set_class(stage.startswith("queued"), "-queued")
+            self._show_stage()
 
     async def append(self, piece: str) -> None:
-        if self._stage != "answering":
-            self._stage = "answering"
-            self._show_elapsed()
         await self.markdown.append(piece)
 
-    async def finish(self, answer: Answer) -> None:
-        self.answer = answer
+    async def finish(self, answer: Answer, clock: WallClock | None = None) -> None:
+        self.answer, self.clock = answer, clock
         if self._ticker is not None:
             self._ticker.stop()
-        self.remove_class("-streaming")
+        self.remove_class("-streaming", "-queued")
         await self.markdown.update(answer.text)
+        reason = self.query_one(".reason", Static)
+        notes = [f"Note: {n}" for n in answer.notices]
         if answer.refused:
             self.add_class("-refused")
             self.border_title = "no answer from the corpus"
-            self.border_subtitle = answer.refusal_reason or ""
+            self.border_subtitle = "F4: why?"
+            reason.update("\n".join([f"Why: {answer.refusal_reason or 'not recorded'}", *notes]))
+            reason.display = True
         else:
             self.add_class("-cited")
             n = len(answer.citations)
             self.border_title = "answer"
             self.border_subtitle = f"{n} source{'s' if n != 1 else ''}" + (f" · {answer.model}" if answer.model else "")
+            reason.update("\n".join(notes))
+            reason.display = bool(notes)
 
     def select(self, selected: bool) -> None:
         self.set_class(selected, "-selected")
 
     def on_focus(self) -> None:
-        if self.answer is not None:
-            self.post_message(self.Selected(self))
+        self.post_message(self.Selected(self))
 
     def on_click(self) -> None:
         self.focus()
@@ -148,20 +162,19 @@ class AnswerView(Vertical, can_focus=True):
 class Conversation(VerticalScroll):
     """The questions and answers of one chat, newest at the bottom."""
 
-    DEFAULT_CSS = """
-    Conversation { height: 1fr; padding: 0 0 1 0; }
-    Conversation > #welcome { color: $text-muted; margin: 1 2; }
-    """
-
     def compose(self):
         yield Static(WELCOME, id="welcome", markup=False)
 
     def on_mount(self) -> None:
         self.anchor()
 
-    async def add_turn(self, question: str, answer: Answer | None = None) -> tuple[QuestionView, AnswerView]:
+    async def add_turn(self, question: str, answer: Answer | None = None,
+                       cut_chars: int = 0) -> tuple[QuestionView, AnswerView]:
         self.query("#welcome").remove()
-        views = QuestionView(question), AnswerView(question, answer)
+        question_view = QuestionView(question, cut_chars)
+        if answer is not None:
+            question_view.show_searched_as(answer)
+        views = question_view, AnswerView(question, answer)
         await self.mount_all(views)
         self.anchor()
         return views

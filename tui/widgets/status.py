@@ -1,4 +1,5 @@
-"""The status line (model, corpus size, last answer's timings) and the progress bar of long tasks."""
+"""The status line (model, corpus size, the running stage or the selected answer's timings) and the
+progress bar of long tasks."""
 
 from __future__ import annotations
 
@@ -8,56 +9,44 @@ from textual.widgets import Label, ProgressBar, Static
 
 from rag import Answer
 
-
-def format_timings(answer: Answer | None) -> str:
-    if answer is None:
-        return "no answer yet"
-    t = answer.timings
-    parts = [f"retrieve {t.retrieve_s:.2f}s"]
-    if t.first_token_s is None:
-        parts.append("no model call")
-    else:
-        parts.append(f"first token {t.first_token_s:.2f}s")
-    parts.append(f"total {t.total_s:.2f}s")
-    if t.first_token_s is not None and answer.completion_tokens:
-        generating = t.total_s - t.first_token_s
-        rate = answer.completion_tokens / generating if generating > 0 else 0.0
-        parts.append(f"{rate:.1f} tok/s")
-    return " · ".join(parts)
+from ..timing import WallClock, format_timings
 
 
 class StatusLine(Static):
-    """model · papers · timings of the last answer."""
-
-    DEFAULT_CSS = """
-    StatusLine { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
-    """
+    """model · papers · what the selected answer is doing, or where its time went."""
 
     model: reactive[str] = reactive("")
     model_state: reactive[str] = reactive("")
     papers: reactive[int | None] = reactive(None)
-    timings: reactive[str] = reactive("no answer yet")
+    detail: reactive[tuple[str, ...]] = reactive(("no answer yet",))
 
     def render(self) -> str:
         model = self.model or "?"
         if self.model_state:
             model += f" ({self.model_state})"
         papers = "… papers" if self.papers is None else f"{self.papers} papers"
-        return f"model {model} │ {papers} │ {self.timings}"
+        pieces = [f"model {model}", papers, *self.detail]
+        # Keep what fits: the stage or the total first, where the time went, the model calls, the model, the papers.
+        width = max(self.size.width - 2, 20)
+        order = [i for i in (2, 3, 4, 0, 1, *range(5, len(pieces))) if i < len(pieces)]
+        kept: set[int] = set()
+        for index in order:
+            candidate = kept | {index}
+            if len(" │ ".join(pieces[i] for i in sorted(candidate))) <= width:
+                kept = candidate
+        if not kept:
+            return pieces[2][:width] if len(pieces) > 2 else pieces[0][:width]
+        return " │ ".join(pieces[i] for i in sorted(kept)).replace(" │ = ", " = ")
 
-    def show_answer(self, answer: Answer | None) -> None:
-        self.timings = format_timings(answer)
+    def show_answer(self, answer: Answer | None, clock: WallClock | None = None) -> None:
+        self.detail = tuple(format_timings(answer, clock))
+
+    def show_stage(self, stage: str) -> None:
+        self.detail = (stage,)
 
 
 class TaskBar(Horizontal):
     """A label and a progress bar for model loading and indexing; hidden when idle."""
-
-    DEFAULT_CSS = """
-    TaskBar { height: 1; display: none; padding: 0 1; background: $boost; }
-    TaskBar.-active { display: block; }
-    TaskBar > Label { width: auto; margin-right: 2; }
-    TaskBar > ProgressBar { width: 1fr; }
-    """
 
     def compose(self):
         yield Label("", id="task-label")
@@ -67,10 +56,17 @@ class TaskBar(Horizontal):
     def active(self) -> bool:
         return self.has_class("-active")
 
+    @property
+    def label(self) -> str:
+        return str(self.query_one(Label).content)
+
     def start(self, label: str, total: int | None = None) -> None:
         self.query_one(Label).update(label)
         self.query_one(ProgressBar).update(total=total, progress=0)
         self.add_class("-active")
+
+    def relabel(self, label: str) -> None:
+        self.query_one(Label).update(label)
 
     def advance(self, advance: int, total: int | None) -> None:
         bar = self.query_one(ProgressBar)

@@ -1,0 +1,138 @@
+"""The chat in a real terminal: tmux runs it, keys go in as a terminal sends them (bytes), the test
+reads the screen back. Skipped where tmux is not installed (`apt-get install tmux`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import Assistant, Settings
+from rag.testing import HashEmbedder
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+DATA = Path(__file__).parent / "data"
+CHAT = Path(__file__).parent / "tmux_chat.py"
+QUESTION = "How much does the logical error rate fall?"
+
+
+class Tmux:
+    """One private tmux server (its own socket, no user configuration) with one window."""
+
+    def __init__(self, tmp: Path, width: int, height: int, command: list[str], env: dict[str, str]):
+        self.socket = str(tmp / "tmux.sock")
+        self.env = {**os.environ, **env}
+        self.env.pop("TMUX", None)
+        self.run("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", str(width), "-y", str(height),
+                 " ".join(f"'{part}'" for part in command))
+
+    def run(self, *args: str, input: bytes | None = None) -> str:
+        done = subprocess.run(["tmux", "-S", self.socket, *args], input=input, capture_output=True, env=self.env,
+                              timeout=20)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+
+    def keys(self, *keys: str) -> None:
+        """tmux key names (Enter, C-j, F1, BTab), sent as the terminal would encode them."""
+        self.run("send-keys", "-t", "chat", *keys)
+
+    def text(self, text: str) -> None:
+        self.run("send-keys", "-t", "chat", "-l", text)
+
+    def raw(self, data: bytes) -> None:
+        """Bytes as they would come from the terminal (e.g. an xterm or kitty Shift+Enter)."""
+        self.run("send-keys", "-t", "chat", "-H", *(f"{b:02x}" for b in data))
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "chat")
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not on screen:\n{self.screen()}")
+
+    def input_lines(self) -> list[str]:
+        """The lines of the question input (the rounded box above the status line)."""
+        lines = self.screen().rstrip("\n").split("\n")
+        bottom = max(i for i, line in enumerate(lines) if line.startswith("╰"))
+        top = max(i for i, line in enumerate(lines[:bottom]) if line.startswith("╭"))
+        return [line[1:].split("│")[0].strip() for line in lines[top + 1 : bottom]]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def chat_in_tmux(tmp_path, rag_home):
+    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
+    a.ingest([DATA / "small.jsonl"])
+    a.close()
+    tmux = Tmux(tmp_path, 140, 40, [sys.executable, str(CHAT), str(rag_home), "0.02"],
+                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    try:
+        tmux.wait_for("5 papers")
+        yield tmux
+    finally:
+        tmux.close()
+
+
+def test_keys_as_a_terminal_sends_them(chat_in_tmux, rag_home):
+    tmux = chat_in_tmux
+    # New lines: Ctrl+J (a line feed), xterm's Shift+Enter (modifyOtherKeys) and kitty's; Enter sends.
+    tmux.text("How much")
+    tmux.keys("C-j")
+    tmux.text("does the")
+    tmux.raw(b"\x1b[27;2;13~")
+    tmux.text("logical error")
+    tmux.raw(b"\x1b[13;2u")
+    tmux.text("rate fall?")
+    time.sleep(0.5)
+    assert tmux.input_lines()[:4] == ["How much", "does the", "logical error", "rate fall?"]
+    tmux.keys("Enter")
+    screen = tmux.wait_for("small.jsonl:1")  # the sources panel is filled last
+    assert QUESTION in screen and "factor of 2.1" in screen and "small.jsonl:1" in screen, screen
+
+    # A fast burst of keys keeps its order ("abcdef", 6 Backspaces, "xyz").
+    tmux.raw(b"abcdef" + b"\x7f" * 6 + b"xyz")
+    time.sleep(0.5)
+    assert tmux.input_lines()[0] == "xyz"
+    tmux.keys("C-u")
+
+    # Function keys reach the app while the input has the focus.
+    tmux.keys("F1")
+    tmux.wait_for("Esc, Ctrl+C")
+    tmux.keys("Escape")
+    time.sleep(0.8)
+    tmux.keys("F4")
+    tmux.wait_for("Passages shown to the model")
+    tmux.keys("Escape")
+    time.sleep(0.8)
+
+    # F3 inside tmux: tmux's paste buffer (tmux confirms it) and the file.
+    tmux.keys("F3")
+    tmux.wait_for("saved to")
+    assert "factor of 2.1" in tmux.run("show-buffer")
+    [export] = (rag_home / "exports").glob("*.md")
+    assert "factor of 2.1" in export.read_text()
+
+    # A small terminal: the sources panel goes, F8 brings it back instead of the chat.
+    tmux.run("resize-window", "-t", "chat", "-x", "60", "-y", "20")
+    time.sleep(1.0)
+    screen = tmux.screen()
+    assert "Sources" not in screen and "Ask about the papers" in screen
+    tmux.keys("F8")
+    screen = tmux.wait_for("Sources (1)")
+    assert "Ask about the papers" not in screen

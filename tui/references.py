@@ -1,0 +1,133 @@
+"""How the chat names a source: title, authors, year, the file's own name and line, the URL.
+
+One place for the sources panel, the abstract view, F3 copies and Markdown exports. The data is
+the library's (`Citation`, `Paper`); the only thing the chat works out itself is the line of a
+paper in its file, because the catalog records the file but not the line (`SourceLocator`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from rag import Answer, Citation, Paper
+from rag.chunking import split_sentences
+from rag.corpus import BUNDLED_PREFIX
+from rag.settings import BUNDLED_CORPUS
+from rag.types import normalise_text
+
+MAX_SCAN_BYTES = 64 << 20  # a bigger file (an arXiv snapshot) is named without its line
+
+
+class SourceLocator:
+    """Finds the line of a paper in the file it was read from (cached per file; call it off the UI thread)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[Path, list[str] | None] = {}
+
+    @staticmethod
+    def path_of(source: str) -> Path:
+        if source.startswith(BUNDLED_PREFIX):
+            return BUNDLED_CORPUS / source[len(BUNDLED_PREFIX):]
+        return Path(source)
+
+    def _normalised_lines(self, path: Path) -> list[str] | None:
+        if path not in self._lines:
+            try:
+                if path.stat().st_size > MAX_SCAN_BYTES:
+                    raise OSError("too big to scan")
+                text = path.read_text(encoding="utf-8-sig", errors="replace")
+                self._lines[path] = [normalise_text(line) for line in text.split("\n")]
+            except OSError:
+                self._lines[path] = None
+        return self._lines[path]
+
+    def line_of(self, paper: Paper) -> int | None:
+        lines = self._normalised_lines(self.path_of(paper.source))
+        title = paper.title_key
+        if not lines or not title:
+            return None
+        return next((number for number, line in enumerate(lines, start=1) if title in line), None)
+
+    def locate(self, paper: Paper) -> str:
+        """`file:line` as a person would look it up (the bundled pages by their number)."""
+        line = self.line_of(paper)
+        source = paper.source
+        if source.startswith(BUNDLED_PREFIX):
+            page = source[len(BUNDLED_PREFIX):].split("_", 1)[0]
+            where = f"bundled corpus, page {page}" + (f", line {line}" if line else "")
+        else:
+            where = Path(source).name + (f":{line}" if line else "")
+        if len(paper.sources) > 1:
+            where += f" (+{len(paper.sources) - 1} more)"
+        return where
+
+    def locate_all(self, papers: Iterable[Paper]) -> dict[str, str]:
+        return {paper.paper_id: self.locate(paper) for paper in papers}
+
+
+def authors_short(paper: Paper, limit: int = 2) -> str:
+    if not paper.authors:
+        return ""
+    if len(paper.authors) > limit:
+        return f"{', '.join(paper.authors[:limit])} et al."
+    return ", ".join(paper.authors)
+
+
+def source_line(paper: Paper | None, location: str | None) -> str:
+    """The grey line under a source's title: authors · year · file:line · URL."""
+    if paper is None:
+        return location or ""
+    parts = [authors_short(paper), str(paper.year) if paper.year else "", location or Path(paper.source).name, paper.url or ""]
+    return " · ".join(p for p in parts if p)
+
+
+def reference(citation: Citation, paper: Paper | None, location: str | None) -> str:
+    """One reference line for copies and exports: `[n] Title. Authors (year). file:line. URL`."""
+    out = f"[{citation.key}] {citation.title.rstrip('.')}."
+    if paper is not None:
+        who = authors_short(paper, limit=3)
+        if who or paper.year:
+            out += f" {who}{' ' if who and paper.year else ''}{f'({paper.year})' if paper.year else ''}."
+        out += f" {location or Path(paper.source).name}."
+        if paper.url:
+            out += f" {paper.url}"
+    return out
+
+
+def answer_markdown(answer: Answer, papers: dict[str, Paper], locations: dict[str, str], level: int = 2) -> str:
+    """A question, its answer and its references, as Markdown."""
+    lines = [f"{'#' * level} {answer.question}", ""]
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        lines += [f"*Searched as:* {answer.standalone_question}", ""]
+    lines.append(answer.text)
+    if answer.refused and answer.refusal_reason:
+        lines += ["", f"*Why:* {answer.refusal_reason}"]
+    for notice in answer.notices:
+        lines += ["", f"*Note:* {notice}"]
+    if answer.citations:
+        lines += ["", "References:", ""]
+        lines += [
+            f"- {reference(c, papers.get(c.paper_id), locations.get(c.paper_id))}" for c in answer.citations
+        ]
+    return "\n".join(lines)
+
+
+def chat_markdown(title: str, answers: list[Answer], papers: dict[str, Paper], locations: dict[str, str]) -> str:
+    body = [f"# {title or 'Chat'}", ""]
+    for answer in answers:
+        body += [answer_markdown(answer, papers, locations), ""]
+    return "\n".join(body).rstrip() + "\n"
+
+
+def passage_spans(text: str, passage: str) -> list[tuple[int, int]]:
+    """Where the sentences of a cited passage (as shown to the model) are in `text` (exact matches only)."""
+    start = text.find(passage)
+    if passage and start >= 0:
+        return [(start, start + len(passage))]
+    spans = []
+    for sentence in split_sentences(passage):
+        start = text.find(sentence)
+        if start >= 0:
+            spans.append((start, start + len(sentence)))
+    return sorted(spans)

@@ -1,0 +1,173 @@
+"""What the chat's workers share with the UI: the gate to the Assistant, the tasks, the turns and
+the messages the workers post (one dataclass each)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from textual.message import Message
+from textual.worker import Worker
+
+from rag import Answer, AnswerStream, IngestReport, Paper, RagError
+
+from .timing import WallClock
+from .widgets import AnswerView, QuestionView
+
+
+class Cancelled(Exception):
+    """Raised inside a progress callback or a wait to stop a worker."""
+
+
+class ModelLoadFailed(RagError):
+    """The model could not be loaded for a question (the message says why)."""
+
+
+@dataclass
+class Holding:
+    label: str  # what an answer waiting for the Assistant is told it waits for
+
+
+class Gate:
+    """One call into the chat's Assistant at a time (it is not thread-safe), and who holds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holding: Holding | None = None
+
+    @property
+    def holder(self) -> str | None:
+        holding = self._holding
+        return holding.label if holding is not None else None
+
+    @contextmanager
+    def hold(self, label: str, cancelled: Callable[[], bool],
+             on_wait: Callable[[str], None] | None = None) -> Iterator[Holding]:
+        """Wait for the Assistant (telling `on_wait` who has it, whenever that changes); give up if cancelled."""
+        told = None
+        while not self._lock.acquire(timeout=0.05):
+            if cancelled():
+                raise Cancelled()
+            holder = self.holder or "the assistant"
+            if on_wait is not None and holder != told:
+                on_wait(holder)
+                told = holder
+        holding = self._holding = Holding(label)
+        try:
+            if cancelled():
+                raise Cancelled()
+            yield holding
+        finally:
+            self._holding = None
+            self._lock.release()
+
+
+@dataclass
+class IngestTask:
+    label: str
+    rebuild: bool
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Turn:
+    """A question sent: queued, then answered."""
+
+    id: int
+    question: str  # as sent (cleaned, maybe cut)
+    typed: str  # as typed (what Esc gives back)
+    question_view: QuestionView
+    answer_view: AnswerView
+    clock: WallClock
+    worker: Worker | None = None
+    stream: AnswerStream | None = None
+    holding: Holding | None = None
+    replaces: int | None = None  # regenerate: the index in `answers` of the answer it replaces
+
+
+# --- messages from the workers ------------------------------------------------------------------
+@dataclass
+class AnswerStage(Message):
+    turn: int
+    stage: str
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class AnswerPiece(Message):
+    turn: int
+    text: str
+
+
+@dataclass
+class AnswerDone(Message):
+    turn: int
+    answer: Answer
+    papers: dict[str, Paper]
+    locations: dict[str, str]
+
+
+@dataclass
+class AnswerFailed(Message):
+    turn: int
+    error: str
+
+
+@dataclass
+class TaskStarted(Message):
+    label: str
+    total: int | None = None
+
+
+@dataclass
+class TaskAdvanced(Message):
+    advance: int
+    total: int | None
+
+
+@dataclass
+class TaskFinished(Message):
+    pass
+
+
+@dataclass
+class IngestStarted(Message):
+    task: IngestTask
+
+
+@dataclass
+class IngestEnded(Message):
+    task: IngestTask
+    report: IngestReport | None
+    cancelled: bool
+    papers: int | None
+    error: str | None = None
+
+
+@dataclass
+class ModelChanged(Message):
+    name: str
+    state: str
+
+
+@dataclass
+class CorpusChanged(Message):
+    papers: int | None
+
+
+@dataclass
+class PapersLoaded(Message):
+    papers: dict[str, Paper]
+    locations: dict[str, str]
+
+
+@dataclass
+class Problem(Message):
+    """An error (or warning, or report) a worker met: a notification and a log entry."""
+
+    message: str
+    title: str = "Error"
+    severity: str = "error"
