@@ -1,5 +1,8 @@
 """A local, private question-answering assistant over scientific paper abstracts."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from .answering import AnswerStream
 from .assistant import Assistant, clean_question
 from .prompts import CANNOT_ANSWER
@@ -24,6 +27,11 @@ from .errors import (
 from .index import IndexStats, IngestReport
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, Paper, Timings
+
+try:
+    __version__ = _version("rag-abstracts")
+except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CANNOT_ANSWER",
@@ -54,5 +62,6 @@ __all__ = [
     "Timings",
     "UnknownModelError",
     "VectorStoreError",
+    "__version__",
     "clean_question",
 ]

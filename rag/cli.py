@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from . import __version__
 from .errors import RagError
 from .settings import Settings, remote_model
 
@@ -87,7 +88,7 @@ class RagGroup(click.Group):
 @click.option("--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir).")
 @click.option("--chroma-url", envvar="RAG_CHROMA_URL", metavar="URL",
               help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.")
-@click.version_option(package_name="rag-abstracts")
+@click.version_option(__version__, prog_name="rag-abstracts")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""

@@ -54,7 +54,25 @@ def _versions(report: DoctorReport) -> None:
             report.add("versions", package, "info", version(package))
         except PackageNotFoundError:
             status: Status = "info" if package == "torch" else "fail"
-            report.add("versions", package, status, "not installed; reinstall the project (pip install -e .)")
+            report.add("versions", package, status, "not installed; reinstall rag-abstracts with its dependencies")
+
+
+def _files(report: DoctorReport, settings: Settings) -> ModelRegistry | None:
+    """The files shipped with the program: the prompt templates (checked as at load) and the model catalogue."""
+    from .prompts import load_prompts
+
+    try:
+        templates = load_prompts(settings.prompts_dir)
+        report.add("files", "prompts", "ok", f"{len(templates)} templates checked in {settings.prompts_dir}")
+    except RagError as exc:
+        report.add("files", "prompts", "fail", str(exc))
+    try:
+        registry = ModelRegistry(settings)
+    except RagError as exc:
+        report.add("files", "model catalogue", "fail", str(exc))
+        return None
+    report.add("files", "model catalogue", "ok", f"{len(registry.entries)} models in {settings.models_file}")
+    return registry
 
 
 def _data_dir(report: DoctorReport, settings: Settings) -> None:
@@ -205,12 +223,8 @@ def diagnose(settings: Settings | None = None, *, verify: bool = False) -> Docto
     settings = settings or Settings.load()
     report = DoctorReport()
     _versions(report)
+    registry = _files(report, settings)
     _data_dir(report, settings)
-    try:
-        registry: ModelRegistry | None = ModelRegistry(settings)
-    except RagError as exc:
-        registry = None
-        report.add("models", "catalogue", "fail", str(exc))
     _models(report, settings, registry, verify)
     _index(report, settings)
     _llama_cpp(report)

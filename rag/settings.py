@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import resources
 from .errors import SettingsError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 # `openai:NAME` (as --model or RAG_EMBEDDING_MODEL) names model NAME on an OpenAI-compatible server.
 REMOTE_PREFIX = "openai:"
@@ -87,8 +87,12 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
-    prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts")
-    models_file: Path = Field(default=PROJECT_ROOT / "models.txt")
+    prompts_dir: Path = Field(
+        default_factory=resources.prompts_dir, description="Prompt templates (default: the ones shipped with the program)."
+    )
+    models_file: Path = Field(
+        default_factory=resources.models_file, description="The model catalogue (default: the one shipped with the program)."
+    )
 
     @classmethod
     def load(cls, **values) -> Settings:

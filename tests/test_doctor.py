@@ -47,3 +47,20 @@ def test_hub_model_not_downloaded_is_reported_as_needing_the_network(rag_home, m
     checks = checks_of(doctor(rag_home))
     assert checks[("network", "model download")]["status"] == "warn"
     assert "rag models pull qwen2.5-3b-instruct" in checks[("network", "model download")]["detail"]
+
+
+def test_missing_or_broken_prompts_fail_the_doctor(rag_home, tmp_path, monkeypatch):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    monkeypatch.setenv("RAG_PROMPTS_DIR", str(prompts))
+    result = doctor(rag_home)
+    assert result.exit_code == 1
+    check = checks_of(result)[("files", "prompts")]
+    assert check["status"] == "fail" and "system.txt is missing" in check["detail"]
+
+
+def test_the_shipped_files_are_checked(rag_home):
+    checks = checks_of(doctor(rag_home))
+    assert checks[("files", "prompts")]["status"] == "ok"
+    assert checks[("files", "prompts")]["detail"].startswith("5 templates checked")
+    assert checks[("files", "model catalogue")]["status"] == "ok"
