@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
-from .embeddings import Embedder
-from .errors import CorpusError, EmptyQuestionError
+from .embeddings import make_embedder
+from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError
 from .index import Index, IndexStats, IngestReport, Progress
-from .retrieve import Mode, Retriever
-from .settings import Settings, remote_model
-from .llm import Generator
+from .llm import make_generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .prompts import Template, load_prompts
+from .protocols import Embedder, Generator
+from .retrieve import Mode, Retriever
+from .settings import Settings
 from .types import Answer, Hit, Paper, Timings
 
 MAX_QUESTION_CHARS = 2000
@@ -33,6 +36,30 @@ def clean_question(question: str) -> tuple[str, bool]:
     return text, False
 
 
+@contextlib.contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """SQLite errors from a damaged page that the open-time checks did not reach become one
+    `IndexCorruptError` that says what to do (for the CLI and the chat alike)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        detail = " ".join(str(exc).split())[:100]
+        raise IndexCorruptError(f"the index catalog {path} is damaged ({detail}); run `rag ingest --rebuild`") from exc
+
+
+def _guarded(method):
+    """Run an `Assistant` method under `catalog_errors`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Assistant, *args, **kwargs):
+        with catalog_errors(self.index.catalog_path):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Assistant:
     """Ingest corpora, search them, and (with a model) answer questions with citations."""
 
@@ -46,24 +73,13 @@ class Assistant:
         self.settings = settings or Settings.load()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
-        self.embedder = embedder or self._make_embedder()
+        self.embedder: Embedder = embedder or make_embedder(self.settings)
         self.index = Index(self.settings, self.embedder)
         self.retriever = Retriever(self.index, self.settings)
-
-    def _make_embedder(self) -> Embedder:
-        remote = remote_model(self.settings.embedding_model)
-        if remote is not None:
-            from .remote import OpenAIEmbedder
-
-            return OpenAIEmbedder.from_settings(remote, self.settings)  # type: ignore[return-value]
-        return Embedder(
-            self.settings.embedding_model,
-            batch_size=self.settings.embed_batch_size,
-            n_threads=self.settings.n_threads,
-            cache_dir=self.settings.models_dir / "embeddings",
-        )
+        self._models: ModelRegistry | None = None
 
     # --- ingest ---------------------------------------------------------------------------
+    @_guarded
     def ingest(
         self, paths: Iterable[Path | str] | None = None, rebuild: bool = False, progress: Progress | None = None,
         on_wait: Callable[[str], None] | None = None,
@@ -82,6 +98,7 @@ class Assistant:
         report.problems = read.problems + report.problems
         return report
 
+    @_guarded
     def ensure_index(
         self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None
     ) -> IngestReport | None:
@@ -91,6 +108,7 @@ class Assistant:
         return self.ingest(progress=progress, on_wait=on_wait)
 
     # --- search ---------------------------------------------------------------------------
+    @_guarded
     def search(
         self, question: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None
     ) -> list[Hit]:
@@ -106,34 +124,18 @@ class Assistant:
             self._prompts = load_prompts(self.settings.prompts_dir)
         return self._prompts
 
-    @functools.cached_property
+    @property
     def models(self) -> ModelRegistry:
         """The model catalogue (models.txt, read once)."""
-        return ModelRegistry(self.settings)
+        if self._models is None:
+            self._models = ModelRegistry(self.settings)
+        return self._models
 
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:
         """The language model (assembled from its packages and verified on first use), loaded once;
         for `openai:NAME`, a client of the server at `base_url`, checked to answer."""
-        if self._generator is None and (remote := remote_model(self.settings.model)) is not None:
-            from .remote import OpenAIGenerator
-
-            client = OpenAIGenerator.from_settings(remote, self.settings)
-            try:
-                client.check()  # a server that is down fails here, before the first question
-            except Exception:
-                client.close()
-                raise
-            self._generator = client
         if self._generator is None:
-            from .llm import LlamaCppGenerator
-
-            resolved = self.models.resolve(self.settings.model, progress)
-            generator = LlamaCppGenerator(
-                resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, n_threads=self.settings.n_threads,
-                chat_format=resolved.chat_format,
-            )
-            generator.llm  # load now, so the first question does not pay for it
-            self._generator = generator
+            self._generator = make_generator(self.settings, registry=self._models, progress=progress)
         return self._generator
 
     @property
@@ -157,14 +159,19 @@ class Assistant:
             self.settings.model, self._generator = previous_model, previous
             raise
 
+    @_guarded
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         """Full records (abstract, sources, ...) of indexed papers by id."""
         return self.index.catalog.get_papers(paper_ids)
 
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
-        stream = AnswerStream(iter(()))
-        stream._pieces = self._answer_pieces(stream, question, list(history or []))
+
+        def pieces() -> Iterator[str]:
+            with catalog_errors(self.index.catalog_path):
+                yield from self._answer_pieces(stream, question, list(history or []))
+
+        stream = AnswerStream(pieces())
         return stream
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
@@ -172,10 +179,11 @@ class Assistant:
         stream = self.stream(question, history)
         for _ in stream:
             pass
-        assert stream.answer is not None
+        if stream.answer is None:  # only a cancelled stream ends without one
+            raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    def _answer_pieces(self, stream: AnswerStream, question: str, history: list[Answer]):
+    def _answer_pieces(self, stream: AnswerStream, question: str, history: list[Answer]) -> Iterator[str]:
         started = time.perf_counter()
         text, truncated = clean_question(question)
         notices = [f"the question was cut to its first {MAX_QUESTION_CHARS} characters"] if truncated else []
@@ -190,8 +198,9 @@ class Assistant:
         timings = Timings(retrieve_s=time.perf_counter() - started)
         if not relevant(standalone, hits, self.settings):
             timings.total_s = time.perf_counter() - started
-            stream.answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
-            yield stream.answer.text
+            answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
+            stream.answer = answer
+            yield answer.text
             return
         generator = generator or self.load_generator()
         passages = build_passages(standalone, hits, self.index.catalog, generator, self.settings)
@@ -200,8 +209,14 @@ class Assistant:
             settings=self.settings, timings=timings, started=started, notices=notices,
         )
 
+    @_guarded
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+    @_guarded
+    def has_index(self) -> bool:
+        """Whether anything has been ingested into this data dir."""
+        return self.index.exists()
 
     def close(self) -> None:
         self.index.close()

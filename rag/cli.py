@@ -4,28 +4,47 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .errors import RagError
-from .settings import Settings, remote_model
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+    from .index import IngestReport
+    from .retrieve import Mode
+    from .types import Answer
+
+# progress(stage, advance, total), as the library reports it
+Update = Callable[[str, int, int], None]
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj["settings"]
+    settings: Settings = ctx.obj["settings"]
+    return settings
 
 
-def _assistant(ctx: click.Context):
+def _assistant(ctx: click.Context) -> Assistant:
+    """The one Assistant of this command. `cli(obj={"embedder": ..., "generator": ...})` passes
+    models in (tests, embedding programs); by default they come from the settings."""
     if "assistant" not in ctx.obj:
         from .assistant import Assistant  # heavy: keep `rag --help` fast
 
-        ctx.obj["assistant"] = Assistant(_settings(ctx))
-    return ctx.obj["assistant"]
+        ctx.obj["assistant"] = Assistant(
+            _settings(ctx), embedder=ctx.obj.get("embedder"), generator=ctx.obj.get("generator")
+        )
+    assistant: Assistant = ctx.obj["assistant"]
+    return assistant
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 def _err(message: str) -> None:
@@ -33,8 +52,11 @@ def _err(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str) -> Iterator:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+def progress_bar(description: str, stages: dict[str, str] | None = None) -> Iterator[Update | None]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise.
+
+    `stages` names the stages whose start restarts the bar under a new description.
+    """
     if not sys.stderr.isatty():
         yield None
         return
@@ -46,14 +68,18 @@ def progress_bar(description: str) -> Iterator:
         console=Console(stderr=True), transient=True,
     ) as bar:
         task = bar.add_task(description, total=None)
+        current: list[str] = []
 
         def update(stage: str, advance: int, total: int) -> None:
+            if stages and stage in stages and current != [stage]:
+                current[:] = [stage]
+                bar.reset(task, total=total, description=stages[stage])
             bar.update(task, advance=advance, total=total)
 
         yield update
 
 
-def _ingest(ctx: click.Context, paths, rebuild: bool):
+def _ingest(ctx: click.Context, paths: list[Path] | None, rebuild: bool) -> IngestReport:
     with progress_bar("Embedding chunks") as update:
         return _assistant(ctx).ingest(paths, rebuild=rebuild, progress=update, on_wait=_err)
 
@@ -61,7 +87,7 @@ def _ingest(ctx: click.Context, paths, rebuild: bool):
 def _ensure_index(ctx: click.Context) -> None:
     """The first question on a fresh install builds the index of the bundled corpus."""
     assistant = _assistant(ctx)
-    if not assistant.index.exists():
+    if not assistant.has_index():
         _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
         with progress_bar("Embedding chunks") as update:
             assistant.ensure_index(update, on_wait=_err)
@@ -70,15 +96,11 @@ def _ensure_index(ctx: click.Context) -> None:
 class RagGroup(click.Group):
     """Turns library errors into one line on stderr, Ctrl-C into exit 130."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RagError as exc:
             raise click.ClickException(str(exc)) from exc
-        except sqlite3.DatabaseError as exc:  # a damaged page the open-time checks did not reach
-            raise click.ClickException(
-                f"the index catalog is damaged ({' '.join(str(exc).split())[:100]}); run `rag ingest --rebuild`"
-            ) from exc
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(130)
@@ -129,7 +151,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
 @click.option("--year", type=int, help="Only papers from this year.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def search(ctx: click.Context, question: str, k: int, mode: str, source: str | None, year: int | None, as_json: bool) -> None:
+def search(
+    ctx: click.Context, question: str, k: int, mode: Mode, source: str | None, year: int | None, as_json: bool
+) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
     from .assistant import clean_question
 
@@ -137,13 +161,9 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
     _ensure_index(ctx)
     hits = _assistant(ctx).search(question, k=k, mode=mode, source=source, year=year)
     if as_json:
-        click.echo(json.dumps({
-            "query": question,
-            "hits": [
-                {"rank": rank, "paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6), "text": h.text}
-                for rank, h in enumerate(hits, start=1)
-            ],
-        }, indent=2))
+        from .types import SearchReport
+
+        _print_json(SearchReport.of(question, hits).model_dump(mode="json"))
         return
     if not hits:
         _err("no matching passages")
@@ -153,10 +173,12 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
 
 
 def _load_model(ctx: click.Context) -> None:
+    from .models import parse_model_spec
+
     assistant = _assistant(ctx)
-    if assistant._generator is None:
+    if not assistant.model_loaded:
         settings = assistant.settings
-        remote = remote_model(settings.model) is not None
+        remote = settings.model is not None and parse_model_spec(settings.model).kind == "server"
         _err(f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ...")
         with progress_bar("Assembling model (once)") as update:
             assistant.load_generator(update)
@@ -174,7 +196,7 @@ def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -
         _settings(ctx).base_url = base_url
 
 
-def _print_references(answer) -> None:
+def _print_references(answer: Answer) -> None:
     if answer.citations:
         click.echo("\nReferences:")
         for c in answer.citations:
@@ -197,25 +219,19 @@ def ask(ctx: click.Context, question: str, model: str | None, base_url: str | No
     _load_model(ctx)  # with progress: the first use assembles the model from its packages
     assistant = _assistant(ctx)
     if as_json:
+        from .types import AnswerReport
+
         answer = assistant.ask(question)
         for notice in answer.notices:
             _err(f"note: {notice}")
-        click.echo(json.dumps({
-            "question": answer.question,
-            "answer": answer.text,
-            "refused": answer.refused,
-            "citations": [c.model_dump(include={"key", "paper_id", "title", "text"}) for c in answer.citations],
-            "timings": answer.timings.model_dump(),
-            "model": answer.model,
-            "standalone_question": answer.standalone_question,
-            "prompt_tokens": answer.prompt_tokens,
-            "completion_tokens": answer.completion_tokens,
-        }, indent=2))
+        _print_json(AnswerReport.of(answer).model_dump(mode="json"))
         return
     stream = assistant.stream(question)
     for piece in stream:
         click.echo(piece, nl=False)
     click.echo()
+    if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
+        raise click.ClickException("the answer was cancelled before it was complete; ask again")
     answer = stream.answer
     for notice in answer.notices:
         _err(f"note: {notice}")
@@ -236,7 +252,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
 
     rows = ModelRegistry(_settings(ctx)).status()
     if as_json:
-        click.echo(json.dumps([r.model_dump() for r in rows], indent=2))
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     for row in rows:
         size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
@@ -258,13 +274,13 @@ def models_pull(ctx: click.Context, name: str) -> None:
     click.echo(str(path))
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _print_scores(title: str, scores: dict) -> None:
+def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
     click.echo(f"\n{title}")
     names = list(next(iter(scores.values())).keys()) if scores else []
     click.echo("| type | " + " | ".join(names) + " |")
@@ -285,7 +301,10 @@ def _print_scores(title: str, scores: dict) -> None:
               help="Print the deltas between two result files (OLD NEW) and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
-def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, compare_files, as_json) -> None:
+def eval_(
+    ctx: click.Context, qa_file: Path | None, retrieval_only: bool, k: int, model: str | None, base_url: str | None,
+    baselines: bool, output: Path | None, compare_files: tuple[Path, Path] | None, as_json: bool,
+) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
     from . import evaluate as ev
 
@@ -300,35 +319,19 @@ def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, c
     _choose_model(ctx, model, base_url)
     items = ev.load_qa(qa_file)
     _ensure_index(ctx)
-    assistant = _assistant(ctx)
-    result: dict = {"file": str(qa_file), "k": k, "items": len(items)}
-    result["retrieval"] = {
-        key: s.model_dump() for key, s in ev.evaluate_retrieval(items, lambda q: assistant.search(q, k=max(k, 10))).items()
-    }
-    if baselines:
-        result["baselines"] = {
-            mode: {"retrieval": {key: s.model_dump() for key, s in ev.evaluate_retrieval(
-                items, lambda q, mode=mode: assistant.search(q, k=max(k, 10), mode=mode)).items()}}
-            for mode in ("lexical", "dense")
-        }
     if not retrieval_only:
         _load_model(ctx)
-        result["model"] = assistant.load_generator().name
-        with progress_bar("Asking") as update:
-            tick = (lambda n: update("ask", n, len(items))) if update else None
-            records, scores = ev.evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick)
-        result["answers"] = {key: s.model_dump() for key, s in scores.items()}
-        result["records"] = [r.model_dump() for r in records]
-        if baselines:
-            with progress_bar("Naive RAG baseline") as update:
-                tick = (lambda n: update("ask", n, len(items))) if update else None
-                _, naive = ev.evaluate_answers(items, ev.naive_rag_ask(assistant, k=k), tick)
-            result["baselines"]["naive_rag"] = {"answers": {key: s.model_dump() for key, s in naive.items()}}
+    with progress_bar("Asking", {"answers": "Asking", "naive_rag": "Naive RAG baseline"}) as update:
+        report = ev.run_eval(
+            _assistant(ctx), items, file=qa_file, k=k, retrieval_only=retrieval_only, baselines=baselines,
+            progress=update,
+        )
+    result = report.model_dump(mode="json")
     if output:
         output.write_text(json.dumps(result, indent=2))
         _err(f"results written to {output}")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        _print_json(result)
         return
     _print_scores("Retrieval (hybrid)", result["retrieval"])
     for name, base in (result.get("baselines") or {}).items():

@@ -17,8 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import RagError
-from .models import ModelRegistry
-from .settings import Settings
+from .models import ModelRegistry, ModelSpec, parse_model_spec
+from .settings import Settings, remote_model
 
 Status = Literal["ok", "info", "warn", "fail"]
 PACKAGES = (
@@ -115,33 +115,73 @@ def _llama_cpp(report: DoctorReport) -> None:
         report.add("llama.cpp", "build", "fail", f"cannot load llama_cpp ({type(exc).__name__}: {str(exc)[:100]})")
 
 
-def _models(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, verify: bool) -> None:
+class ModelChoice(BaseModel):
+    """The model `--model`/RAG_MODEL names (default: the catalogue's first entry), parsed once."""
+
+    configured: str | None = None
+    spec: ModelSpec | None = None
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, registry: ModelRegistry | None) -> ModelChoice:
+        configured = settings.model or (registry.default.name if registry is not None else None)
+        if configured is None:
+            return cls()
+        try:
+            return cls(configured=configured, spec=parse_model_spec(configured))
+        except RagError as exc:
+            return cls(configured=configured, problem=str(exc))
+
+
+def _models(
+    report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice, verify: bool
+) -> None:
     from .models import file_sha256
 
-    if registry is None:
+    spec = choice.spec
+    if choice.configured is not None:
+        report.add("models", "configured", "info", choice.configured)
+    if choice.problem is not None:
+        report.add("models", "model", "fail", choice.problem)
+    if registry is not None:
+        states = {s.name: s.state for s in registry.status()}
+        for entry in registry.entries:
+            state = states[entry.name]
+            status: Status = "ok" if state == "ready" else "info"
+            detail = state
+            if state == "ready" and verify:
+                digest = file_sha256(registry.target(entry))
+                expected = entry.sha256 or registry.recorded_sha256(entry)
+                if digest == expected:
+                    detail = f"ready, sha256 {digest[:12]}... matches"
+                else:
+                    status, detail = "fail", (f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; "
+                                              f"delete {registry.target(entry)} and ask again")
+            elif state == "ready":
+                detail = "ready (sha256 checked when assembled; --verify re-hashes)"
+            if spec is not None and spec.kind == "catalogue" and entry.name == spec.name and state == "not installed":
+                status = "fail"
+            report.add("models", entry.name, status, detail)
+        if spec is not None and spec.kind == "catalogue" and spec.name not in states:
+            try:
+                registry.get(spec.name)
+            except RagError as exc:
+                report.add("models", "model", "fail", str(exc))
+    if spec is not None and spec.kind == "file":
+        file_status: Status = "ok" if spec.path is not None and spec.path.is_file() else "fail"
+        report.add("models", "model file", file_status, str(spec.path))
+    if spec is not None and spec.kind == "server":
+        if settings.base_url:
+            report.add("models", "model server", "info", f"{spec.name} on the server at {settings.base_url}")
+        else:
+            report.add("models", "model server", "warn",
+                       f"model {settings.model} needs the server's URL: set RAG_BASE_URL or pass --base-url")
+    if remote_model(settings.embedding_model) is not None:
+        url = settings.embedding_base_url or settings.base_url
+        report.add("models", "embedding model", "info" if url else "warn",
+                   f"{settings.embedding_model} on the server at {url}" if url else
+                   f"embedding model {settings.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL")
         return
-    configured = settings.model or registry.default.name
-    report.add("models", "configured", "info", configured)
-    states = {s.name: s.state for s in registry.status()}
-    for entry in registry.entries:
-        state = states[entry.name]
-        status: Status = "ok" if state == "ready" else "info"
-        detail = state
-        if state == "ready" and verify:
-            digest = file_sha256(registry.target(entry))
-            expected = entry.sha256 or registry.recorded_sha256(entry)
-            if digest == expected:
-                detail = f"ready, sha256 {digest[:12]}... matches"
-            else:
-                status, detail = "fail", f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; delete {registry.target(entry)} and ask again"
-        elif state == "ready":
-            detail = "ready (sha256 checked when assembled; --verify re-hashes)"
-        if entry.name == configured and state == "not installed":
-            status = "fail"
-        report.add("models", entry.name, status, detail)
-    if configured.endswith(".gguf") or os.sep in configured:
-        status = "ok" if Path(configured).expanduser().is_file() else "fail"
-        report.add("models", "model file", status, configured)
     try:
         from .embeddings import resolve_embedding_model
 
@@ -185,7 +225,7 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         assistant.close()
 
 
-def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None) -> None:
+def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice) -> None:
     from .offline import OFFLINE_ENV, enforce_offline
 
     enforce_offline()
@@ -194,22 +234,22 @@ def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry |
         report.add("network", "offline switches", "warn", "overridden in the environment: " + ", ".join(overridden))
     else:
         report.add("network", "offline switches", "ok", "hub look-ups and telemetry off")
+    spec = choice.spec
     entry = None
-    if registry is not None:
-        named = settings.model and not settings.model.endswith(".gguf") and not settings.model.startswith("openai:")
+    if registry is not None and spec is not None and spec.kind == "catalogue":
         try:
-            entry = registry.get(settings.model) if named else (None if settings.model else registry.default)
+            entry = registry.get(spec.name)
         except RagError:
             pass
     remote = [f"{what} {url}" for what, url in (
         ("vector store", settings.chroma_url),
-        ("model server", settings.base_url if (settings.model or "").startswith("openai:") else None),
+        ("model server", settings.base_url if spec is not None and spec.kind == "server" else None),
         ("embedding server", (settings.embedding_base_url or settings.base_url)
-         if settings.embedding_model.startswith("openai:") else None),
+         if remote_model(settings.embedding_model) is not None else None),
     ) if url]
     if remote:
         report.add("network", "servers", "info", "configured to use " + ", ".join(remote))
-    if entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
+    if registry is not None and entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
         report.add("network", "model download", "warn",
                    f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once")
     elif remote:
@@ -224,9 +264,10 @@ def diagnose(settings: Settings | None = None, *, verify: bool = False) -> Docto
     report = DoctorReport()
     _versions(report)
     registry = _files(report, settings)
+    choice = ModelChoice.of(settings, registry)
     _data_dir(report, settings)
-    _models(report, settings, registry, verify)
+    _models(report, settings, registry, choice, verify)
     _index(report, settings)
     _llama_cpp(report)
-    _network(report, settings, registry)
+    _network(report, settings, registry, choice)
     return report

@@ -15,11 +15,17 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import protocols
 from .errors import ModelError
 from .offline import enforce_offline
+from .settings import remote_model
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 EXPORT_VERSION = "1"
@@ -247,3 +253,19 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query: the hot path of every search."""
         return self.backend.encode([text])[0]
+
+
+def make_embedder(settings: Settings) -> protocols.Embedder:
+    """The embedding model `settings.embedding_model` names: the packaged all-MiniLM-L6-v2 or a local
+    sentence-transformers folder (in-process), or `openai:NAME` on the server at `embedding_base_url`."""
+    remote = remote_model(settings.embedding_model)
+    if remote is not None:
+        from .remote import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(remote, settings)
+    return Embedder(
+        settings.embedding_model,
+        batch_size=settings.embed_batch_size,
+        n_threads=settings.n_threads,
+        cache_dir=settings.models_dir / "embeddings",
+    )

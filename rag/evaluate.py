@@ -6,11 +6,20 @@ import json
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from .errors import CorpusError
-from .types import Hit, normalise_text
+from .types import Answer, Hit, normalise_text
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+# ask(question, history) -> the answer; history holds the answers to the earlier questions.
+Ask = Callable[[str, list[Answer]], Answer]
+# progress(stage, advance, total): stage is "answers" or "naive_rag"; advance counts questions.
+EvalProgress = Callable[[str, int, int], None]
 
 
 class QAItem(BaseModel):
@@ -129,7 +138,7 @@ class AnswerScores(BaseModel):
     p95_total_s: float | None = None
 
 
-def score_answer(item: QAItem, answer) -> AnswerRecord:
+def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
     gold = {normalise_text(t) for t in item.gold_titles}
     cited = [c.title for c in answer.citations]
     cited_keys = {normalise_text(t) for t in cited}
@@ -165,14 +174,16 @@ def summarise_answers(records: Sequence[AnswerRecord]) -> AnswerScores:
     )
 
 
-def evaluate_answers(items: Sequence[QAItem], ask, progress: Callable[[int], None] | None = None):
+def evaluate_answers(
+    items: Sequence[QAItem], ask: Ask, progress: Callable[[int], None] | None = None
+) -> tuple[list[AnswerRecord], dict[str, AnswerScores]]:
     """Ask every item (follow-ups after their history, with its answers as history); score each answer.
 
     `ask(question, history)` returns an `Answer`. Returns (records, scores overall and per type).
     """
     records = []
     for item in items:
-        history = [ask(q, list()) for q in item.history[:1]]
+        history = [ask(q, []) for q in item.history[:1]]
         for q in item.history[1:]:
             history.append(ask(q, list(history)))
         records.append(score_answer(item, ask(item.question, history)))
@@ -186,7 +197,7 @@ def evaluate_answers(items: Sequence[QAItem], ask, progress: Callable[[int], Non
     return records, scores
 
 
-def naive_rag_ask(assistant, k: int = 5):
+def naive_rag_ask(assistant: Assistant, k: int = 5) -> Ask:
     """The baseline peers ship: dense top-k whole abstracts in a plain prompt, keys taken at face value.
 
     No relevance gate, no sentence selection, no citation checks: what our pipeline is measured against.
@@ -195,9 +206,9 @@ def naive_rag_ask(assistant, k: int = 5):
 
     from .citations import parse_keys
     from .prompts import CANNOT_ANSWER
-    from .types import Answer, Citation, Timings
+    from .types import Citation, Timings
 
-    def ask(question: str, history) -> Answer:
+    def ask(question: str, history: list[Answer]) -> Answer:
         started = time.perf_counter()
         hits = assistant.search(question, k=k, mode="dense")
         papers = assistant.index.catalog.get_papers(h.paper_id for h in hits)
@@ -222,6 +233,76 @@ def naive_rag_ask(assistant, k: int = 5):
         )
 
     return ask
+
+
+class BaselineReport(BaseModel):
+    """How a simpler pipeline does on the same items: retrieval (BM25 alone, dense alone) or answers (naive RAG)."""
+
+    retrieval: dict[str, RetrievalScores] | None = None
+    answers: dict[str, AnswerScores] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class EvalReport(BaseModel):
+    """What `rag eval` measured (`--json`, `-o FILE`): scores overall and per question type.
+
+    Parts that were not run (answers with --retrieval-only, baselines without --baselines) are absent.
+    """
+
+    file: str
+    k: int
+    items: int
+    retrieval: dict[str, RetrievalScores]
+    baselines: dict[str, BaselineReport] | None = None
+    model: str | None = None
+    answers: dict[str, AnswerScores] | None = None
+    records: list[AnswerRecord] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        optional = {"baselines", "model", "answers", "records"}
+        return {key: value for key, value in handler(self).items() if value is not None or key not in optional}
+
+
+def run_eval(
+    assistant: Assistant,
+    items: Sequence[QAItem],
+    *,
+    file: Path | str,
+    k: int = 5,
+    retrieval_only: bool = False,
+    baselines: bool = False,
+    progress: EvalProgress | None = None,
+) -> EvalReport:
+    """Score retrieval (top `k`, hybrid) and, unless `retrieval_only`, the answers of the assistant's model;
+    with `baselines`, also BM25 alone, dense alone and a naive RAG pipeline."""
+    depth = max(k, 10)  # MRR looks further than the top k
+    report = EvalReport(
+        file=str(file), k=k, items=len(items),
+        retrieval=evaluate_retrieval(items, lambda q: assistant.search(q, k=depth)),
+    )
+    if baselines:
+        report.baselines = {
+            mode: BaselineReport(retrieval=evaluate_retrieval(
+                items, lambda q, mode=mode: assistant.search(q, k=depth, mode=mode)))  # type: ignore[misc]
+            for mode in ("lexical", "dense")
+        }
+    if retrieval_only:
+        return report
+
+    def tick(stage: str) -> Callable[[int], None] | None:
+        return (lambda n: progress(stage, n, len(items))) if progress else None
+
+    report.model = assistant.load_generator().name
+    records, report.answers = evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick("answers"))
+    report.records = records
+    if report.baselines is not None:
+        _, naive = evaluate_answers(items, naive_rag_ask(assistant, k=k), tick("naive_rag"))
+        report.baselines["naive_rag"] = BaselineReport(answers=naive)
+    return report
 
 
 def compare(old: dict, new: dict) -> list[tuple[str, str, float | None, float | None]]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from .catalog import Catalog
 from .chunking import chunk_paper
-from .embeddings import Embedder
+from .protocols import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from .lexical import LexicalIndex
 from .locking import WriterLock

@@ -1,32 +1,23 @@
-"""Text generation behind one small protocol: llama.cpp in-process, or a scripted stand-in for tests."""
+"""Text generation behind the `Generator` protocol: llama.cpp in-process, or a client of a model
+server; `make_generator` builds either from what `--model`/`RAG_MODEL` names."""
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from .errors import GenerationError, ModelError
+from .protocols import Generator, Message
 
-Message = dict[str, str]
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
+    from .models import ModelRegistry, Progress
+    from .settings import Settings
 
-@runtime_checkable
-class Generator(Protocol):
-    """What the assistant needs from a language model."""
-
-    name: str
-    n_ctx: int
-
-    def count_tokens(self, text: str) -> int: ...
-
-    def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> Iterator[str]:
-        """Yield the reply in pieces as it is generated."""
-        ...
+__all__ = ["Generator", "LlamaCppGenerator", "Message", "make_generator"]
 
 
 class LlamaCppGenerator:
@@ -40,11 +31,16 @@ class LlamaCppGenerator:
         self.n_threads = n_threads
         self.chat_format = chat_format
         self.seed = seed
-        self._llm = None
+        self._llm: Llama | None = None
         self._lock = threading.Lock()
 
+    def load(self) -> LlamaCppGenerator:
+        """Load the weights now (else the first question pays for it)."""
+        self.llm  # noqa: B018 - the property loads
+        return self
+
     @property
-    def llm(self):
+    def llm(self) -> Llama:
         with self._lock:
             if self._llm is None:
                 try:
@@ -81,31 +77,53 @@ class LlamaCppGenerator:
             raise GenerationError(f"generation failed: {type(exc).__name__}: {str(exc)[:150]}") from exc
 
 
-class ScriptedGenerator:
-    """A stand-in that replies from a script: for tests of the logic around the model, never instead of it."""
+def make_generator(
+    settings: Settings,
+    spec: str | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    progress: Progress | None = None,
+    load: bool = True,
+) -> Generator:
+    """The language model `spec` names (default: `settings.model`, else the catalogue's first entry).
 
-    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *, name: str = "scripted",
-                 n_ctx: int = 4096, delay: float = 0.0):
-        self.replies = replies
-        self.name = name
-        self.n_ctx = n_ctx
-        self.delay = delay
-        self.calls: list[list[Message]] = []
+    A catalogue name is assembled from its packages and verified on first use, a `.gguf` path is
+    used as it is; both run in-process with llama.cpp. `openai:NAME` is a client of the server at
+    `settings.base_url`. With `load`, the weights are loaded (or the server is checked to answer)
+    now, so that the first question does not pay for it and a bad choice fails here.
+    """
+    from .models import ModelRegistry, parse_model_spec, resolve_file
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
+    if spec is None and settings.model is None:
+        registry = registry or ModelRegistry(settings)
+        spec = registry.default.name
+    parsed = parse_model_spec(spec if spec is not None else settings.model or "")
+    if parsed.kind == "server":
+        from .remote import OpenAIGenerator
 
-    def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> Iterator[str]:
-        import time
+        client = OpenAIGenerator.from_settings(parsed.name, settings)
+        if load:
+            try:
+                client.check()  # a server that is down fails here, before the first question
+            except Exception:
+                client.close()
+                raise
+        return client
+    if parsed.kind == "file":
+        resolved = resolve_file(parsed)
+    else:
+        resolved = (registry or ModelRegistry(settings)).resolve(parsed, progress)
+    generator = LlamaCppGenerator(
+        resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, n_threads=settings.n_threads,
+        chat_format=resolved.chat_format,
+    )
+    return generator.load() if load else generator
 
-        self.calls.append(list(messages))
-        if callable(self.replies):
-            reply = self.replies(messages)
-        else:
-            reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        for piece in re.findall(r"\S+\s*", reply):
-            if self.delay:
-                time.sleep(self.delay)
-            yield piece
+
+def __getattr__(name: str) -> Any:
+    # ScriptedGenerator moved to rag.testing (with the other test doubles); old imports keep working.
+    if name == "ScriptedGenerator":
+        from .testing import ScriptedGenerator
+
+        return ScriptedGenerator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

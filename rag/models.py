@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
@@ -15,11 +17,37 @@ from typing import Literal
 from pydantic import BaseModel
 
 from .errors import ModelError, ModelVerificationError, OfflineError, UnknownModelError
-from .settings import Settings
+from .settings import REMOTE_PREFIX, Settings
 
 # progress(stage, advance_bytes, total_bytes)
 Progress = Callable[[str, int, int], None]
 _PIP_SOURCE = re.compile(r"^pip:(?P<module>\w+?)\{(?P<first>\d+)\.\.(?P<last>\d+)\}/(?P<path>\S+)$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What `--model` / `RAG_MODEL` names, parsed by `parse_model_spec` (the one place that knows the rules)."""
+
+    kind: Literal["catalogue", "file", "server"]
+    name: str  # the catalogue name, the file's stem, or the model's name on the server
+    path: Path | None = None  # kind "file" only
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """`openai:NAME` is model NAME on an OpenAI-compatible server; a name ending in `.gguf` or holding a
+    path separator is a GGUF file; anything else is a name from the catalogue (models.txt)."""
+    text = spec.strip()
+    if text.startswith(REMOTE_PREFIX):
+        name = text[len(REMOTE_PREFIX) :].strip()
+        if not name:
+            raise UnknownModelError(f"{spec!r} names no model: write {REMOTE_PREFIX}NAME, NAME as the server knows it")
+        return ModelSpec("server", name)
+    if text.endswith(".gguf") or os.sep in text or (os.altsep is not None and os.altsep in text):
+        path = Path(text).expanduser()
+        return ModelSpec("file", path.stem, path)
+    if not text:
+        raise UnknownModelError("the model name is empty; pick a name from `rag models`, or give a path to a .gguf file")
+    return ModelSpec("catalogue", text)
 
 
 def file_sha256(path: Path) -> str:
@@ -87,6 +115,21 @@ def load_catalogue(path: Path) -> list[ModelEntry]:
     return entries
 
 
+@contextlib.contextmanager
+def _online() -> Iterator[None]:
+    """Set HF_HUB_OFFLINE=0 for the block (an explicit pull is the one place we go online), then put
+    back what was there: the rest of the process stays offline."""
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
 class ModelStatus(BaseModel):
     name: str
     default: bool
@@ -101,6 +144,13 @@ class ResolvedModel(BaseModel):
     path: Path
     chat_format: str | None
     n_ctx: int
+
+
+def resolve_file(spec: ModelSpec) -> ResolvedModel:
+    """A GGUF file given by path: used as it is (the chat template is the one in the file)."""
+    if spec.path is None or not spec.path.is_file():
+        raise ModelError(f"model file {spec.path} does not exist")
+    return ResolvedModel(name=spec.name, path=spec.path, chat_format=None, n_ctx=4096)
 
 
 class ModelRegistry:
@@ -164,15 +214,15 @@ class ModelRegistry:
             ))
         return out
 
-    def resolve(self, spec: str | None = None, progress: Progress | None = None) -> ResolvedModel:
+    def resolve(self, spec: str | ModelSpec | None = None, progress: Progress | None = None) -> ResolvedModel:
         """A name from the catalogue (assembled and verified on first use) or a path to a .gguf file."""
-        spec = spec or self.settings.model or self.default.name
-        if spec.endswith(".gguf") or os.sep in spec:
-            path = Path(spec).expanduser()
-            if not path.is_file():
-                raise ModelError(f"model file {path} does not exist")
-            return ResolvedModel(name=path.stem, path=path, chat_format=None, n_ctx=4096)
-        entry = self.get(spec)
+        if not isinstance(spec, ModelSpec):
+            spec = parse_model_spec(spec or self.settings.model or self.default.name)
+        if spec.kind == "file":
+            return resolve_file(spec)
+        if spec.kind == "server":
+            raise ModelError(f"{REMOTE_PREFIX}{spec.name} runs on a server: there is no local file to resolve")
+        entry = self.get(spec.name)
         if not self.is_verified(entry):
             if entry.kind == "pip":
                 self.assemble(entry, progress)
@@ -255,10 +305,9 @@ class ModelRegistry:
         except ImportError as exc:  # pragma: no cover
             raise ModelError("pulling models needs huggingface_hub: pip install huggingface_hub") from exc
         self.dir.mkdir(parents=True, exist_ok=True)
-        if os.environ.get("HF_HUB_OFFLINE") == "1":
-            os.environ["HF_HUB_OFFLINE"] = "0"  # an explicit pull is the one place we go online
         try:
-            downloaded = Path(hf_hub_download(repo, filename, cache_dir=str(self.dir / "hub"), etag_timeout=10))
+            with _online():  # an explicit pull is the one place we go online
+                downloaded = Path(hf_hub_download(repo, filename, cache_dir=str(self.dir / "hub"), etag_timeout=10))
         except LocalEntryNotFoundError as exc:
             raise OfflineError(f"cannot download {entry.name} from the hub: no network connection") from exc
         except Exception as exc:

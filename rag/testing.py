@@ -5,13 +5,47 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .llm import ScriptedGenerator
+from .protocols import Message
 
 _TOKEN = re.compile(r"\w+")
+
+
+class ScriptedGenerator:
+    """A stand-in `Generator` that replies from a script: for tests of the logic around the model,
+    never instead of it.
+
+    `replies` is a list (the n-th call gets the n-th reply, the last one repeats) or a function of
+    the messages. `calls` records the messages of every call; `delay` sleeps before each piece.
+    """
+
+    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *, name: str = "scripted",
+                 n_ctx: int = 4096, delay: float = 0.0):
+        self.replies = replies
+        self.name = name
+        self.n_ctx = n_ctx
+        self.delay = delay
+        self.calls: list[list[Message]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
+    ) -> Iterator[str]:
+        self.calls.append(list(messages))
+        if callable(self.replies):
+            reply = self.replies(messages)
+        else:
+            reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
+        for piece in re.findall(r"\S+\s*", reply):
+            if self.delay:
+                time.sleep(self.delay)
+            yield piece
 
 
 class HashEmbedder:

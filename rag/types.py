@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -117,3 +118,56 @@ class Answer(BaseModel):
     notices: list[str] = Field(default_factory=list, description="Things the user should know (e.g. truncation).")
     refusal_reason: str | None = None
     dropped_sentences: list[str] = Field(default_factory=list, description="Model sentences no passage supported.")
+
+
+# --- what `rag search --json` and `rag ask --json` print -----------------------------------------
+class SearchHit(BaseModel):
+    rank: int
+    paper_id: str
+    title: str
+    score: float
+    text: str
+
+
+class SearchReport(BaseModel):
+    """A question and its passages, best first (`rag search --json`)."""
+
+    query: str
+    hits: list[SearchHit]
+
+    @classmethod
+    def of(cls, query: str, hits: Sequence[Hit]) -> SearchReport:
+        return cls(query=query, hits=[
+            SearchHit(rank=rank, paper_id=h.paper_id, title=h.title, score=round(h.score, 6), text=h.text)
+            for rank, h in enumerate(hits, start=1)
+        ])
+
+
+class CitedPassage(BaseModel):
+    key: int
+    paper_id: str
+    title: str
+    text: str
+
+
+class AnswerReport(BaseModel):
+    """An answer with what it cites and what it cost (`rag ask --json`)."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: list[CitedPassage]
+    timings: Timings
+    model: str | None
+    standalone_question: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+    @classmethod
+    def of(cls, answer: Answer) -> AnswerReport:
+        return cls(
+            question=answer.question, answer=answer.text, refused=answer.refused,
+            citations=[CitedPassage(key=c.key, paper_id=c.paper_id, title=c.title, text=c.text) for c in answer.citations],
+            timings=answer.timings, model=answer.model, standalone_question=answer.standalone_question,
+            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+        )

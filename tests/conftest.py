@@ -73,14 +73,9 @@ def models_home(tmp_path_factory) -> Path:
 def _load_model(models_home: Path, name: str | None = None):
     """A catalogue model (default: the first entry), assembled into `models_home` and loaded."""
     from rag import Settings
-    from rag.llm import LlamaCppGenerator
-    from rag.models import ModelRegistry
+    from rag.llm import make_generator
 
-    registry = ModelRegistry(Settings(models_home=models_home))
-    resolved = registry.resolve(name or registry.default.name)
-    generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
-    generator.llm
-    return generator
+    return make_generator(Settings(models_home=models_home), name)
 
 
 @pytest.fixture(scope="session")

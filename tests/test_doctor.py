@@ -64,3 +64,16 @@ def test_the_shipped_files_are_checked(rag_home):
     assert checks[("files", "prompts")]["status"] == "ok"
     assert checks[("files", "prompts")]["detail"].startswith("5 templates checked")
     assert checks[("files", "model catalogue")]["status"] == "ok"
+
+
+def test_a_model_choice_that_cannot_work_fails_the_doctor(rag_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_MODEL", "gpt-17")
+    result = doctor(rag_home)
+    assert result.exit_code == 1 and "unknown model 'gpt-17'" in checks_of(result)[("models", "model")]["detail"]
+    monkeypatch.setenv("RAG_MODEL", str(tmp_path / "missing.gguf"))
+    assert checks_of(doctor(rag_home))[("models", "model file")]["status"] == "fail"
+    monkeypatch.setenv("RAG_MODEL", "openai:qwen")
+    monkeypatch.setenv("RAG_BASE_URL", "http://127.0.0.1:9/v1")
+    checks = checks_of(doctor(rag_home))
+    assert checks[("models", "model server")]["detail"] == "qwen on the server at http://127.0.0.1:9/v1"
+    assert checks[("network", "servers")]["detail"] == "configured to use model server http://127.0.0.1:9/v1"
