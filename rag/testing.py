@@ -49,12 +49,12 @@ class ScriptedGenerator:
 
 
 class HashEmbedder:
-    """Deterministic bag-of-words vectors (feature hashing): texts sharing words are close.
-
-    Fast and model-free, with the `Embedder` interface the index uses.
+    """Deterministic bag-of-words vectors (feature hashing of the stemmed content words the lexical
+    index also sees): texts sharing words are close, texts sharing none are orthogonal but for
+    hash collisions. Fast and model-free, with the `Embedder` interface the index uses.
     """
 
-    def __init__(self, dimension: int = 64, name: str = "hash-embedder"):
+    def __init__(self, dimension: int = 256, name: str = "hash-embedder"):
         self.name = name
         self.dimension = dimension
         self.max_tokens = 256
@@ -62,9 +62,9 @@ class HashEmbedder:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(_TOKEN.findall(t)) + 2 for t in texts]
 
-    def _vector(self, text: str) -> np.ndarray:
+    def _vector(self, words: list[str]) -> np.ndarray:
         vector = np.zeros(self.dimension, dtype=np.float32)
-        for word in _TOKEN.findall(text.lower()):
+        for word in words:
             digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
             vector[int.from_bytes(digest[:4], "little") % self.dimension] += 1.0 if digest[4] & 1 else -1.0
         norm = float(np.linalg.norm(vector))
@@ -74,13 +74,17 @@ class HashEmbedder:
         return vector / norm
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        out = np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+        from .lexical import tokenize
+
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        out = np.stack([self._vector(words) for words in tokenize(list(texts))])
         if progress:
             progress(len(texts))
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._vector(text)
+        return self.encode([text])[0]
 
 
 __all__ = ["HashEmbedder", "ScriptedGenerator"]

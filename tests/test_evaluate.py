@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from rag import Assistant, Settings
 from rag.evaluate import evaluate_answers, evaluate_retrieval, load_qa
-from rag.llm import ScriptedGenerator
 from rag.prompts import CANNOT_ANSWER
+from rag.testing import ScriptedGenerator
 
 QA = [
     {"id": "q1", "type": "factoid", "question": "By what factor does the logical error rate of the surface code fall?",
@@ -52,6 +52,7 @@ def qa_file(tmp_path):
 
 
 def test_every_metric_has_its_known_value(rag_home, embedder, small_corpus, qa_file):
+    # The real embedder: q3 is a paraphrase that shares no word with its paper's abstract.
     generator = ScriptedGenerator(scripted)
     a = Assistant(Settings(home=rag_home, context_passages=5), embedder=embedder, generator=generator)
     a.ingest([small_corpus])
@@ -87,7 +88,7 @@ def _gold_ranks(a, items):
     return ranks
 
 
-def test_follow_ups_are_asked_after_their_history(rag_home, embedder, small_corpus, tmp_path):
+def test_follow_ups_are_asked_after_their_history(rag_home, hash_embedder, small_corpus, tmp_path):
     qa = tmp_path / "follow.jsonl"
     qa.write_text(json.dumps({
         "id": "f1", "type": "followup", "question": "How many experts does it use?",
@@ -98,18 +99,18 @@ def test_follow_ups_are_asked_after_their_history(rag_home, embedder, small_corp
                "How many experts does the sparse mixture-of-experts language model use?",
                "The sparse language model uses 64 experts [1]."]
     generator = ScriptedGenerator(replies)
-    a = Assistant(Settings(home=rag_home), embedder=embedder, generator=generator)
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=generator)
     a.ingest([small_corpus])
     records, scores = evaluate_answers(load_qa(qa), lambda q, h: a.ask(q, history=h))
     assert records[0].hit is True
     assert len(generator.calls) == 3  # history question, condensing, follow-up
 
 
-def test_cli_eval_writes_results_and_compares(rag_home, embedder, small_corpus, qa_file, tmp_path):
+def test_cli_eval_writes_results_and_compares(rag_home, hash_embedder, small_corpus, qa_file, tmp_path):
     from rag.cli import cli
 
     runner = CliRunner()
-    obj = {"embedder": embedder}
+    obj = {"embedder": hash_embedder}
     assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
     out1, out2 = tmp_path / "r1.json", tmp_path / "r2.json"
     for out, k in ((out1, "5"), (out2, "1")):
@@ -122,10 +123,10 @@ def test_cli_eval_writes_results_and_compares(rag_home, embedder, small_corpus, 
     assert result.exit_code == 0 and "retrieval.all" in result.output and "top5" in result.output
 
 
-def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, embedder, small_corpus, qa_file):
+def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, hash_embedder, small_corpus, qa_file):
     from rag.evaluate import run_eval
 
-    a = Assistant(Settings(home=rag_home), embedder=embedder, generator=ScriptedGenerator(scripted))
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=ScriptedGenerator(scripted))
     a.ingest([small_corpus])
     items = load_qa(qa_file)
     stages = []
@@ -142,12 +143,12 @@ def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, embedder, s
     assert list(retrieval_only) == ["file", "k", "items", "retrieval"]
 
 
-def test_cli_ask_json_shape(rag_home, embedder, small_corpus):
+def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
     from rag.cli import cli
 
     generator = ScriptedGenerator([REPLIES["q1"]])
     runner = CliRunner()
-    obj = {"embedder": embedder, "generator": generator}
+    obj = {"embedder": hash_embedder, "generator": generator}
     assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
     result = runner.invoke(cli, ["--home", str(rag_home), "ask", "--json", QA[0]["question"]], obj=dict(obj))
     assert result.exit_code == 0, result.output

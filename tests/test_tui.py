@@ -22,15 +22,15 @@ SIZE = (120, 36)
 
 
 @pytest.fixture
-def make_assistant(rag_home, embedder, small_corpus):
-    """An Assistant over the 5-paper test corpus whose model is a script."""
+def make_assistant(rag_home, hash_embedder, small_corpus):
+    """An Assistant over the 5-paper test corpus whose model is a script (and whose embedder hashes words)."""
     made = []
 
     def build(replies=None, delay: float = 0.0, settings: Settings | None = None,
               generator: ScriptedGenerator | None = None) -> Assistant:
         if generator is None and replies is not None:
             generator = ScriptedGenerator(replies, delay=delay)
-        a = Assistant(settings or Settings(home=rag_home), embedder=embedder, generator=generator)
+        a = Assistant(settings or Settings(home=rag_home), embedder=hash_embedder, generator=generator)
         if not made:
             a.ingest([small_corpus])
         made.append(a)
@@ -190,7 +190,7 @@ async def test_follow_up_uses_the_history(make_assistant):
         assert len(app.query(AnswerView)) == 2
 
 
-async def test_first_run_builds_the_index_with_progress(rag_home, embedder, small_corpus, monkeypatch):
+async def test_first_run_builds_the_index_with_progress(rag_home, hash_embedder, small_corpus, monkeypatch):
     class SmallCorpusAssistant(Assistant):
         """The first-run index build, over the test corpus instead of the bundled one."""
 
@@ -201,7 +201,7 @@ async def test_first_run_builds_the_index_with_progress(rag_home, embedder, smal
     start, advance = TaskBar.start, TaskBar.advance
     monkeypatch.setattr(TaskBar, "start", lambda bar, label, total=None: (labels.append(label), start(bar, label, total)))
     monkeypatch.setattr(TaskBar, "advance", lambda bar, n, total: (advanced.append((n, total)), advance(bar, n, total)))
-    a = SmallCorpusAssistant(Settings(home=rag_home), embedder=embedder, generator=ScriptedGenerator([REPLY]))
+    a = SmallCorpusAssistant(Settings(home=rag_home), embedder=hash_embedder, generator=ScriptedGenerator([REPLY]))
     app = make_app(assistant=a)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -312,6 +312,7 @@ async def test_chats_are_saved_and_reopened(make_assistant, rag_home):
         assert len(json.loads(path.read_text())["answers"]) == 2
 
 
+@pytest.mark.slow  # types a path key by key: ~8 s
 async def test_reingest_shows_progress_and_updates_the_corpus_size(make_assistant, tmp_path):
     app = make_app(assistant=make_assistant([REPLY]))
     extra = tmp_path / "extra.jsonl"
@@ -421,10 +422,10 @@ async def test_real_model_answers_in_the_chat(rag_home, embedder, small_corpus, 
         a.close()
 
 
-async def test_corrupt_index_is_a_notification(rag_home, embedder):
+async def test_corrupt_index_is_a_notification(rag_home, hash_embedder):
     (rag_home / "index").mkdir(parents=True)
     (rag_home / "index" / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
-    a = Assistant(Settings(home=rag_home), embedder=embedder, generator=ScriptedGenerator([REPLY]))
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=ScriptedGenerator([REPLY]))
     app = make_app(assistant=a)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
