@@ -5,7 +5,6 @@ from importlib.metadata import version as _version
 
 from .answering import AnswerStream
 from .assistant import Assistant, clean_question
-from .prompts import CANNOT_ANSWER
 from .errors import (
     CorpusError,
     EmptyQuestionError,
@@ -25,6 +24,7 @@ from .errors import (
     VectorStoreError,
 )
 from .index import IndexStats, IngestReport
+from .prompts import CANNOT_ANSWER
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, Paper, Timings
 

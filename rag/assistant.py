@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
@@ -49,11 +50,15 @@ def catalog_errors(path: Path) -> Iterator[None]:
         raise IndexCorruptError(f"the index catalog {path} is damaged ({detail}); run `rag ingest --rebuild`") from exc
 
 
-def _guarded(method):
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[Concatenate[Assistant, P], R]) -> Callable[Concatenate[Assistant, P], R]:
     """Run an `Assistant` method under `catalog_errors`."""
 
     @functools.wraps(method)
-    def wrapper(self: Assistant, *args, **kwargs):
+    def wrapper(self: Assistant, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with catalog_errors(self.index.catalog_path):
             return method(self, *args, **kwargs)
 
@@ -81,8 +86,11 @@ class Assistant:
     # --- ingest ---------------------------------------------------------------------------
     @_guarded
     def ingest(
-        self, paths: Iterable[Path | str] | None = None, rebuild: bool = False, progress: Progress | None = None,
-        on_wait: Callable[[str], None] | None = None,
+        self,
+        paths: Iterable[Path | str] | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        on_wait: Callable[[str], object] | None = None,
     ) -> IngestReport:
         """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded.
 
@@ -100,7 +108,7 @@ class Assistant:
 
     @_guarded
     def ensure_index(
-        self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None
+        self, progress: Progress | None = None, on_wait: Callable[[str], object] | None = None
     ) -> IngestReport | None:
         """Build the index of the bundled corpus on first use."""
         if self.index.exists():
@@ -205,8 +213,16 @@ class Assistant:
         generator = generator or self.load_generator()
         passages = build_passages(standalone, hits, self.index.catalog, generator, self.settings)
         yield from generate_answer(
-            stream, question=text, standalone=standalone, passages=passages, generator=generator, prompts=prompts,
-            settings=self.settings, timings=timings, started=started, notices=notices,
+            stream,
+            question=text,
+            standalone=standalone,
+            passages=passages,
+            generator=generator,
+            prompts=prompts,
+            settings=self.settings,
+            timings=timings,
+            started=started,
+            notices=notices,
         )
 
     @_guarded

@@ -64,8 +64,12 @@ def progress_bar(description: str, stages: dict[str, str] | None = None) -> Iter
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task(description, total=None)
         current: list[str] = []
@@ -107,9 +111,15 @@ class RagGroup(click.Group):
 
 
 @click.group(cls=RagGroup)
-@click.option("--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir).")
-@click.option("--chroma-url", envvar="RAG_CHROMA_URL", metavar="URL",
-              help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.")
+@click.option(
+    "--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir)."
+)
+@click.option(
+    "--chroma-url",
+    envvar="RAG_CHROMA_URL",
+    metavar="URL",
+    help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.",
+)
 @click.version_option(__version__, prog_name="rag-abstracts")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
@@ -168,7 +178,10 @@ def search(
     if not hits:
         _err("no matching passages")
     for rank, hit in enumerate(hits, start=1):
-        click.echo(click.style(f"{rank:>2}. {hit.title}", bold=True) + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True))
+        click.echo(
+            click.style(f"{rank:>2}. {hit.title}", bold=True)
+            + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True)
+        )
         click.echo(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
 
 
@@ -179,7 +192,9 @@ def _load_model(ctx: click.Context) -> None:
     if not assistant.model_loaded:
         settings = assistant.settings
         remote = settings.model is not None and parse_model_spec(settings.model).kind == "server"
-        _err(f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ...")
+        _err(
+            f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ..."
+        )
         with progress_bar("Assembling model (once)") as update:
             assistant.load_generator(update)
 
@@ -292,18 +307,33 @@ def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
 @cli.command("eval")
 @click.argument("qa_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only (no model).")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question.")
+@click.option(
+    "--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question."
+)
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.option("--baselines", is_flag=True, help="Also score BM25 alone, dense alone and a naive RAG pipeline.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
-@click.option("--compare", "compare_files", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Print the deltas between two result files (OLD NEW) and exit.")
+@click.option(
+    "--compare",
+    "compare_files",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Print the deltas between two result files (OLD NEW) and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
 def eval_(
-    ctx: click.Context, qa_file: Path | None, retrieval_only: bool, k: int, model: str | None, base_url: str | None,
-    baselines: bool, output: Path | None, compare_files: tuple[Path, Path] | None, as_json: bool,
+    ctx: click.Context,
+    qa_file: Path | None,
+    retrieval_only: bool,
+    k: int,
+    model: str | None,
+    base_url: str | None,
+    baselines: bool,
+    output: Path | None,
+    compare_files: tuple[Path, Path] | None,
+    as_json: bool,
 ) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
     from . import evaluate as ev
@@ -311,7 +341,9 @@ def eval_(
     if compare_files:
         old, new = (json.loads(p.read_text()) for p in compare_files)
         for section, name, before, after in ev.compare(old, new):
-            delta = f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
+            delta = (
+                f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
+            )
             click.echo(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
         return
     if qa_file is None:
@@ -323,7 +355,12 @@ def eval_(
         _load_model(ctx)
     with progress_bar("Asking", {"answers": "Asking", "naive_rag": "Naive RAG baseline"}) as update:
         report = ev.run_eval(
-            _assistant(ctx), items, file=qa_file, k=k, retrieval_only=retrieval_only, baselines=baselines,
+            _assistant(ctx),
+            items,
+            file=qa_file,
+            k=k,
+            retrieval_only=retrieval_only,
+            baselines=baselines,
             progress=update,
         )
     result = report.model_dump(mode="json")

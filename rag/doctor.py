@@ -22,8 +22,15 @@ from .settings import Settings, remote_model
 
 Status = Literal["ok", "info", "warn", "fail"]
 PACKAGES = (
-    "rag-abstracts", "llama-cpp-python", "chromadb", "onnxruntime", "sentence-transformers", "torch", "bm25s",
-    "pydantic", "textual",
+    "rag-abstracts",
+    "llama-cpp-python",
+    "chromadb",
+    "onnxruntime",
+    "sentence-transformers",
+    "torch",
+    "bm25s",
+    "pydantic",
+    "textual",
 )
 # Below this, assembling the default model or re-indexing may fail half-way.
 LOW_DISK_BYTES = 2 * 1024**3
@@ -80,7 +87,9 @@ def _data_dir(report: DoctorReport, settings: Settings) -> None:
     report.add("data dir", "path", "info", str(home))
     existing = next((p for p in (home, *home.parents) if p.exists()), Path("/"))
     if not os.access(existing, os.W_OK):
-        report.add("data dir", "writable", "fail", f"{existing} is not writable; set RAG_HOME or --home to a writable dir")
+        report.add(
+            "data dir", "writable", "fail", f"{existing} is not writable; set RAG_HOME or --home to a writable dir"
+        )
     free = shutil.disk_usage(existing).free
     status: Status = "warn" if free < LOW_DISK_BYTES else "ok"
     report.add("data dir", "free disk", status, f"{free / 1e9:.1f} GB free in {existing}")
@@ -99,7 +108,9 @@ def _cpu_flags() -> set[str]:
 def _llama_cpp(report: DoctorReport) -> None:
     cpu = _cpu_flags()
     if cpu:
-        shown = [f for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu]
+        shown = [
+            f for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu
+        ]
         report.add("llama.cpp", "cpu flags", "info", f"{os.cpu_count()} cores; " + " ".join(shown))
     try:
         import llama_cpp
@@ -108,9 +119,13 @@ def _llama_cpp(report: DoctorReport) -> None:
         report.add("llama.cpp", "build", "info", info)
         built = {part.split("=")[0].strip().lower() for part in info.split("|") if part.strip().endswith("= 1")}
         if "avx512f" in cpu and "avx512" not in built:
-            report.add("llama.cpp", "build flags", "warn",
-                       "the CPU has AVX-512 but llama.cpp was built without it; reinstall llama-cpp-python "
-                       "with CMAKE_ARGS=-DGGML_NATIVE=ON for faster answers")
+            report.add(
+                "llama.cpp",
+                "build flags",
+                "warn",
+                "the CPU has AVX-512 but llama.cpp was built without it; reinstall llama-cpp-python "
+                "with CMAKE_ARGS=-DGGML_NATIVE=ON for faster answers",
+            )
     except Exception as exc:  # a broken native build is exactly what the doctor is for
         report.add("llama.cpp", "build", "fail", f"cannot load llama_cpp ({type(exc).__name__}: {str(exc)[:100]})")
 
@@ -155,8 +170,13 @@ def _models(
                 if digest == expected:
                     detail = f"ready, sha256 {digest[:12]}... matches"
                 else:
-                    status, detail = "fail", (f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; "
-                                              f"delete {registry.target(entry)} and ask again")
+                    status, detail = (
+                        "fail",
+                        (
+                            f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; "
+                            f"delete {registry.target(entry)} and ask again"
+                        ),
+                    )
             elif state == "ready":
                 detail = "ready (sha256 checked when assembled; --verify re-hashes)"
             if spec is not None and spec.kind == "catalogue" and entry.name == spec.name and state == "not installed":
@@ -174,13 +194,22 @@ def _models(
         if settings.base_url:
             report.add("models", "model server", "info", f"{spec.name} on the server at {settings.base_url}")
         else:
-            report.add("models", "model server", "warn",
-                       f"model {settings.model} needs the server's URL: set RAG_BASE_URL or pass --base-url")
+            report.add(
+                "models",
+                "model server",
+                "warn",
+                f"model {settings.model} needs the server's URL: set RAG_BASE_URL or pass --base-url",
+            )
     if remote_model(settings.embedding_model) is not None:
         url = settings.embedding_base_url or settings.base_url
-        report.add("models", "embedding model", "info" if url else "warn",
-                   f"{settings.embedding_model} on the server at {url}" if url else
-                   f"embedding model {settings.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL")
+        report.add(
+            "models",
+            "embedding model",
+            "info" if url else "warn",
+            f"{settings.embedding_model} on the server at {url}"
+            if url
+            else f"embedding model {settings.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL",
+        )
         return
     try:
         from .embeddings import resolve_embedding_model
@@ -196,7 +225,12 @@ def _models(
 def _index(report: DoctorReport, settings: Settings) -> None:
     catalog_path = settings.index_dir / "catalog.sqlite"
     if not catalog_path.exists():
-        report.add("index", "state", "warn", f"no index in {settings.index_dir}; the first question builds it (or run `rag ingest`)")
+        report.add(
+            "index",
+            "state",
+            "warn",
+            f"no index in {settings.index_dir}; the first question builds it (or run `rag ingest`)",
+        )
         return
     try:
         with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as db:
@@ -206,9 +240,13 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         return
     recorded = meta.get("embedding_model")
     status: Status = "ok" if recorded in (None, settings.embedding_model) else "fail"
-    report.add("index", "embedding model", status,
-               f"{recorded} ({meta.get('dimension')}-d)" + ("" if status == "ok" else
-               f" but {settings.embedding_model} is configured; run `rag ingest --rebuild`"))
+    report.add(
+        "index",
+        "embedding model",
+        status,
+        f"{recorded} ({meta.get('dimension')}-d)"
+        + ("" if status == "ok" else f" but {settings.embedding_model} is configured; run `rag ingest --rebuild`"),
+    )
     from .assistant import Assistant
 
     assistant = Assistant(settings)
@@ -216,9 +254,18 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         assistant.index.catalog.check_integrity()
         assistant.index.open_for_search()  # first: it checks the files before Chroma reads them
         stats = assistant.stats()
-        report.add("index", "contents", "info",
-                   f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB")
-        report.add("index", "consistency", "ok", "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)")
+        report.add(
+            "index",
+            "contents",
+            "info",
+            f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB",
+        )
+        report.add(
+            "index",
+            "consistency",
+            "ok",
+            "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)",
+        )
     except RagError as exc:
         report.add("index", "consistency", "fail", str(exc))
     finally:
@@ -241,17 +288,29 @@ def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry |
             entry = registry.get(spec.name)
         except RagError:
             pass
-    remote = [f"{what} {url}" for what, url in (
-        ("vector store", settings.chroma_url),
-        ("model server", settings.base_url if spec is not None and spec.kind == "server" else None),
-        ("embedding server", (settings.embedding_base_url or settings.base_url)
-         if remote_model(settings.embedding_model) is not None else None),
-    ) if url]
+    remote = [
+        f"{what} {url}"
+        for what, url in (
+            ("vector store", settings.chroma_url),
+            ("model server", settings.base_url if spec is not None and spec.kind == "server" else None),
+            (
+                "embedding server",
+                (settings.embedding_base_url or settings.base_url)
+                if remote_model(settings.embedding_model) is not None
+                else None,
+            ),
+        )
+        if url
+    ]
     if remote:
         report.add("network", "servers", "info", "configured to use " + ", ".join(remote))
     if registry is not None and entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
-        report.add("network", "model download", "warn",
-                   f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once")
+        report.add(
+            "network",
+            "model download",
+            "warn",
+            f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once",
+        )
     elif remote:
         report.add("network", "needs the network", "info", "only to reach the servers above (loopback or your network)")
     else:

@@ -15,6 +15,7 @@ from .types import Answer, Hit, normalise_text
 
 if TYPE_CHECKING:
     from .assistant import Assistant
+    from .retrieve import Mode
 
 # ask(question, history) -> the answer; history holds the answers to the earlier questions.
 Ask = Callable[[str, list[Answer]], Answer]
@@ -74,9 +75,7 @@ def score_retrieval(ranks: Sequence[int | None]) -> RetrievalScores:
     )
 
 
-def evaluate_retrieval(
-    items: Sequence[QAItem], search: Callable[[str], list[Hit]]
-) -> dict[str, RetrievalScores]:
+def evaluate_retrieval(items: Sequence[QAItem], search: Callable[[str], list[Hit]]) -> dict[str, RetrievalScores]:
     """Scores overall and per type, on answerable items; follow-ups use their question alone."""
     ranks_by_type: dict[str, list[int | None]] = {}
     for item in items:
@@ -147,11 +146,23 @@ def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
     if item.answerable:
         hit = (not answer.refused) and any(a.lower() in text for a in item.answer_any)
     return AnswerRecord(
-        id=item.id, type=item.type, question=item.question, answer=answer.text, raw_answer=answer.raw_text,
-        refusal_reason=answer.refusal_reason, refused=answer.refused, hit=hit,
-        cited_titles=cited, cited_gold=sum(1 for t in cited_keys if t in gold), gold_cited=len(gold & cited_keys),
-        gold_total=len(gold), retrieve_s=answer.timings.retrieve_s, first_token_s=answer.timings.first_token_s,
-        total_s=answer.timings.total_s, prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+        id=item.id,
+        type=item.type,
+        question=item.question,
+        answer=answer.text,
+        raw_answer=answer.raw_text,
+        refusal_reason=answer.refusal_reason,
+        refused=answer.refused,
+        hit=hit,
+        cited_titles=cited,
+        cited_gold=sum(1 for t in cited_keys if t in gold),
+        gold_cited=len(gold & cited_keys),
+        gold_total=len(gold),
+        retrieve_s=answer.timings.retrieve_s,
+        first_token_s=answer.timings.first_token_s,
+        total_s=answer.timings.total_s,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
     )
 
 
@@ -161,14 +172,15 @@ def summarise_answers(records: Sequence[AnswerRecord]) -> AnswerScores:
     citations = sum(len(r.cited_titles) for r in records)
     gold_total = sum(r.gold_total for r in answerable)
     generated = [r for r in records if r.first_token_s is not None]
+    first_tokens = [r.first_token_s for r in generated if r.first_token_s is not None]
     return AnswerScores(
         n=len(records),
-        answer_hit_rate=sum(r.hit for r in answerable) / len(answerable) if answerable else None,
+        answer_hit_rate=sum(bool(r.hit) for r in answerable) / len(answerable) if answerable else None,
         citation_precision=sum(r.cited_gold for r in records) / citations if citations else None,
         citation_recall=sum(r.gold_cited for r in answerable) / gold_total if gold_total else None,
         refusal_accuracy=sum(r.refused for r in unanswerable) / len(unanswerable) if unanswerable else None,
         false_refusals=sum(r.refused for r in answerable) / len(answerable) if answerable else None,
-        median_first_token_s=median([r.first_token_s for r in generated]) if generated else None,
+        median_first_token_s=median(first_tokens) if generated else None,
         median_total_s=median([r.total_s for r in generated]) if generated else None,
         p95_total_s=percentile([r.total_s for r in generated], 0.95) if generated else None,
     )
@@ -217,18 +229,29 @@ def naive_rag_ask(assistant: Assistant, k: int = 5) -> Ask:
         messages = [{"role": "user", "content": assistant.prompts["naive"].render(passages=context, question=question)}]
         timings = Timings(retrieve_s=time.perf_counter() - started)
         text, tokens = "", 0
-        for piece in generator.stream(messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]):
+        for piece in generator.stream(
+            messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]
+        ):
             if timings.first_token_s is None:
                 timings.first_token_s = time.perf_counter() - started
             text += piece
             tokens += 1
         timings.total_s = time.perf_counter() - started
         keys = [n for n in dict.fromkeys(parse_keys(text)) if 1 <= n <= len(hits)]
-        refused = "does not answer" in text.lower() or "not mentioned" in text.lower() or "no information" in text.lower()
+        refused = (
+            "does not answer" in text.lower() or "not mentioned" in text.lower() or "no information" in text.lower()
+        )
         return Answer(
-            question=question, text=text.strip() or CANNOT_ANSWER, refused=refused or not text.strip(), timings=timings,
-            citations=[Citation(key=n, paper_id=hits[n - 1].paper_id, title=hits[n - 1].title, text=hits[n - 1].text) for n in keys],
-            model=generator.name, prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
+            question=question,
+            text=text.strip() or CANNOT_ANSWER,
+            refused=refused or not text.strip(),
+            timings=timings,
+            citations=[
+                Citation(key=n, paper_id=hits[n - 1].paper_id, title=hits[n - 1].title, text=hits[n - 1].text)
+                for n in keys
+            ],
+            model=generator.name,
+            prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
             completion_tokens=tokens,
         )
 
@@ -280,15 +303,14 @@ def run_eval(
     """Score retrieval (top `k`, hybrid) and, unless `retrieval_only`, the answers of the assistant's model;
     with `baselines`, also BM25 alone, dense alone and a naive RAG pipeline."""
     depth = max(k, 10)  # MRR looks further than the top k
-    report = EvalReport(
-        file=str(file), k=k, items=len(items),
-        retrieval=evaluate_retrieval(items, lambda q: assistant.search(q, k=depth)),
-    )
+
+    def searcher(mode: Mode) -> Callable[[str], list[Hit]]:
+        return lambda question: assistant.search(question, k=depth, mode=mode)
+
+    report = EvalReport(file=str(file), k=k, items=len(items), retrieval=evaluate_retrieval(items, searcher("hybrid")))
     if baselines:
         report.baselines = {
-            mode: BaselineReport(retrieval=evaluate_retrieval(
-                items, lambda q, mode=mode: assistant.search(q, k=depth, mode=mode)))  # type: ignore[misc]
-            for mode in ("lexical", "dense")
+            mode: BaselineReport(retrieval=evaluate_retrieval(items, searcher(mode))) for mode in ("lexical", "dense")
         }
     if retrieval_only:
         return report

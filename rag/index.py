@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 
 from .catalog import Catalog
 from .chunking import chunk_paper
-from .protocols import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
 from .lexical import LexicalIndex
 from .locking import WriterLock
+from .protocols import Embedder
 from .settings import Settings
 from .types import Chunk, Paper
 from .vectors import VectorStore, check_files, file_manifest
@@ -187,7 +187,7 @@ class Index:
     # --- ingest ---------------------------------------------------------------------------
     def ingest(
         self, papers: Sequence[Paper], progress: Progress | None = None, *, rebuild: bool = False,
-        on_wait: Callable[[str], None] | None = None,
+        on_wait: Callable[[str], object] | None = None,
     ) -> IngestReport:
         """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
 
@@ -237,7 +237,7 @@ class Index:
 
         if todo:
             self._embed_and_commit(todo, report, progress)
-            self.lexical  # bring BM25 up to date with what was committed
+            self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
         manifest = {}
         if not self.settings.chroma_url:
             self.vectors.snapshot()  # so that no later read rewrites the files recorded here

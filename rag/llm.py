@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import GenerationError, ModelError
 from .protocols import Generator, Message
@@ -23,8 +23,16 @@ __all__ = ["Generator", "LlamaCppGenerator", "Message", "make_generator"]
 class LlamaCppGenerator:
     """A GGUF model run by llama-cpp-python, loaded once, on first use."""
 
-    def __init__(self, path: Path, *, name: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 chat_format: str | None = None, seed: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        chat_format: str | None = None,
+        seed: int = 0,
+    ):
         self.path = Path(path)
         self.name = name or self.path.stem
         self.n_ctx = n_ctx
@@ -49,11 +57,18 @@ class LlamaCppGenerator:
                     raise ModelError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
                 try:
                     self._llm = Llama(
-                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_batch=512,
-                        chat_format=self.chat_format, seed=self.seed, verbose=False,
+                        model_path=str(self.path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_batch=512,
+                        chat_format=self.chat_format,
+                        seed=self.seed,
+                        verbose=False,
                     )
                 except Exception as exc:
-                    raise ModelError(f"cannot load model {self.path}: {str(exc)[:150]}; check the file or choose another --model") from exc
+                    raise ModelError(
+                        f"cannot load model {self.path}: {str(exc)[:150]}; check the file or choose another --model"
+                    ) from exc
             return self._llm
 
     def count_tokens(self, text: str) -> int:
@@ -63,14 +78,21 @@ class LlamaCppGenerator:
         self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
     ) -> Iterator[str]:
         try:
-            chunks = self.llm.create_chat_completion(
-                messages=list(messages), max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
-                stop=list(stop) or None, stream=True,
+            chunks = cast(
+                Iterator[dict[str, Any]],
+                self.llm.create_chat_completion(
+                    messages=cast(Any, list(messages)),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_k=1 if temperature == 0 else 40,
+                    stop=list(stop) or None,
+                    stream=True,
+                ),
             )
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
-                    yield piece
+                    yield str(piece)
         except (ModelError, GenerationError):
             raise
         except Exception as exc:
@@ -114,7 +136,10 @@ def make_generator(
     else:
         resolved = (registry or ModelRegistry(settings)).resolve(parsed, progress)
     generator = LlamaCppGenerator(
-        resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, n_threads=settings.n_threads,
+        resolved.path,
+        name=resolved.name,
+        n_ctx=resolved.n_ctx,
+        n_threads=settings.n_threads,
         chat_format=resolved.chat_format,
     )
     return generator.load() if load else generator

@@ -46,7 +46,9 @@ def parse_model_spec(spec: str) -> ModelSpec:
         path = Path(text).expanduser()
         return ModelSpec("file", path.stem, path)
     if not text:
-        raise UnknownModelError("the model name is empty; pick a name from `rag models`, or give a path to a .gguf file")
+        raise UnknownModelError(
+            "the model name is empty; pick a name from `rag models`, or give a path to a .gguf file"
+        )
     return ModelSpec("catalogue", text)
 
 
@@ -83,7 +85,7 @@ class ModelEntry(BaseModel):
             spec = find_spec(f"{match['module']}{number}")  # locates the package without importing it
             if spec is None or not spec.submodule_search_locations:
                 return None
-            path = Path(list(spec.submodule_search_locations)[0]) / match["path"].replace("{NN}", f"{number:02d}")
+            path = Path(next(iter(spec.submodule_search_locations))) / match["path"].replace("{NN}", f"{number:02d}")
             if not path.exists():
                 return None
             files.append(path)
@@ -103,13 +105,24 @@ def load_catalogue(path: Path) -> list[ModelEntry]:
         if len(fields) != 6:
             raise ModelError(f"{path}:{number}: expected 6 columns (name source bytes sha256 chat_format n_ctx)")
         name, source, size, sha, chat_format, n_ctx = fields
-        kind = source.split(":", 1)[0]
-        if kind not in ("pip", "hf") or (kind == "pip" and not _PIP_SOURCE.match(source)):
+        kind: Literal["pip", "hf"]
+        if source.startswith("pip:") and _PIP_SOURCE.match(source):
+            kind = "pip"
+        elif source.startswith("hf:"):
+            kind = "hf"
+        else:
             raise ModelError(f"{path}:{number}: unknown source {source!r}")
-        entries.append(ModelEntry(
-            name=name, kind=kind, source=source, size=None if size == "-" else int(size),
-            sha256=None if sha == "-" else sha.lower(), chat_format=chat_format, n_ctx=int(n_ctx),
-        ))
+        entries.append(
+            ModelEntry(
+                name=name,
+                kind=kind,
+                source=source,
+                size=None if size == "-" else int(size),
+                sha256=None if sha == "-" else sha.lower(),
+                chat_format=chat_format,
+                n_ctx=int(n_ctx),
+            )
+        )
     if not entries:
         raise ModelError(f"the model catalogue {path} is empty")
     return entries
@@ -195,8 +208,10 @@ class ModelRegistry:
         stat = target.stat()
         expected = entry.sha256 or record.get("sha256")
         return (
-            record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
-            and record.get("sha256") == expected and (entry.size is None or entry.size == stat.st_size)
+            record.get("size") == stat.st_size
+            and record.get("mtime_ns") == stat.st_mtime_ns
+            and record.get("sha256") == expected
+            and (entry.size is None or entry.size == stat.st_size)
         )
 
     def status(self) -> list[ModelStatus]:
@@ -208,10 +223,16 @@ class ModelRegistry:
                 state = "installed (assembled on first use)" if entry.part_files() else "not installed"
             else:
                 state = "not downloaded (rag models pull)"
-            out.append(ModelStatus(
-                name=entry.name, default=i == 0, source=entry.source, size=entry.size, state=state,
-                path=str(self.target(entry)) if state == "ready" else None,
-            ))
+            out.append(
+                ModelStatus(
+                    name=entry.name,
+                    default=i == 0,
+                    source=entry.source,
+                    size=entry.size,
+                    state=state,
+                    path=str(self.target(entry)) if state == "ready" else None,
+                )
+            )
         return out
 
     def resolve(self, spec: str | ModelSpec | None = None, progress: Progress | None = None) -> ResolvedModel:
@@ -244,7 +265,9 @@ class ModelRegistry:
         partial = target.with_suffix(".gguf.partial")
         free = shutil.disk_usage(self.dir).free
         if free < total:
-            raise ModelError(f"not enough disk space in {self.dir} to assemble {entry.name} ({total / 1e9:.2f} GB needed)")
+            raise ModelError(
+                f"not enough disk space in {self.dir} to assemble {entry.name} ({total / 1e9:.2f} GB needed)"
+            )
         sha256 = self._concatenate(parts, partial, progress)
         self._verify_and_install(entry, partial, sha256)
         return target
@@ -291,7 +314,9 @@ class ModelRegistry:
         target = self.target(entry)
         os.replace(partial, target)
         stat = target.stat()
-        self._stamp(entry).write_text(json.dumps({"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+        self._stamp(entry).write_text(
+            json.dumps({"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        )
 
     def pull(self, name: str, progress: Progress | None = None) -> Path:
         """Download a hub-hosted entry (needs the network; fails with one line when offline)."""
@@ -311,7 +336,9 @@ class ModelRegistry:
         except LocalEntryNotFoundError as exc:
             raise OfflineError(f"cannot download {entry.name} from the hub: no network connection") from exc
         except Exception as exc:
-            raise OfflineError(f"cannot download {entry.name} from the hub: {type(exc).__name__}: {str(exc)[:100]}") from exc
+            raise OfflineError(
+                f"cannot download {entry.name} from the hub: {type(exc).__name__}: {str(exc)[:100]}"
+            ) from exc
         partial = self.target(entry).with_suffix(".gguf.partial")
         self._verify_and_install(entry, partial, self._concatenate([downloaded], partial, progress))
         return self.target(entry)

@@ -23,8 +23,14 @@ class ScriptedGenerator:
     the messages. `calls` records the messages of every call; `delay` sleeps before each piece.
     """
 
-    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *, name: str = "scripted",
-                 n_ctx: int = 4096, delay: float = 0.0):
+    def __init__(
+        self,
+        replies: Sequence[str] | Callable[[Sequence[Message]], str],
+        *,
+        name: str = "scripted",
+        n_ctx: int = 4096,
+        delay: float = 0.0,
+    ):
         self.replies = replies
         self.name = name
         self.n_ctx = n_ctx

@@ -137,10 +137,13 @@ class SearchReport(BaseModel):
 
     @classmethod
     def of(cls, query: str, hits: Sequence[Hit]) -> SearchReport:
-        return cls(query=query, hits=[
-            SearchHit(rank=rank, paper_id=h.paper_id, title=h.title, score=round(h.score, 6), text=h.text)
-            for rank, h in enumerate(hits, start=1)
-        ])
+        return cls(
+            query=query,
+            hits=[
+                SearchHit(rank=rank, paper_id=h.paper_id, title=h.title, score=round(h.score, 6), text=h.text)
+                for rank, h in enumerate(hits, start=1)
+            ],
+        )
 
 
 class CitedPassage(BaseModel):
@@ -166,8 +169,15 @@ class AnswerReport(BaseModel):
     @classmethod
     def of(cls, answer: Answer) -> AnswerReport:
         return cls(
-            question=answer.question, answer=answer.text, refused=answer.refused,
-            citations=[CitedPassage(key=c.key, paper_id=c.paper_id, title=c.title, text=c.text) for c in answer.citations],
-            timings=answer.timings, model=answer.model, standalone_question=answer.standalone_question,
-            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+            question=answer.question,
+            answer=answer.text,
+            refused=answer.refused,
+            citations=[
+                CitedPassage(key=c.key, paper_id=c.paper_id, title=c.title, text=c.text) for c in answer.citations
+            ],
+            timings=answer.timings,
+            model=answer.model,
+            standalone_question=answer.standalone_question,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
         )

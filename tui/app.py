@@ -28,7 +28,7 @@ from textual.widgets import Footer, Header
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, AnswerStream, Paper, RagError, Settings, clean_question
+from rag import Answer, AnswerStream, Assistant, Paper, RagError, Settings, clean_question
 
 from .widgets import (
     AnswerView,
@@ -654,7 +654,7 @@ class ChatApp(App[None]):
         self.push_screen(ChoiceScreen("Switch model", options), self._model_chosen)
 
     def _model_chosen(self, name: str | None) -> None:
-        if name is None or name == self.status.model and self.status.model_state == "ready":
+        if name is None or (name == self.status.model and self.status.model_state == "ready"):
             return
         if self.generating:
             self.notify("wait for the answer (or Esc) before switching the model", severity="warning")

@@ -31,11 +31,11 @@ class PromptInput(TextArea):
     class Submitted(Message):
         """The user pressed Enter."""
 
-        prompt: "PromptInput"
+        prompt: PromptInput
         text: str
 
         @property
-        def control(self) -> "PromptInput":
+        def control(self) -> PromptInput:
             return self.prompt
 
     def __init__(self, **kwargs) -> None:
