@@ -163,8 +163,7 @@ def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
 
 
 def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_questions: int) -> list[str]:
-    from rag.llm import LlamaCppGenerator
-    from rag.remote import OpenAIGenerator
+    from rag.llm import make_generator
 
     home = answer_home or work / "answer-home"
     registry = ModelRegistry(Settings(home=home))
@@ -177,8 +176,7 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
                          "--n_threads", str(threads), "--host", "127.0.0.1", "--port", str(port := free_port())],
                         port, "/v1/models", work / f"llama-{name}.log", timeout=180)
         try:
-            local = LlamaCppGenerator(resolved.path, name=name, n_ctx=resolved.n_ctx, n_threads=threads,
-                                      chat_format=resolved.chat_format)
+            local = make_generator(Settings(home=home, n_threads=threads), name, registry=registry, load=False)
             paths = {
                 "in-process": Assistant(Settings(home=home), generator=local),
                 "llama_cpp.server": Assistant(Settings(home=home, model=f"openai:{name}", base_url=server.url)),

@@ -1,8 +1,10 @@
 """A local, private question-answering assistant over scientific paper abstracts."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from .answering import AnswerStream
 from .assistant import Assistant, clean_question
-from .prompts import CANNOT_ANSWER
 from .errors import (
     CorpusError,
     EmptyQuestionError,
@@ -22,8 +24,14 @@ from .errors import (
     VectorStoreError,
 )
 from .index import IndexStats, IngestReport
+from .prompts import CANNOT_ANSWER
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, Paper, Timings
+
+try:
+    __version__ = _version("rag-abstracts")
+except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CANNOT_ANSWER",
@@ -54,5 +62,6 @@ __all__ = [
     "Timings",
     "UnknownModelError",
     "VectorStoreError",
+    "__version__",
     "clean_question",
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator as Pipeline, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Pipeline
 from dataclasses import dataclass, field
 
 from .citations import CitationChecker, split_answer
@@ -48,7 +49,7 @@ class AnswerStream:
     with `.answer` left None and `.cancelled` True.
     """
 
-    def __init__(self, pipeline: Callable[[threading.Event], Pipeline[str, None, Answer]]):
+    def __init__(self, pipeline: Callable[[threading.Event], Pipeline[str, None, Answer | None]]):
         self._pipeline = pipeline
         self._cancel = threading.Event()
         self.answer: Answer | None = None

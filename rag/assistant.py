@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
-import time
 import threading
-from collections.abc import Callable, Generator as Pipeline, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Generator as Pipeline
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .answering import AnswerRequest, AnswerStream, generate_answer
+from .catalog import damaged
 from .corpus import dedupe, read_corpus
-from .embeddings import Embedder
+from .datadir import storage_problem
+from .embeddings import make_embedder
 from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError
 from .followups import standalone
 from .index import Index, IndexStats, IngestReport, Progress
-from .retrieve import Mode, Retriever
-from .settings import Settings, remote_model
-from .llm import Generator
+from .llm import make_generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
-from .types import Answer, Hit, Paper, Timings
+from .protocols import Embedder, Generator
+from .retrieve import Mode, Retriever
+from .settings import Settings
+from .types import Answer, Hit, Paper
 
 MAX_QUESTION_CHARS = 2000
 
@@ -35,6 +41,34 @@ def clean_question(question: str) -> tuple[str, bool]:
     if len(text) > MAX_QUESTION_CHARS:
         return text[:MAX_QUESTION_CHARS], True
     return text, False
+
+
+@contextlib.contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """SQLite errors from a damaged page that the open-time checks did not reach become one
+    `IndexCorruptError` that says what to do (for the CLI and the chat alike); a full or read-only
+    disk is named as such."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[Concatenate[Assistant, P], R]) -> Callable[Concatenate[Assistant, P], R]:
+    """Run an `Assistant` method under `catalog_errors`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Assistant, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with catalog_errors(self.index.catalog_path):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Assistant:
@@ -50,27 +84,19 @@ class Assistant:
         self.settings = settings or Settings.load()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
-        self.embedder = embedder or self._make_embedder()
+        self.embedder: Embedder = embedder or make_embedder(self.settings)
         self.index = Index(self.settings, self.embedder)
         self.retriever = Retriever(self.index, self.settings)
-
-    def _make_embedder(self) -> Embedder:
-        remote = remote_model(self.settings.embedding_model)
-        if remote is not None:
-            from .remote import OpenAIEmbedder
-
-            return OpenAIEmbedder.from_settings(remote, self.settings)  # type: ignore[return-value]
-        return Embedder(
-            self.settings.embedding_model,
-            batch_size=self.settings.embed_batch_size,
-            n_threads=self.settings.n_threads,
-            cache_dir=self.settings.models_dir / "embeddings",
-        )
+        self._models: ModelRegistry | None = None
 
     # --- ingest ---------------------------------------------------------------------------
+    @_guarded
     def ingest(
-        self, paths: Iterable[Path | str] | None = None, rebuild: bool = False, progress: Progress | None = None,
-        on_wait: Callable[[str], None] | None = None,
+        self,
+        paths: Iterable[Path | str] | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        on_wait: Callable[[str], object] | None = None,
     ) -> IngestReport:
         """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded.
 
@@ -104,8 +130,9 @@ class Assistant:
                 "stays until then)"
             ) from exc
 
+    @_guarded
     def ensure_index(
-        self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None
+        self, progress: Progress | None = None, on_wait: Callable[[str], object] | None = None
     ) -> IngestReport | None:
         """Build the index of the bundled corpus on first use."""
         if self.index.exists():
@@ -113,6 +140,7 @@ class Assistant:
         return self.ingest(progress=progress, on_wait=on_wait)
 
     # --- search ---------------------------------------------------------------------------
+    @_guarded
     def search(
         self, question: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None
     ) -> list[Hit]:
@@ -128,34 +156,18 @@ class Assistant:
             self._prompts = load_prompts(self.settings.prompts_dir)
         return self._prompts
 
-    @functools.cached_property
+    @property
     def models(self) -> ModelRegistry:
         """The model catalogue (models.txt, read once)."""
-        return ModelRegistry(self.settings)
+        if self._models is None:
+            self._models = ModelRegistry(self.settings)
+        return self._models
 
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:
         """The language model (assembled from its packages and verified on first use), loaded once;
         for `openai:NAME`, a client of the server at `base_url`, checked to answer."""
-        if self._generator is None and (remote := remote_model(self.settings.model)) is not None:
-            from .remote import OpenAIGenerator
-
-            client = OpenAIGenerator.from_settings(remote, self.settings)
-            try:
-                client.check()  # a server that is down fails here, before the first question
-            except Exception:
-                client.close()
-                raise
-            self._generator = client
         if self._generator is None:
-            from .llm import LlamaCppGenerator
-
-            resolved = self.models.resolve(self.settings.model, progress)
-            generator = LlamaCppGenerator(
-                resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, n_threads=self.settings.n_threads,
-                chat_format=resolved.chat_format,
-            )
-            generator.llm  # load now, so the first question does not pay for it
-            self._generator = generator
+            self._generator = make_generator(self.settings, registry=self._models, progress=progress)
         return self._generator
 
     @property
@@ -179,6 +191,7 @@ class Assistant:
             self.settings.model, self._generator = previous_model, previous
             raise
 
+    @_guarded
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         """Full records (abstract, sources, ...) of indexed papers by id."""
         return self.index.catalog.get_papers(paper_ids)
@@ -186,7 +199,12 @@ class Assistant:
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
         earlier = list(history or [])
-        return AnswerStream(lambda cancel: self._answer(question, earlier, cancel))
+
+        def pipeline(cancel: threading.Event) -> Pipeline[str, None, Answer | None]:
+            with catalog_errors(self.index.catalog_path):
+                return (yield from self._answer(question, earlier, cancel))
+
+        return AnswerStream(pipeline)
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
         """Answer `question` (a follow-up if `history` holds earlier answers) with verified citations."""
@@ -194,10 +212,12 @@ class Assistant:
         for _ in stream:
             pass
         if stream.answer is None:
-            raise GenerationError("the answer was cancelled")
+            raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> Pipeline[str, None, Answer | None]:
+    def _answer(
+        self, question: str, history: list[Answer], cancel: threading.Event
+    ) -> Pipeline[str, None, Answer | None]:
         text, truncated = clean_question(question)
         request = AnswerRequest(text, text)
         if truncated:
@@ -215,7 +235,8 @@ class Assistant:
         if resolved.topic_id is None and not relevant(resolved.text, hits, self.settings):
             best = max((h.dense_score or 0.0 for h in hits), default=0.0)
             answer = request.refusal(
-                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)")
+                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"
+            )
             yield answer.text
             return answer
         generator = self.load_generator()
@@ -225,8 +246,14 @@ class Assistant:
         passages = build_passages(focus, hits, catalog, generator, self.settings)
         return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
 
+    @_guarded
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+    @_guarded
+    def has_index(self) -> bool:
+        """Whether anything has been ingested into this data dir."""
+        return self.index.exists()
 
     def close(self) -> None:
         self.index.close()

@@ -180,8 +180,9 @@ class CitationChecker:
         for index in cited:
             if index not in self.order:
                 self.order.append(index)
-            if bases.get(index) and bases[index] not in self.basis.setdefault(index, []):
-                self.basis[index].append(bases[index])
+            basis = bases.get(index)
+            if basis and basis not in self.basis.setdefault(index, []):
+                self.basis[index].append(basis)
         stop = body[-1] if body[-1] in ".!?" else "."
         marks = "".join(f"[{self.order.index(i) + 1}]" for i in cited)
         out = f"{body.rstrip('.!?').rstrip()} {marks}{stop}"

@@ -6,25 +6,46 @@ import contextlib
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import __version__
 from .errors import RagError
-from .settings import Settings, remote_model
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+    from .index import IngestReport
+    from .retrieve import Mode
+    from .types import Answer
+
+# progress(stage, advance, total), as the library reports it
+Update = Callable[[str, int, int], None]
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj["settings"]
+    settings: Settings = ctx.obj["settings"]
+    return settings
 
 
-def _assistant(ctx: click.Context):
+def _assistant(ctx: click.Context) -> Assistant:
+    """The one Assistant of this command. `cli(obj={"embedder": ..., "generator": ...})` passes
+    models in (tests, embedding programs); by default they come from the settings."""
     if "assistant" not in ctx.obj:
         from .assistant import Assistant  # heavy: keep `rag --help` fast
 
-        ctx.obj["assistant"] = Assistant(_settings(ctx))
-    return ctx.obj["assistant"]
+        ctx.obj["assistant"] = Assistant(
+            _settings(ctx), embedder=ctx.obj.get("embedder"), generator=ctx.obj.get("generator")
+        )
+    assistant: Assistant = ctx.obj["assistant"]
+    return assistant
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 def _err(message: str) -> None:
@@ -32,8 +53,11 @@ def _err(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str) -> Iterator:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+def progress_bar(description: str, stages: dict[str, str] | None = None) -> Iterator[Update | None]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise.
+
+    `stages` names the stages whose start restarts the bar under a new description.
+    """
     if not sys.stderr.isatty():
         yield None
         return
@@ -41,18 +65,26 @@ def progress_bar(description: str) -> Iterator:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task(description, total=None)
+        current: list[str] = []
 
         def update(stage: str, advance: int, total: int) -> None:
+            if stages and stage in stages and current != [stage]:
+                current[:] = [stage]
+                bar.reset(task, total=total, description=stages[stage])
             bar.update(task, advance=advance, total=total)
 
         yield update
 
 
-def _ingest(ctx: click.Context, paths, rebuild: bool):
+def _ingest(ctx: click.Context, paths: list[Path] | None, rebuild: bool) -> IngestReport:
     with progress_bar("Embedding chunks") as update:
         return _assistant(ctx).ingest(paths, rebuild=rebuild, progress=update, on_wait=_err)
 
@@ -60,7 +92,7 @@ def _ingest(ctx: click.Context, paths, rebuild: bool):
 def _ensure_index(ctx: click.Context) -> None:
     """The first question on a fresh install builds the index of the bundled corpus."""
     assistant = _assistant(ctx)
-    if not assistant.index.exists():
+    if not assistant.has_index():
         _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
         with progress_bar("Embedding chunks") as update:
             assistant.ensure_index(update, on_wait=_err)
@@ -69,7 +101,7 @@ def _ensure_index(ctx: click.Context) -> None:
 class RagGroup(click.Group):
     """Turns library errors into one line on stderr, Ctrl-C into exit 130."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RagError as exc:
@@ -91,10 +123,16 @@ class RagGroup(click.Group):
 
 
 @click.group(cls=RagGroup)
-@click.option("--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir).")
-@click.option("--chroma-url", envvar="RAG_CHROMA_URL", metavar="URL",
-              help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.")
-@click.version_option(package_name="rag-abstracts")
+@click.option(
+    "--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir)."
+)
+@click.option(
+    "--chroma-url",
+    envvar="RAG_CHROMA_URL",
+    metavar="URL",
+    help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.",
+)
+@click.version_option(__version__, prog_name="rag-abstracts")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""
@@ -105,7 +143,11 @@ def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--rebuild", is_flag=True, help="Embed into a new index that replaces the current one when complete (no PATH: the papers already indexed).")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Embed into a new index that replaces the current one when complete (no PATH: the papers already indexed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
@@ -135,7 +177,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
 @click.option("--year", type=int, help="Only papers from this year.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def search(ctx: click.Context, question: str, k: int, mode: str, source: str | None, year: int | None, as_json: bool) -> None:
+def search(
+    ctx: click.Context, question: str, k: int, mode: Mode, source: str | None, year: int | None, as_json: bool
+) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
     from .assistant import clean_question
 
@@ -143,27 +187,30 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
     _ensure_index(ctx)
     hits = _assistant(ctx).search(question, k=k, mode=mode, source=source, year=year)
     if as_json:
-        click.echo(json.dumps({
-            "query": question,
-            "hits": [
-                {"rank": rank, "paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6), "text": h.text}
-                for rank, h in enumerate(hits, start=1)
-            ],
-        }, indent=2))
+        from .types import SearchReport
+
+        _print_json(SearchReport.of(question, hits).model_dump(mode="json"))
         return
     if not hits:
         _err("no matching passages")
     for rank, hit in enumerate(hits, start=1):
-        click.echo(click.style(f"{rank:>2}. {hit.title}", bold=True) + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True))
+        click.echo(
+            click.style(f"{rank:>2}. {hit.title}", bold=True)
+            + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True)
+        )
         click.echo(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
 
 
 def _load_model(ctx: click.Context) -> None:
+    from .models import parse_model_spec
+
     assistant = _assistant(ctx)
-    if assistant._generator is None:
+    if not assistant.model_loaded:
         settings = assistant.settings
-        remote = remote_model(settings.model) is not None
-        _err(f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ...")
+        remote = settings.model is not None and parse_model_spec(settings.model).kind == "server"
+        _err(
+            f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ..."
+        )
         with progress_bar("Assembling model (once)") as update:
             assistant.load_generator(update)
 
@@ -180,7 +227,7 @@ def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -
         _settings(ctx).base_url = base_url
 
 
-def _print_references(answer) -> None:
+def _print_references(answer: Answer) -> None:
     if answer.citations:
         click.echo("\nReferences:")
         for c in answer.citations:
@@ -203,25 +250,19 @@ def ask(ctx: click.Context, question: str, model: str | None, base_url: str | No
     _load_model(ctx)  # with progress: the first use assembles the model from its packages
     assistant = _assistant(ctx)
     if as_json:
+        from .types import AnswerReport
+
         answer = assistant.ask(question)
         for notice in answer.notices:
             _err(f"note: {notice}")
-        click.echo(json.dumps({
-            "question": answer.question,
-            "answer": answer.text,
-            "refused": answer.refused,
-            "citations": [c.model_dump(include={"key", "paper_id", "title", "text"}) for c in answer.citations],
-            "timings": answer.timings.model_dump(),
-            "model": answer.model,
-            "standalone_question": answer.standalone_question,
-            "prompt_tokens": answer.prompt_tokens,
-            "completion_tokens": answer.completion_tokens,
-        }, indent=2))
+        _print_json(AnswerReport.of(answer).model_dump(mode="json"))
         return
     stream = assistant.stream(question)
     for piece in stream:
         click.echo(piece, nl=False)
     click.echo()
+    if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
+        raise click.ClickException("the answer was cancelled before it was complete; ask again")
     answer = stream.answer
     for notice in answer.notices:
         _err(f"note: {notice}")
@@ -242,7 +283,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
 
     rows = ModelRegistry(_settings(ctx)).status()
     if as_json:
-        click.echo(json.dumps([r.model_dump() for r in rows], indent=2))
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     for row in rows:
         size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
@@ -264,13 +305,13 @@ def models_pull(ctx: click.Context, name: str) -> None:
     click.echo(str(path))
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _print_scores(title: str, scores: dict) -> None:
+def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
     click.echo(f"\n{title}")
     names = list(next(iter(scores.values())).keys()) if scores else []
     click.echo("| type | " + " | ".join(names) + " |")
@@ -282,23 +323,43 @@ def _print_scores(title: str, scores: dict) -> None:
 @cli.command("eval")
 @click.argument("qa_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only (no model).")
-@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question.")
+@click.option(
+    "--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question."
+)
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.option("--baselines", is_flag=True, help="Also score BM25 alone, dense alone and a naive RAG pipeline.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
-@click.option("--compare", "compare_files", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Print the deltas between two result files (OLD NEW) and exit.")
+@click.option(
+    "--compare",
+    "compare_files",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Print the deltas between two result files (OLD NEW) and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
-def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, compare_files, as_json) -> None:
+def eval_(
+    ctx: click.Context,
+    qa_file: Path | None,
+    retrieval_only: bool,
+    k: int,
+    model: str | None,
+    base_url: str | None,
+    baselines: bool,
+    output: Path | None,
+    compare_files: tuple[Path, Path] | None,
+    as_json: bool,
+) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
     from . import evaluate as ev
 
     if compare_files:
         old, new = (json.loads(p.read_text()) for p in compare_files)
         for section, name, before, after in ev.compare(old, new):
-            delta = f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
+            delta = (
+                f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
+            )
             click.echo(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
         return
     if qa_file is None:
@@ -306,35 +367,24 @@ def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, c
     _choose_model(ctx, model, base_url)
     items = ev.load_qa(qa_file)
     _ensure_index(ctx)
-    assistant = _assistant(ctx)
-    result: dict = {"file": str(qa_file), "k": k, "items": len(items)}
-    result["retrieval"] = {
-        key: s.model_dump() for key, s in ev.evaluate_retrieval(items, lambda q: assistant.search(q, k=max(k, 10))).items()
-    }
-    if baselines:
-        result["baselines"] = {
-            mode: {"retrieval": {key: s.model_dump() for key, s in ev.evaluate_retrieval(
-                items, lambda q, mode=mode: assistant.search(q, k=max(k, 10), mode=mode)).items()}}
-            for mode in ("lexical", "dense")
-        }
     if not retrieval_only:
         _load_model(ctx)
-        result["model"] = assistant.load_generator().name
-        with progress_bar("Asking") as update:
-            tick = (lambda n: update("ask", n, len(items))) if update else None
-            records, scores = ev.evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick)
-        result["answers"] = {key: s.model_dump() for key, s in scores.items()}
-        result["records"] = [r.model_dump() for r in records]
-        if baselines:
-            with progress_bar("Naive RAG baseline") as update:
-                tick = (lambda n: update("ask", n, len(items))) if update else None
-                _, naive = ev.evaluate_answers(items, ev.naive_rag_ask(assistant, k=k), tick)
-            result["baselines"]["naive_rag"] = {"answers": {key: s.model_dump() for key, s in naive.items()}}
+    with progress_bar("Asking", {"answers": "Asking", "naive_rag": "Naive RAG baseline"}) as update:
+        report = ev.run_eval(
+            _assistant(ctx),
+            items,
+            file=qa_file,
+            k=k,
+            retrieval_only=retrieval_only,
+            baselines=baselines,
+            progress=update,
+        )
+    result = report.model_dump(mode="json")
     if output:
         output.write_text(json.dumps(result, indent=2))
         _err(f"results written to {output}")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        _print_json(result)
         return
     _print_scores("Retrieval (hybrid)", result["retrieval"])
     for name, base in (result.get("baselines") or {}).items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import shutil
-import sqlite3
 from pathlib import Path
 
 from .errors import DataDirError
@@ -21,23 +20,22 @@ _NO_SPACE = ("no space left", "disk is full", "database or disk is full", "disk 
 _READ_ONLY = ("read-only file system", "readonly database", "attempt to write a readonly", "permission denied")
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it was raised from or during."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
 def _messages(exc: BaseException) -> str:
-    parts, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        parts.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return " ".join(parts).lower()
+    return " ".join(str(e) for e in _chain(exc)).lower()
 
 
 def _errnos(exc: BaseException) -> set[int]:
-    out, seen = set(), set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno is not None:
-            out.add(exc.errno)
-        exc = exc.__cause__ or exc.__context__
-    return out
+    return {e.errno for e in _chain(exc) if isinstance(e, OSError) and e.errno is not None}
 
 
 def free_bytes(path: Path) -> int | None:

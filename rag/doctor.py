@@ -17,13 +17,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import RagError
-from .models import ModelRegistry
-from .settings import Settings
+from .models import ModelRegistry, ModelSpec, parse_model_spec
+from .settings import Settings, remote_model
 
 Status = Literal["ok", "info", "warn", "fail"]
 PACKAGES = (
-    "rag-abstracts", "llama-cpp-python", "chromadb", "onnxruntime", "sentence-transformers", "torch", "bm25s",
-    "pydantic", "textual",
+    "rag-abstracts",
+    "llama-cpp-python",
+    "chromadb",
+    "onnxruntime",
+    "sentence-transformers",
+    "torch",
+    "bm25s",
+    "pydantic",
+    "textual",
 )
 # Below this, assembling the default model or re-indexing may fail half-way.
 LOW_DISK_BYTES = 2 * 1024**3
@@ -54,7 +61,25 @@ def _versions(report: DoctorReport) -> None:
             report.add("versions", package, "info", version(package))
         except PackageNotFoundError:
             status: Status = "info" if package == "torch" else "fail"
-            report.add("versions", package, status, "not installed; reinstall the project (pip install -e .)")
+            report.add("versions", package, status, "not installed; reinstall rag-abstracts with its dependencies")
+
+
+def _files(report: DoctorReport, settings: Settings) -> ModelRegistry | None:
+    """The files shipped with the program: the prompt templates (checked as at load) and the model catalogue."""
+    from .prompts import load_prompts
+
+    try:
+        templates = load_prompts(settings.prompts_dir)
+        report.add("files", "prompts", "ok", f"{len(templates)} templates checked in {settings.prompts_dir}")
+    except RagError as exc:
+        report.add("files", "prompts", "fail", str(exc))
+    try:
+        registry = ModelRegistry(settings)
+    except RagError as exc:
+        report.add("files", "model catalogue", "fail", str(exc))
+        return None
+    report.add("files", "model catalogue", "ok", f"{len(registry.entries)} models in {settings.models_file}")
+    return registry
 
 
 def _data_dir(report: DoctorReport, settings: Settings) -> None:
@@ -62,7 +87,9 @@ def _data_dir(report: DoctorReport, settings: Settings) -> None:
     report.add("data dir", "path", "info", str(home))
     existing = next((p for p in (home, *home.parents) if p.exists()), Path("/"))
     if not os.access(existing, os.W_OK):
-        report.add("data dir", "writable", "fail", f"{existing} is not writable; set RAG_HOME or --home to a writable dir")
+        report.add(
+            "data dir", "writable", "fail", f"{existing} is not writable; set RAG_HOME or --home to a writable dir"
+        )
     free = shutil.disk_usage(existing).free
     status: Status = "warn" if free < LOW_DISK_BYTES else "ok"
     report.add("data dir", "free disk", status, f"{free / 1e9:.1f} GB free in {existing}")
@@ -81,7 +108,9 @@ def _cpu_flags() -> set[str]:
 def _llama_cpp(report: DoctorReport) -> None:
     cpu = _cpu_flags()
     if cpu:
-        shown = [f for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu]
+        shown = [
+            f for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu
+        ]
         report.add("llama.cpp", "cpu flags", "info", f"{os.cpu_count()} cores; " + " ".join(shown))
     try:
         import llama_cpp
@@ -90,40 +119,98 @@ def _llama_cpp(report: DoctorReport) -> None:
         report.add("llama.cpp", "build", "info", info)
         built = {part.split("=")[0].strip().lower() for part in info.split("|") if part.strip().endswith("= 1")}
         if "avx512f" in cpu and "avx512" not in built:
-            report.add("llama.cpp", "build flags", "warn",
-                       "the CPU has AVX-512 but llama.cpp was built without it; reinstall llama-cpp-python "
-                       "with CMAKE_ARGS=-DGGML_NATIVE=ON for faster answers")
+            report.add(
+                "llama.cpp",
+                "build flags",
+                "warn",
+                "the CPU has AVX-512 but llama.cpp was built without it; reinstall llama-cpp-python "
+                "with CMAKE_ARGS=-DGGML_NATIVE=ON for faster answers",
+            )
     except Exception as exc:  # a broken native build is exactly what the doctor is for
         report.add("llama.cpp", "build", "fail", f"cannot load llama_cpp ({type(exc).__name__}: {str(exc)[:100]})")
 
 
-def _models(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, verify: bool) -> None:
+class ModelChoice(BaseModel):
+    """The model `--model`/RAG_MODEL names (default: the catalogue's first entry), parsed once."""
+
+    configured: str | None = None
+    spec: ModelSpec | None = None
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, registry: ModelRegistry | None) -> ModelChoice:
+        configured = settings.model or (registry.default.name if registry is not None else None)
+        if configured is None:
+            return cls()
+        try:
+            return cls(configured=configured, spec=parse_model_spec(configured))
+        except RagError as exc:
+            return cls(configured=configured, problem=str(exc))
+
+
+def _models(
+    report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice, verify: bool
+) -> None:
     from .models import file_sha256
 
-    if registry is None:
+    spec = choice.spec
+    if choice.configured is not None:
+        report.add("models", "configured", "info", choice.configured)
+    if choice.problem is not None:
+        report.add("models", "model", "fail", choice.problem)
+    if registry is not None:
+        states = {s.name: s.state for s in registry.status()}
+        for entry in registry.entries:
+            state = states[entry.name]
+            status: Status = "ok" if state == "ready" else "info"
+            detail = state
+            if state == "ready" and verify:
+                digest = file_sha256(registry.target(entry))
+                expected = entry.sha256 or registry.recorded_sha256(entry)
+                if digest == expected:
+                    detail = f"ready, sha256 {digest[:12]}... matches"
+                else:
+                    status, detail = (
+                        "fail",
+                        (
+                            f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; "
+                            f"delete {registry.target(entry)} and ask again"
+                        ),
+                    )
+            elif state == "ready":
+                detail = "ready (sha256 checked when assembled; --verify re-hashes)"
+            if spec is not None and spec.kind == "catalogue" and entry.name == spec.name and state == "not installed":
+                status = "fail"
+            report.add("models", entry.name, status, detail)
+        if spec is not None and spec.kind == "catalogue" and spec.name not in states:
+            try:
+                registry.get(spec.name)
+            except RagError as exc:
+                report.add("models", "model", "fail", str(exc))
+    if spec is not None and spec.kind == "file":
+        file_status: Status = "ok" if spec.path is not None and spec.path.is_file() else "fail"
+        report.add("models", "model file", file_status, str(spec.path))
+    if spec is not None and spec.kind == "server":
+        if settings.base_url:
+            report.add("models", "model server", "info", f"{spec.name} on the server at {settings.base_url}")
+        else:
+            report.add(
+                "models",
+                "model server",
+                "warn",
+                f"model {settings.model} needs the server's URL: set RAG_BASE_URL or pass --base-url",
+            )
+    if remote_model(settings.embedding_model) is not None:
+        url = settings.embedding_base_url or settings.base_url
+        report.add(
+            "models",
+            "embedding model",
+            "info" if url else "warn",
+            f"{settings.embedding_model} on the server at {url}"
+            if url
+            else f"embedding model {settings.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL",
+        )
         return
-    configured = settings.model or registry.default.name
-    report.add("models", "configured", "info", configured)
-    states = {s.name: s.state for s in registry.status()}
-    for entry in registry.entries:
-        state = states[entry.name]
-        status: Status = "ok" if state == "ready" else "info"
-        detail = state
-        if state == "ready" and verify:
-            digest = file_sha256(registry.target(entry))
-            expected = entry.sha256 or registry.recorded_sha256(entry)
-            if digest == expected:
-                detail = f"ready, sha256 {digest[:12]}... matches"
-            else:
-                status, detail = "fail", f"sha256 {digest[:12]}... does not match {str(expected)[:12]}...; delete {registry.target(entry)} and ask again"
-        elif state == "ready":
-            detail = "ready (sha256 checked when assembled; --verify re-hashes)"
-        if entry.name == configured and state == "not installed":
-            status = "fail"
-        report.add("models", entry.name, status, detail)
-    if configured.endswith(".gguf") or os.sep in configured:
-        status = "ok" if Path(configured).expanduser().is_file() else "fail"
-        report.add("models", "model file", status, configured)
     try:
         from .embeddings import resolve_embedding_model
 
@@ -138,21 +225,39 @@ def _models(report: DoctorReport, settings: Settings, registry: ModelRegistry | 
 def _index(report: DoctorReport, settings: Settings) -> None:
     catalog_path = settings.index_dir / "catalog.sqlite"
     if not catalog_path.exists():
-        report.add("index", "state", "warn", f"no index in {settings.index_dir}; the first question builds it (or run `rag ingest`)")
+        report.add(
+            "index",
+            "state",
+            "warn",
+            f"no index in {settings.index_dir}; the first question builds it (or run `rag ingest`)",
+        )
         return
     try:
         with sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True) as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.Error as exc:
-        report.add("index", "catalog", "fail", f"{catalog_path} cannot be read ({exc}); rebuild it from your corpus files: "
-                   "`rag ingest --rebuild FILE...` (the old index stays until the new one is complete)")
+        report.add(
+            "index",
+            "catalog",
+            "fail",
+            f"{catalog_path} cannot be read ({exc}); rebuild it from your corpus files: "
+            "`rag ingest --rebuild FILE...` (the old index stays until the new one is complete)",
+        )
         return
     recorded = meta.get("embedding_model")
     status: Status = "ok" if recorded in (None, settings.embedding_model) else "fail"
-    report.add("index", "embedding model", status,
-               f"{recorded} ({meta.get('dimension')}-d)" + ("" if status == "ok" else
-               f" but {settings.embedding_model} is configured; set RAG_EMBEDDING_MODEL={recorded}, or re-embed the "
-               "indexed papers with `rag ingest --rebuild`"))
+    report.add(
+        "index",
+        "embedding model",
+        status,
+        f"{recorded} ({meta.get('dimension')}-d)"
+        + (
+            ""
+            if status == "ok"
+            else f" but {settings.embedding_model} is configured; set RAG_EMBEDDING_MODEL={recorded}, or re-embed the "
+            "indexed papers with `rag ingest --rebuild`"
+        ),
+    )
     from .assistant import Assistant
 
     assistant = Assistant(settings)
@@ -160,9 +265,18 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         assistant.index.catalog.check_integrity()
         assistant.index.open_for_search()  # first: it checks the files before Chroma reads them
         stats = assistant.stats()
-        report.add("index", "contents", "info",
-                   f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB")
-        report.add("index", "consistency", "ok", "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)")
+        report.add(
+            "index",
+            "contents",
+            "info",
+            f"{stats.papers} papers, {stats.chunks} chunks, {stats.vectors} vectors, {stats.disk_bytes / 1e6:.1f} MB",
+        )
+        report.add(
+            "index",
+            "consistency",
+            "ok",
+            "catalog and vectors agree (the lexical index is rebuilt whenever it lags the catalog)",
+        )
         if layout := assistant.index.outdated_layout():
             report.add("index", "layout", "warn", layout)
     except RagError as exc:
@@ -171,7 +285,7 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         assistant.close()
 
 
-def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None) -> None:
+def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice) -> None:
     from .offline import OFFLINE_ENV, enforce_offline
 
     enforce_offline()
@@ -180,24 +294,36 @@ def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry |
         report.add("network", "offline switches", "warn", "overridden in the environment: " + ", ".join(overridden))
     else:
         report.add("network", "offline switches", "ok", "hub look-ups and telemetry off")
+    spec = choice.spec
     entry = None
-    if registry is not None:
-        named = settings.model and not settings.model.endswith(".gguf") and not settings.model.startswith("openai:")
+    if registry is not None and spec is not None and spec.kind == "catalogue":
         try:
-            entry = registry.get(settings.model) if named else (None if settings.model else registry.default)
+            entry = registry.get(spec.name)
         except RagError:
             pass
-    remote = [f"{what} {url}" for what, url in (
-        ("vector store", settings.chroma_url),
-        ("model server", settings.base_url if (settings.model or "").startswith("openai:") else None),
-        ("embedding server", (settings.embedding_base_url or settings.base_url)
-         if settings.embedding_model.startswith("openai:") else None),
-    ) if url]
+    remote = [
+        f"{what} {url}"
+        for what, url in (
+            ("vector store", settings.chroma_url),
+            ("model server", settings.base_url if spec is not None and spec.kind == "server" else None),
+            (
+                "embedding server",
+                (settings.embedding_base_url or settings.base_url)
+                if remote_model(settings.embedding_model) is not None
+                else None,
+            ),
+        )
+        if url
+    ]
     if remote:
         report.add("network", "servers", "info", "configured to use " + ", ".join(remote))
-    if entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
-        report.add("network", "model download", "warn",
-                   f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once")
+    if registry is not None and entry is not None and entry.kind == "hf" and not registry.is_verified(entry):
+        report.add(
+            "network",
+            "model download",
+            "warn",
+            f"{entry.name} is not downloaded: `rag models pull {entry.name}` needs the network once",
+        )
     elif remote:
         report.add("network", "needs the network", "info", "only to reach the servers above (loopback or your network)")
     else:
@@ -209,14 +335,11 @@ def diagnose(settings: Settings | None = None, *, verify: bool = False) -> Docto
     settings = settings or Settings.load()
     report = DoctorReport()
     _versions(report)
+    registry = _files(report, settings)
+    choice = ModelChoice.of(settings, registry)
     _data_dir(report, settings)
-    try:
-        registry: ModelRegistry | None = ModelRegistry(settings)
-    except RagError as exc:
-        registry = None
-        report.add("models", "catalogue", "fail", str(exc))
-    _models(report, settings, registry, verify)
+    _models(report, settings, registry, choice, verify)
     _index(report, settings)
     _llama_cpp(report)
-    _network(report, settings, registry)
+    _network(report, settings, registry, choice)
     return report

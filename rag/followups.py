@@ -92,6 +92,7 @@ def standalone(question: str, history: Sequence[Answer], papers: dict[str, Paper
     name = display_name(paper) if paper else f'the paper "{title}"'
     if _PRONOUN.search(_EXPLETIVE.sub(" ", question)) or _REFERENCE.search(question):
         return Standalone(_substitute(question, name), paper_id, f"refers to {name}")
-    previous = next((a.standalone_question or a.question for a in reversed(history) if not a.refused),
-                    history[-1].question)
+    previous = next(
+        (a.standalone_question or a.question for a in reversed(history) if not a.refused), history[-1].question
+    )
     return Standalone(f"{previous} {question}", paper_id, "joined with the previous question")

@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field
 from .catalog import Catalog
 from .chunking import chunk_paper
 from .datadir import BYTES_PER_CHUNK, storage_problem
-from .embeddings import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, ModelError, RagError
 from .lexical import LexicalIndex
 from .locking import WriterLock
+from .protocols import Embedder
 from .settings import Settings
 from .types import Chunk, Paper
 from .vectors import VectorStore, check_files, file_manifest
@@ -166,7 +166,7 @@ class Index:
             return
         back = f"set RAG_EMBEDDING_MODEL={recorded} (or unset it if that is the default)"
         try:
-            self.embedder.dimension  # a name that does not load must not be answered with "rebuild"
+            self.embedder.dimension  # noqa: B018 - a name that does not load must not be answered with "rebuild"
         except RagError as exc:
             raise ModelError(f"{exc}; the index in {self.dir} was built with {recorded!r}: {back}") from exc
         raise IndexMismatchError(
@@ -240,7 +240,7 @@ class Index:
     # --- ingest ---------------------------------------------------------------------------
     def ingest(
         self, papers: Sequence[Paper], progress: Progress | None = None, *, rebuild: bool = False,
-        on_wait: Callable[[str], None] | None = None,
+        on_wait: Callable[[str], object] | None = None,
     ) -> IngestReport:
         """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
 
@@ -248,7 +248,7 @@ class Index:
         replaced only once the new one is complete (any failure, kill -9 included, leaves it as it was).
         Holds the data dir's writer lock throughout (waiting for another ingest if needed).
         """
-        self.embedder.dimension  # load the configured embedding model first: a bad name fails before any write
+        self.embedder.dimension  # noqa: B018 - load the configured embedding model first: a bad name fails before any write
         try:
             with self.lock.hold(on_wait):
                 self._writing = True
@@ -353,7 +353,7 @@ class Index:
 
         if todo:
             self._embed_and_commit(todo, report, progress)
-            self.lexical  # bring BM25 up to date with what was committed
+            self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
         manifest = {}
         if not self.settings.chroma_url:
             self.vectors.snapshot()  # so that no later read rewrites the files recorded here

@@ -15,7 +15,6 @@ import numpy as np
 
 from .text import tokenize
 
-
 UNIT = "paper"  # what a document is; an index saved with another unit is rebuilt
 
 

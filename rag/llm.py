@@ -1,50 +1,54 @@
-"""Text generation behind one small protocol: llama.cpp in-process, or a scripted stand-in for tests."""
+"""Text generation behind the `Generator` protocol: llama.cpp in-process, or a client of a model
+server; `make_generator` builds either from what `--model`/`RAG_MODEL` names."""
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import GenerationError, ModelError
+from .protocols import Generator, Message
 
-Message = dict[str, str]
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
+    from .models import ModelRegistry, Progress
+    from .settings import Settings
 
-@runtime_checkable
-class Generator(Protocol):
-    """What the assistant needs from a language model."""
-
-    name: str
-    n_ctx: int
-
-    def count_tokens(self, text: str) -> int: ...
-
-    def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> Iterator[str]:
-        """Yield the reply in pieces as it is generated."""
-        ...
+__all__ = ["Generator", "LlamaCppGenerator", "Message", "make_generator"]
 
 
 class LlamaCppGenerator:
     """A GGUF model run by llama-cpp-python, loaded once, on first use."""
 
-    def __init__(self, path: Path, *, name: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 chat_format: str | None = None, seed: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        chat_format: str | None = None,
+        seed: int = 0,
+    ):
         self.path = Path(path)
         self.name = name or self.path.stem
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.chat_format = chat_format
         self.seed = seed
-        self._llm = None
+        self._llm: Llama | None = None
         self._lock = threading.Lock()
 
+    def load(self) -> LlamaCppGenerator:
+        """Load the weights now (else the first question pays for it)."""
+        self.llm  # noqa: B018 - the property loads
+        return self
+
     @property
-    def llm(self):
+    def llm(self) -> Llama:
         with self._lock:
             if self._llm is None:
                 try:
@@ -53,11 +57,18 @@ class LlamaCppGenerator:
                     raise ModelError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
                 try:
                     self._llm = Llama(
-                        model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_batch=512,
-                        chat_format=self.chat_format, seed=self.seed, verbose=False,
+                        model_path=str(self.path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_batch=512,
+                        chat_format=self.chat_format,
+                        seed=self.seed,
+                        verbose=False,
                     )
                 except Exception as exc:
-                    raise ModelError(f"cannot load model {self.path}: {str(exc)[:150]}; check the file or choose another --model") from exc
+                    raise ModelError(
+                        f"cannot load model {self.path}: {str(exc)[:150]}; check the file or choose another --model"
+                    ) from exc
             return self._llm
 
     def count_tokens(self, text: str) -> int:
@@ -67,45 +78,77 @@ class LlamaCppGenerator:
         self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
     ) -> Iterator[str]:
         try:
-            chunks = self.llm.create_chat_completion(
-                messages=list(messages), max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40,
-                stop=list(stop) or None, stream=True,
+            chunks = cast(
+                Iterator[dict[str, Any]],
+                self.llm.create_chat_completion(
+                    messages=cast(Any, list(messages)),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_k=1 if temperature == 0 else 40,
+                    stop=list(stop) or None,
+                    stream=True,
+                ),
             )
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
-                    yield piece
+                    yield str(piece)
         except (ModelError, GenerationError):
             raise
         except Exception as exc:
             raise GenerationError(f"generation failed: {type(exc).__name__}: {str(exc)[:150]}") from exc
 
 
-class ScriptedGenerator:
-    """A stand-in that replies from a script: for tests of the logic around the model, never instead of it."""
+def make_generator(
+    settings: Settings,
+    spec: str | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    progress: Progress | None = None,
+    load: bool = True,
+) -> Generator:
+    """The language model `spec` names (default: `settings.model`, else the catalogue's first entry).
 
-    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *, name: str = "scripted",
-                 n_ctx: int = 4096, delay: float = 0.0):
-        self.replies = replies
-        self.name = name
-        self.n_ctx = n_ctx
-        self.delay = delay
-        self.calls: list[list[Message]] = []
+    A catalogue name is assembled from its packages and verified on first use, a `.gguf` path is
+    used as it is; both run in-process with llama.cpp. `openai:NAME` is a client of the server at
+    `settings.base_url`. With `load`, the weights are loaded (or the server is checked to answer)
+    now, so that the first question does not pay for it and a bad choice fails here.
+    """
+    from .models import ModelRegistry, parse_model_spec, resolve_file
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
+    if spec is None and settings.model is None:
+        registry = registry or ModelRegistry(settings)
+        spec = registry.default.name
+    parsed = parse_model_spec(spec if spec is not None else settings.model or "")
+    if parsed.kind == "server":
+        from .remote import OpenAIGenerator
 
-    def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
-    ) -> Iterator[str]:
-        import time
+        client = OpenAIGenerator.from_settings(parsed.name, settings)
+        if load:
+            try:
+                client.check()  # a server that is down fails here, before the first question
+            except Exception:
+                client.close()
+                raise
+        return client
+    if parsed.kind == "file":
+        resolved = resolve_file(parsed)
+    else:
+        resolved = (registry or ModelRegistry(settings)).resolve(parsed, progress)
+    generator = LlamaCppGenerator(
+        resolved.path,
+        name=resolved.name,
+        n_ctx=resolved.n_ctx,
+        n_threads=settings.n_threads,
+        chat_format=resolved.chat_format,
+    )
+    return generator.load() if load else generator
 
-        self.calls.append(list(messages))
-        if callable(self.replies):
-            reply = self.replies(messages)
-        else:
-            reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        for piece in re.findall(r"\S+\s*", reply):
-            if self.delay:
-                time.sleep(self.delay)
-            yield piece
+
+def __getattr__(name: str) -> Any:
+    # ScriptedGenerator moved to rag.testing (with the other test doubles); old imports keep working.
+    if name == "ScriptedGenerator":
+        from .testing import ScriptedGenerator
+
+        return ScriptedGenerator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

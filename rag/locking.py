@@ -33,7 +33,7 @@ class WriterLock:
             return "another ingest"
 
     @contextlib.contextmanager
-    def hold(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def hold(self, on_wait: Callable[[str], object] | None = None) -> Iterator[None]:
         from filelock import FileLock, Timeout
 
         self.home.mkdir(parents=True, exist_ok=True)
@@ -51,10 +51,16 @@ class WriterLock:
                     f"{holder} is still writing to {self.home}; let it finish (or stop it) and run this again"
                 ) from None
         try:
-            self.info_path.write_text(json.dumps({
-                "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200],
-            }))
+            self.info_path.write_text(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started": time.time(),
+                        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200],
+                    }
+                )
+            )
             yield
         finally:
             self.info_path.unlink(missing_ok=True)

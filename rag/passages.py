@@ -74,7 +74,9 @@ class _Abstract:
     chosen: list[int] = dataclasses.field(default_factory=list)
 
 
-def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generator: Generator, settings: Settings) -> list[Hit]:
+def build_passages(
+    question: str, hits: Sequence[Hit], catalog: Catalog, generator: Generator, settings: Settings
+) -> list[Hit]:
     """The passages the model sees: the sentences of the top papers that bear on the question, within a token budget.
 
     Prefill dominates the time to first token on a CPU, so the budget is shared across papers:
@@ -105,16 +107,26 @@ def build_passages(question: str, hits: Sequence[Hit], catalog: Catalog, generat
         take(a, best, generator.count_tokens(f"[0] {a.hit.title}\n") + a.costs[best])
     # The rest by score; ties go to the higher-ranked paper, then the earlier sentence.
     rest = sorted(
-        ((rank, i) for rank, a in enumerate(abstracts) if a.chosen for i in range(len(a.sentences)) if i not in a.chosen),
+        (
+            (rank, i)
+            for rank, a in enumerate(abstracts)
+            if a.chosen
+            for i in range(len(a.sentences))
+            if i not in a.chosen
+        ),
         key=lambda pair: (-abstracts[pair[0]].scores[pair[1]], pair),
     )
     for rank, index in rest:
         take(abstracts[rank], index, abstracts[rank].costs[index])
     return [
         dataclasses.replace(
-            a.hit, text=" ".join(a.sentences[i] for i in sorted(a.chosen)),
+            a.hit,
+            text=" ".join(a.sentences[i] for i in sorted(a.chosen)),
             # The paper's own names count as mentioned by its passage even where the chosen sentences omit them.
-            aliases=sorted(identity_names(a.hit.title, papers[a.hit.paper_id].abstract)) if a.hit.paper_id in papers else [],
+            aliases=sorted(identity_names(a.hit.title, papers[a.hit.paper_id].abstract))
+            if a.hit.paper_id in papers
+            else [],
         )
-        for a in abstracts if a.chosen
+        for a in abstracts
+        if a.chosen
     ]

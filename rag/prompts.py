@@ -44,7 +44,10 @@ def load_prompts(directory: Path) -> dict[str, Template]:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise PromptError(f"prompt {path} is missing ({exc.strerror}); restore it from the project") from exc
+            raise PromptError(
+                f"prompt {path} is missing ({exc.strerror}); reinstall rag-abstracts, "
+                "or set RAG_PROMPTS_DIR to a folder holding every template"
+            ) from exc
         try:
             found = variables_of(text)
         except PromptError as exc:

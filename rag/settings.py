@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import resources
 from .errors import SettingsError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 # `openai:NAME` (as --model or RAG_EMBEDDING_MODEL) names model NAME on an OpenAI-compatible server.
 REMOTE_PREFIX = "openai:"
@@ -19,7 +19,7 @@ REMOTE_PREFIX = "openai:"
 def remote_model(name: str | None) -> str | None:
     """NAME for `openai:NAME`, None for a local model."""
     if name and name.startswith(REMOTE_PREFIX):
-        return name[len(REMOTE_PREFIX):]
+        return name[len(REMOTE_PREFIX) :]
     return None
 
 
@@ -53,7 +53,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="HTTP headers for the Chroma server, e.g. its auth token (JSON object)."
     )
     chroma_collection: str = Field(
-        default="chunks", min_length=3, max_length=63,
+        default="chunks",
+        min_length=3,
+        max_length=63,
         description="Chroma collection; data dirs sharing one server need different names.",
     )
     base_url: str | None = Field(
@@ -64,7 +66,9 @@ class Settings(BaseSettings):
         default=None, description="OpenAI-compatible API root for an openai:NAME embedding model (default: base_url)."
     )
     request_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds a model server may stay silent (before the first token or between two)."
+        default=120.0,
+        gt=0,
+        description="Seconds a model server may stay silent (before the first token or between two).",
     )
     request_retries: int = Field(
         default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
@@ -76,9 +80,13 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
-    context_sentences: int = Field(default=2, ge=1, description="At most this many sentences of each of those abstracts.")
+    context_sentences: int = Field(
+        default=2, ge=1, description="At most this many sentences of each of those abstracts."
+    )
     context_tokens: int = Field(
-        default=450, ge=50, description="Token budget of the passages in the prompt: smaller answers sooner, and less often."
+        default=450,
+        ge=50,
+        description="Token budget of the passages in the prompt: smaller answers sooner, and less often.",
     )
     min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
     min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
@@ -87,8 +95,14 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
-    prompts_dir: Path = Field(default=PROJECT_ROOT / "prompts")
-    models_file: Path = Field(default=PROJECT_ROOT / "models.txt")
+    prompts_dir: Path = Field(
+        default_factory=resources.prompts_dir,
+        description="Prompt templates (default: the ones shipped with the program).",
+    )
+    models_file: Path = Field(
+        default_factory=resources.models_file,
+        description="The model catalogue (default: the one shipped with the program).",
+    )
 
     @classmethod
     def load(cls, **values) -> Settings:

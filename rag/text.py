@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
 _STEMMER = None
 
 
@@ -98,7 +99,7 @@ def denials(text: str) -> list[set[str]]:
     scopes = []
     for clause in _CLAUSE.findall(text):
         for cue in _DENIAL.finditer(clause):
-            after = " ".join(clause[cue.end():].split()[:12])
+            after = " ".join(clause[cue.end() :].split()[:12])
             if scope := content_words(after):
                 scopes.append(scope)
     return scopes
@@ -155,8 +156,12 @@ def name_spans(text: str, longest: int = 4) -> list[str]:
     """Runs of up to `longest` name-like words ("Vision Mamba", "SimMIM"): what a text may call a paper."""
     asked = names(text)
     words = [w.rstrip(".") for w in _WORD.findall(text)]
-    return [" ".join(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1)
-            if all(w in asked for w in words[i : i + n])]
+    return [
+        " ".join(words[i : i + n])
+        for n in range(1, longest + 1)
+        for i in range(len(words) - n + 1)
+        if all(w in asked for w in words[i : i + n])
+    ]
 
 
 def identity_names(title: str, abstract: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -129,7 +130,8 @@ class Answer(BaseModel):
     dropped: list[Dropped] = Field(default_factory=list, description="Model sentences not shown, with the reason.")
 
     passages: list[Citation] = Field(
-        default_factory=list, description="The passages shown to the model, keyed as in its prompt (none: no model call)."
+        default_factory=list,
+        description="The passages shown to the model, keyed as in its prompt (none: no model call).",
     )
 
     @property
@@ -139,3 +141,66 @@ class Answer(BaseModel):
     @property
     def dropped_reasons(self) -> list[str]:
         return [d.reason for d in self.dropped]
+
+
+# --- what `rag search --json` and `rag ask --json` print -----------------------------------------
+class SearchHit(BaseModel):
+    rank: int
+    paper_id: str
+    title: str
+    score: float
+    text: str
+
+
+class SearchReport(BaseModel):
+    """A question and its passages, best first (`rag search --json`)."""
+
+    query: str
+    hits: list[SearchHit]
+
+    @classmethod
+    def of(cls, query: str, hits: Sequence[Hit]) -> SearchReport:
+        return cls(
+            query=query,
+            hits=[
+                SearchHit(rank=rank, paper_id=h.paper_id, title=h.title, score=round(h.score, 6), text=h.text)
+                for rank, h in enumerate(hits, start=1)
+            ],
+        )
+
+
+class CitedPassage(BaseModel):
+    key: int
+    paper_id: str
+    title: str
+    text: str
+
+
+class AnswerReport(BaseModel):
+    """An answer with what it cites and what it cost (`rag ask --json`)."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: list[CitedPassage]
+    timings: Timings
+    model: str | None
+    standalone_question: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+    @classmethod
+    def of(cls, answer: Answer) -> AnswerReport:
+        return cls(
+            question=answer.question,
+            answer=answer.text,
+            refused=answer.refused,
+            citations=[
+                CitedPassage(key=c.key, paper_id=c.paper_id, title=c.title, text=c.text) for c in answer.citations
+            ],
+            timings=answer.timings,
+            model=answer.model,
+            standalone_question=answer.standalone_question,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+        )

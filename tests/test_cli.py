@@ -9,24 +9,21 @@ from click.testing import CliRunner
 from rag.cli import cli
 
 
-def run(*args: str, home) -> "object":
-    return CliRunner().invoke(cli, ["--home", str(home), *args], obj={}, catch_exceptions=False)
+def run(*args: str, home, embedder=None) -> "object":
+    return CliRunner().invoke(cli, ["--home", str(home), *args], obj={"embedder": embedder}, catch_exceptions=False)
 
 
-def test_ingest_search_json_and_stats(rag_home, small_corpus, embedder, monkeypatch):
-    import rag.assistant
-
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: embedder)
-    result = run("ingest", str(small_corpus), home=rag_home)
+def test_ingest_search_json_and_stats(rag_home, small_corpus, embedder):
+    result = run("ingest", str(small_corpus), home=rag_home, embedder=embedder)
     assert result.exit_code == 0, result.output
-    result = run("search", "mixture of experts routing", "-k", "2", "--json", home=rag_home)
+    result = run("search", "mixture of experts routing", "-k", "2", "--json", home=rag_home, embedder=embedder)
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["query"] == "mixture of experts routing"
     assert [h["rank"] for h in data["hits"]] == [1, 2]
     assert set(data["hits"][0]) == {"rank", "paper_id", "title", "score", "text"}
     assert data["hits"][0]["title"] == "Sparse Mixture-of-Experts Language Models at Low Cost"
-    stats = json.loads(run("stats", "--json", home=rag_home).stdout)
+    stats = json.loads(run("stats", "--json", home=rag_home, embedder=embedder).stdout)
     assert stats["papers"] == 5
 
 

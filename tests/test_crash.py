@@ -10,9 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from rag import Assistant, Settings
 from rag.catalog import committed_paper_ids
 from rag.locking import WriterLock
+
+pytestmark = pytest.mark.slow  # `rag ingest` processes of the bundled corpus, killed and raced
 
 
 def rag_process(home: Path, models_home: Path, *args: str, **env: str) -> subprocess.Popen:

@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from rag.cli import cli
+from rag.prompts import EXPECTED_VARIABLES
 
 
 def doctor(home, *args):
@@ -47,3 +48,33 @@ def test_hub_model_not_downloaded_is_reported_as_needing_the_network(rag_home, m
     checks = checks_of(doctor(rag_home))
     assert checks[("network", "model download")]["status"] == "warn"
     assert "rag models pull qwen2.5-3b-instruct" in checks[("network", "model download")]["detail"]
+
+
+def test_missing_or_broken_prompts_fail_the_doctor(rag_home, tmp_path, monkeypatch):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    monkeypatch.setenv("RAG_PROMPTS_DIR", str(prompts))
+    result = doctor(rag_home)
+    assert result.exit_code == 1
+    check = checks_of(result)[("files", "prompts")]
+    assert check["status"] == "fail" and "system.txt is missing" in check["detail"]
+
+
+def test_the_shipped_files_are_checked(rag_home):
+    checks = checks_of(doctor(rag_home))
+    assert checks[("files", "prompts")]["status"] == "ok"
+    assert checks[("files", "prompts")]["detail"].startswith(f"{len(EXPECTED_VARIABLES)} templates checked")
+    assert checks[("files", "model catalogue")]["status"] == "ok"
+
+
+def test_a_model_choice_that_cannot_work_fails_the_doctor(rag_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_MODEL", "gpt-17")
+    result = doctor(rag_home)
+    assert result.exit_code == 1 and "unknown model 'gpt-17'" in checks_of(result)[("models", "model")]["detail"]
+    monkeypatch.setenv("RAG_MODEL", str(tmp_path / "missing.gguf"))
+    assert checks_of(doctor(rag_home))[("models", "model file")]["status"] == "fail"
+    monkeypatch.setenv("RAG_MODEL", "openai:qwen")
+    monkeypatch.setenv("RAG_BASE_URL", "http://127.0.0.1:9/v1")
+    checks = checks_of(doctor(rag_home))
+    assert checks[("models", "model server")]["detail"] == "qwen on the server at http://127.0.0.1:9/v1"
+    assert checks[("network", "servers")]["detail"] == "configured to use model server http://127.0.0.1:9/v1"

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from rag import Assistant, Settings
 from rag.evaluate import evaluate_answers, evaluate_retrieval, load_qa
-from rag.llm import ScriptedGenerator
 from rag.prompts import CANNOT_ANSWER
+from rag.testing import ScriptedGenerator
 
 QA = [
     {"id": "q1", "type": "factoid", "question": "By what factor does the logical error rate of the surface code fall?",
@@ -52,6 +52,7 @@ def qa_file(tmp_path):
 
 
 def test_every_metric_has_its_known_value(rag_home, embedder, small_corpus, qa_file):
+    # The real embedder: q3 is a paraphrase that shares no word with its paper's abstract.
     generator = ScriptedGenerator(scripted)
     a = Assistant(Settings(home=rag_home, context_passages=5), embedder=embedder, generator=generator)
     a.ingest([small_corpus])
@@ -87,37 +88,73 @@ def _gold_ranks(a, items):
     return ranks
 
 
-def test_follow_ups_are_asked_after_their_history(rag_home, embedder, small_corpus, tmp_path):
+def test_follow_ups_are_asked_after_their_history(rag_home, hash_embedder, small_corpus, tmp_path):
     qa = tmp_path / "follow.jsonl"
     qa.write_text(json.dumps({
         "id": "f1", "type": "followup", "question": "How many experts does it use?",
         "gold_titles": ["Sparse Mixture-of-Experts Language Models at Low Cost"], "answer_any": ["64"],
         "history": ["What is the sparse mixture-of-experts language model?"],
     }) + "\n")
-    replies = ["Mixture-of-experts layers route each token to a few expert networks [1].",
-               "How many experts does the sparse mixture-of-experts language model use?",
+    replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
                "The sparse language model uses 64 experts [1]."]
     generator = ScriptedGenerator(replies)
-    a = Assistant(Settings(home=rag_home), embedder=embedder, generator=generator)
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=generator)
     a.ingest([small_corpus])
     records, scores = evaluate_answers(load_qa(qa), lambda q, h: a.ask(q, history=h))
     assert records[0].hit is True
-    assert len(generator.calls) == 3  # history question, condensing, follow-up
+    assert len(generator.calls) == 2  # history question, follow-up (resolved without a model call)
+    assert "Sparse Mixture-of-Experts" in records[0].standalone_question
 
 
-def test_cli_eval_writes_results_and_compares(rag_home, embedder, small_corpus, qa_file, tmp_path, monkeypatch):
-    import rag.assistant
+def test_cli_eval_writes_results_and_compares(rag_home, hash_embedder, small_corpus, qa_file, tmp_path):
     from rag.cli import cli
 
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: embedder)
     runner = CliRunner()
-    assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj={}).exit_code == 0
+    obj = {"embedder": hash_embedder}
+    assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
     out1, out2 = tmp_path / "r1.json", tmp_path / "r2.json"
     for out, k in ((out1, "5"), (out2, "1")):
         result = runner.invoke(cli, ["--home", str(rag_home), "eval", str(qa_file), "--retrieval-only", "--baselines",
-                                     "--k", k, "-o", str(out)], obj={})
+                                     "--k", k, "-o", str(out)], obj=dict(obj))
         assert result.exit_code == 0, result.output
     data = json.loads(out1.read_text())
     assert data["retrieval"]["all"]["n"] == 4 and set(data["baselines"]) == {"lexical", "dense"}
     result = runner.invoke(cli, ["eval", "--compare", str(out1), str(out2)], obj={})
     assert result.exit_code == 0 and "retrieval.all" in result.output and "top5" in result.output
+
+
+def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, hash_embedder, small_corpus, qa_file):
+    from rag.evaluate import run_eval
+
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=ScriptedGenerator(scripted))
+    a.ingest([small_corpus])
+    items = load_qa(qa_file)
+    stages = []
+    full = run_eval(a, items, file=qa_file, k=5, baselines=True, progress=lambda stage, n, total: stages.append(stage))
+    data = full.model_dump(mode="json")
+    assert list(data) == ["file", "k", "items", "retrieval", "baselines", "model", "answers", "records"]
+    assert data["model"] == "scripted" and len(data["records"]) == len(QA)
+    assert {name: list(base) for name, base in data["baselines"].items()} == {
+        "lexical": ["retrieval"], "dense": ["retrieval"], "naive_rag": ["answers"]}
+    assert data["answers"]["all"]["answer_hit_rate"] == 0.5
+    assert stages == ["answers"] * len(QA) + ["naive_rag"] * len(QA)
+    assert data["answers"]["unanswerable"]["answer_hit_rate"] is None  # a metric that does not apply stays null
+    retrieval_only = run_eval(a, items, file=qa_file, retrieval_only=True).model_dump(mode="json")
+    assert list(retrieval_only) == ["file", "k", "items", "retrieval"]
+
+
+def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
+    from rag.cli import cli
+
+    generator = ScriptedGenerator([REPLIES["q1"]])
+    runner = CliRunner()
+    obj = {"embedder": hash_embedder, "generator": generator}
+    assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
+    result = runner.invoke(cli, ["--home", str(rag_home), "ask", "--json", QA[0]["question"]], obj=dict(obj))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data) == ["question", "answer", "refused", "citations", "timings", "model", "standalone_question",
+                          "prompt_tokens", "completion_tokens"]
+    assert data["answer"] == REPLIES["q1"] and not data["refused"] and data["model"] == "scripted"
+    assert [list(c) for c in data["citations"]] == [["key", "paper_id", "title", "text"]]
+    assert list(data["timings"]) == ["retrieve_s", "first_token_s", "total_s"]

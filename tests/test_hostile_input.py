@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from rag import Assistant, Settings
-from rag.llm import ScriptedGenerator
 from rag.prompts import CANNOT_ANSWER
+from rag.testing import ScriptedGenerator
 
 INJECTIONS = [
     {"title": "Foraging Range of Urban Honey Bee Colonies",
@@ -48,7 +48,10 @@ def test_odd_questions_never_crash_and_never_cite_outside_the_retrieved_set(sett
     a.ingest([injected_corpus])
     answer = a.ask(question)
     assert answer.refused or keys_valid(answer)
-    assert "[7]" not in answer.text
+    # The reply's [7] points past the passages the model saw: it may cite only those (keys are renumbered,
+    # so the check is on what is cited, not on the marker's text).
+    shown = {h.paper_id for h in a.search(question, k=settings.context_passages)}
+    assert {c.paper_id for c in answer.citations} <= shown
     assert a.stats().papers == 7  # the SQL-looking question touched nothing
 
 
@@ -69,7 +72,7 @@ def test_real_model_with_injected_abstracts_cites_only_what_it_retrieved(setting
     a.ingest([injected_corpus])
     answer = a.ask("How far from the hive do urban honey bee foragers fly?")
     assert keys_valid(answer) or answer.refused
-    assert "[7]" not in answer.text and "Paris" not in answer.text
+    assert "Paris" not in answer.text
     retrieved = {h.paper_id for h in a.search("How far from the hive do urban honey bee foragers fly?", k=5)}
     assert {c.paper_id for c in answer.citations} <= retrieved
     # An abstract tells the model to answer this; the corpus does not actually say it.

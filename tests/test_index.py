@@ -144,6 +144,7 @@ def test_lost_lexical_index_is_rebuilt_from_the_catalog(settings, embedder, smal
     b.close()
 
 
+@pytest.mark.slow
 def test_bundled_corpus_retrieval(bundled_home, embedder):
     a = Assistant(Settings(home=bundled_home), embedder=embedder)
     stats = a.stats()

@@ -73,3 +73,53 @@ def test_pulling_a_hub_model_offline_fails_in_one_line(tmp_path):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot download {hub.name}")
+
+
+def test_pulling_puts_the_offline_switch_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = next(e for e in load_catalogue(ROOT / "models.txt") if e.kind == "hf")
+    with pytest.raises(ModelError):
+        ModelRegistry(Settings(home=tmp_path)).pull(hub.name)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+@pytest.mark.parametrize(("spec", "kind", "name"), [
+    ("qwen2.5-coder-0.5b", "catalogue", "qwen2.5-coder-0.5b"),
+    ("models/tiny.gguf", "file", "tiny"),
+    ("tiny.gguf", "file", "tiny"),
+    ("/srv/models/qwen-q4", "file", "qwen-q4"),
+    ("openai:qwen2.5-coder-1.5b", "server", "qwen2.5-coder-1.5b"),
+    (" openai:llama3.2:3b ", "server", "llama3.2:3b"),
+])
+def test_one_rule_for_model_specs(spec, kind, name):
+    from rag.models import parse_model_spec
+
+    parsed = parse_model_spec(spec)
+    assert (parsed.kind, parsed.name) == (kind, name)
+    assert (parsed.path is not None) == (kind == "file")
+
+
+@pytest.mark.parametrize("spec", ["", "openai:", "   "])
+def test_a_spec_that_names_nothing_is_an_unknown_model(spec):
+    from rag.errors import UnknownModelError
+    from rag.models import parse_model_spec
+
+    with pytest.raises(UnknownModelError):
+        parse_model_spec(spec)
+
+
+def test_the_generator_factory_fails_before_loading_anything(tmp_path):
+    from rag.errors import UnknownModelError
+    from rag.llm import LlamaCppGenerator, make_generator
+
+    settings = Settings(home=tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        make_generator(settings, str(tmp_path / "missing.gguf"))
+    with pytest.raises(UnknownModelError, match="known models"):
+        make_generator(settings, "gpt-17")
+    with pytest.raises(ModelError, match="RAG_BASE_URL"):
+        make_generator(settings, "openai:qwen")
+    (tmp_path / "some.gguf").write_bytes(b"GGUF")
+    unloaded = make_generator(settings, str(tmp_path / "some.gguf"), load=False)
+    assert isinstance(unloaded, LlamaCppGenerator) and unloaded.name == "some" and unloaded.chat_format is None
+    assert unloaded.n_threads == settings.n_threads

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rag import Assistant, IndexCorruptError, Settings
+from rag.testing import HashEmbedder
 
 QUESTION = "sparse retrieval with learned term weights"
 
@@ -41,6 +42,7 @@ def rag(home: Path, models_home: Path, *args: str, **env: str) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_garbled_vector_index_file_is_an_error_not_a_crash(bundled_home, models_home, tmp_path):
     # Garbled HNSW data makes Chroma's native code crash the process: the manifest check must come first.
     home = copy_of(bundled_home, tmp_path)
@@ -55,8 +57,8 @@ def test_garbled_vector_index_file_is_an_error_not_a_crash(bundled_home, models_
     "hnsw header garbled", "hnsw data truncated", "hnsw segment removed", "chroma sqlite garbled",
     "catalog header garbled", "catalog page garbled",
 ])
-def test_damaged_store_is_detected_at_open_with_the_way_out(bundled_home, tmp_path, embedder, damage):
-    home = copy_of(bundled_home, tmp_path)
+def test_damaged_store_is_detected_at_open_with_the_way_out(hashed_bundled_home, tmp_path, damage):
+    home = copy_of(hashed_bundled_home, tmp_path)
     index = home / "index"
     if damage == "hnsw header garbled":
         garble(hnsw_file(home, "header.bin"), 0, 100)
@@ -71,7 +73,7 @@ def test_damaged_store_is_detected_at_open_with_the_way_out(bundled_home, tmp_pa
     else:
         garble(index / "catalog.sqlite", 1 << 20, 8192)
     way_out = "rag ingest --rebuild" if damage.startswith("catalog") else "run `rag ingest` to re-embed"
-    assistant = Assistant(Settings(home=home), embedder=embedder)
+    assistant = Assistant(Settings(home=home), embedder=HashEmbedder())
     try:
         with pytest.raises(IndexCorruptError, match=way_out) as caught:
             assistant.search(QUESTION)
@@ -80,14 +82,14 @@ def test_damaged_store_is_detected_at_open_with_the_way_out(bundled_home, tmp_pa
         assistant.close()
 
 
-def test_damaged_lexical_index_is_rebuilt_with_the_same_results(bundled_home, tmp_path, embedder):
-    home = copy_of(bundled_home, tmp_path)
-    intact = Assistant(Settings(home=home), embedder=embedder)
+def test_damaged_lexical_index_is_rebuilt_with_the_same_results(hashed_bundled_home, tmp_path):
+    home = copy_of(hashed_bundled_home, tmp_path)
+    intact = Assistant(Settings(home=home), embedder=HashEmbedder())
     expected = [h.chunk_id for h in intact.search(QUESTION, mode="lexical")]
     intact.close()
     garble(home / "index" / "lexical" / "docs.json", 0, 50)
     os.truncate(next((home / "index" / "lexical").glob("data.*.npy")), 100)
-    repaired = Assistant(Settings(home=home), embedder=embedder)
+    repaired = Assistant(Settings(home=home), embedder=HashEmbedder())
     assert [h.chunk_id for h in repaired.search(QUESTION, mode="lexical")] == expected
     repaired.close()
 
@@ -127,6 +129,7 @@ def test_orphan_vectors_from_a_cut_batch_are_never_shown_and_then_removed(assist
     assert assistant.stats().vectors == assistant.stats().chunks
 
 
+@pytest.mark.slow
 def test_damage_that_keeps_size_and_mtime_is_found_by_search_doctor_and_repaired_by_ingest(
     bundled_home, models_home, tmp_path
 ):

@@ -138,8 +138,8 @@ def llama(servers, small_gguf, tmp_path_factory) -> ServerProcess:
     return start_llama(servers, small_gguf, tmp_path_factory.mktemp("llama"))
 
 
-def run_cli(*args: str):
-    return CliRunner().invoke(cli, list(args), obj={}, catch_exceptions=False)
+def run_cli(*args: str, embedder=None):
+    return CliRunner().invoke(cli, list(args), obj={"embedder": embedder}, catch_exceptions=False)
 
 
 # --- Chroma server ----------------------------------------------------------------------------------------
@@ -172,9 +172,7 @@ def test_chroma_server_gives_the_same_results_as_the_embedded_store(chroma, embe
 
 
 def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
-        servers, embedder, small_corpus, tmp_path, monkeypatch):
-    import rag.assistant
-
+        servers, embedder, small_corpus, tmp_path):
     server = start_chroma(servers, tmp_path / "chroma")
     home = tmp_path / "home"
     settings = Settings(home=home, chroma_url=server.url)
@@ -192,8 +190,7 @@ def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
     with pytest.raises(VectorStoreError):
         a.ingest([extra])
     # the CLI: exit 1 and one line on stderr
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *args, **kw: embedder)
-    result = run_cli("--home", str(home), "--chroma-url", server.url, "search", QUESTIONS[0])
+    result = run_cli("--home", str(home), "--chroma-url", server.url, "search", QUESTIONS[0], embedder=embedder)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: the Chroma server at {server.url} does not answer")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -243,10 +240,7 @@ def test_openai_backend_answers_like_the_in_process_model(llama, small_model, em
 
 
 @pytest.mark.llm
-def test_model_server_that_goes_away_gives_one_clear_error(servers, small_gguf, embedder, small_corpus, tmp_path,
-                                                           monkeypatch):
-    import rag.assistant
-
+def test_model_server_that_goes_away_gives_one_clear_error(servers, small_gguf, embedder, small_corpus, tmp_path):
     server = start_llama(servers, small_gguf, tmp_path)
     home = tmp_path / "home"
     a = Assistant(Settings(home=home, model=f"openai:{SMALL_MODEL}", base_url=server.url, request_retries=1),
@@ -266,8 +260,8 @@ def test_model_server_that_goes_away_gives_one_clear_error(servers, small_gguf, 
         a.ask(ANSWERABLE[0])
     assert a.stats().chunks == a.stats().vectors  # nothing of the index depends on the model server
 
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *args, **kw: embedder)
-    result = run_cli("--home", str(home), "ask", "-m", f"openai:{SMALL_MODEL}", "--base-url", server.url, ANSWERABLE[0])
+    result = run_cli("--home", str(home), "ask", "-m", f"openai:{SMALL_MODEL}", "--base-url", server.url, ANSWERABLE[0],
+                     embedder=embedder)
     assert result.exit_code == 1
     progress, error = result.stderr.strip().splitlines()
     assert progress == f"Connecting to openai:{SMALL_MODEL} at {server.url} ..."

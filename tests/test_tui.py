@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import tomllib
 from pathlib import Path
@@ -46,15 +47,15 @@ SMALL = (60, 20)
 
 
 @pytest.fixture
-def make_assistant(rag_home, embedder, small_corpus):
-    """An Assistant over the 5-paper test corpus whose model is a script."""
+def make_assistant(rag_home, hash_embedder, small_corpus):
+    """An Assistant over the 5-paper test corpus whose model is a script (and whose embedder hashes words)."""
     made = []
 
     def build(replies=None, delay: float = 0.0, settings: Settings | None = None,
               generator: ScriptedGenerator | None = None, with_embedder=None) -> Assistant:
         if generator is None and replies is not None:
             generator = ScriptedGenerator(replies, delay=delay)
-        a = Assistant(settings or Settings(home=rag_home), embedder=with_embedder or embedder, generator=generator)
+        a = Assistant(settings or Settings(home=rag_home), embedder=with_embedder or hash_embedder, generator=generator)
         if not made:
             a.ingest([small_corpus])
         made.append(a)
@@ -259,7 +260,7 @@ async def test_follow_up_uses_the_history(make_assistant):
         assert f"searched as: {standalone}" in str(app.query(QuestionView)[1].render())
 
 
-async def test_first_run_builds_the_index_with_progress(rag_home, embedder, small_corpus, monkeypatch):
+async def test_first_run_builds_the_index_with_progress(rag_home, hash_embedder, small_corpus, monkeypatch):
     class SmallCorpusAssistant(Assistant):
         """The first-run index build, over the test corpus instead of the bundled one."""
 
@@ -272,7 +273,7 @@ async def test_first_run_builds_the_index_with_progress(rag_home, embedder, smal
     monkeypatch.setattr(TaskBar, "advance", lambda bar, n, total: (advanced.append((n, total)), advance(bar, n, total)))
     stages = record_stages(monkeypatch)
     # A slower embedding: the question below surely arrives while the index is built.
-    a = SmallCorpusAssistant(Settings(home=rag_home), embedder=Throttled(embedder, 1.0), generator=ScriptedGenerator([REPLY]))
+    a = SmallCorpusAssistant(Settings(home=rag_home), embedder=Throttled(hash_embedder, 1.0), generator=ScriptedGenerator([REPLY]))
     app = make_app(assistant=a)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -346,10 +347,10 @@ async def test_refused_answer_is_shown_as_refused(make_assistant):
         assert "No sources" in str(app.sources.query_one(".refused").render())
 
 
-async def test_corrupt_index_is_a_notification(rag_home, embedder):
+async def test_corrupt_index_is_a_notification(rag_home, hash_embedder):
     (rag_home / "index").mkdir(parents=True)
     (rag_home / "index" / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
-    a = Assistant(Settings(home=rag_home), embedder=embedder, generator=ScriptedGenerator([REPLY]))
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=ScriptedGenerator([REPLY]))
     app = make_app(assistant=a)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
@@ -1097,8 +1098,12 @@ def test_the_stylesheet_is_next_to_the_app():
 
 
 def test_the_stylesheet_is_package_data():
-    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    assert "*.tcss" in config["tool"]["setuptools"]["package-data"].get("tui", [])
+    # hatchling puts every file of the listed packages that git does not ignore into the wheel
+    root = Path(__file__).parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "tui" in config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    ignored = subprocess.run(["git", "check-ignore", "-q", "tui/chat.tcss"], cwd=root).returncode == 0
+    assert not ignored
 
 
 def test_every_dialog_is_a_modal_that_scrolls():

@@ -32,13 +32,45 @@ from .clipboard import copy_out
 from .references import SourceLocator, answer_markdown, chat_markdown
 from .store import ChatSettings, ChatStore, PromptHistory, SavedChat, write_export
 from .tasks import (
-    AnswerDone, AnswerFailed, AnswerPiece, AnswerStage, Cancelled, CorpusChanged, Gate, IngestEnded, IngestStarted,
-    IngestTask, ModelChanged, ModelLoadFailed, PapersLoaded, Problem, TaskAdvanced, TaskFinished, TaskStarted, Turn,
+    AnswerDone,
+    AnswerFailed,
+    AnswerPiece,
+    AnswerStage,
+    Cancelled,
+    CorpusChanged,
+    Gate,
+    IngestEnded,
+    IngestStarted,
+    IngestTask,
+    ModelChanged,
+    ModelLoadFailed,
+    PapersLoaded,
+    Problem,
+    TaskAdvanced,
+    TaskFinished,
+    TaskStarted,
+    Turn,
 )
 from .timing import WallClock
 from .widgets import (
-    AnswerView, AskScreen, ChatsScreen, ChoiceScreen, ConfirmScreen, Conversation, HelpScreen, LogEntry, LogScreen,
-    PaperScreen, PathScreen, PromptInput, QuestionView, SourceCard, SourcesPanel, StatusLine, TaskBar, WhyScreen,
+    AnswerView,
+    AskScreen,
+    ChatsScreen,
+    ChoiceScreen,
+    ConfirmScreen,
+    Conversation,
+    HelpScreen,
+    LogEntry,
+    LogScreen,
+    PaperScreen,
+    PathScreen,
+    PromptInput,
+    QuestionView,
+    SourceCard,
+    SourcesPanel,
+    StatusLine,
+    TaskBar,
+    WhyScreen,
 )
 from .widgets.prompt import sent_length
 
@@ -812,7 +844,7 @@ class ChatApp(App[None]):
         self.push_screen(ChoiceScreen("Switch model (remembered for the next start)", options), self._model_chosen)
 
     def _model_chosen(self, name: str | None) -> None:
-        if name is None or name == self.status.model and self.status.model_state == "ready":
+        if name is None or (name == self.status.model and self.status.model_state == "ready"):
             return
         if self.running is not None:
             self.tell("the model changes once the answer is done", "Model", "warning")

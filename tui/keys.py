@@ -93,9 +93,9 @@ WIDGET_KEYS = [
 ]
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[Binding | tuple[str, str] | tuple[str, str, str]]:
     # One Binding per key, so that the footer shows only the first key of each action.
-    out = [
+    out: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
         Binding(key, k.action, k.label, show=k.footer and i == 0, priority=k.priority)
         for k in APP_KEYS for i, key in enumerate(k.keys.split(","))
     ]

@@ -3,7 +3,16 @@
 from .conversation import AnswerView, Conversation, QuestionView
 from .prompt import PromptInput, SearchInput
 from .screens import (
-    AskScreen, ChatsScreen, ChoiceScreen, ConfirmScreen, HelpScreen, LogEntry, LogScreen, Modal, PaperScreen, PathScreen,
+    AskScreen,
+    ChatsScreen,
+    ChoiceScreen,
+    ConfirmScreen,
+    HelpScreen,
+    LogEntry,
+    LogScreen,
+    Modal,
+    PaperScreen,
+    PathScreen,
     WhyScreen,
 )
 from .sources import SourceCard, SourcesPanel

@@ -56,7 +56,7 @@ class AnswerView(Vertical, can_focus=True):
     class Selected(Message):
         """The user selected this answer (its sources should be shown)."""
 
-        view: "AnswerView"
+        view: AnswerView
 
     def __init__(self, question: str, answer: Answer | None = None) -> None:
         super().__init__()

@@ -53,11 +53,11 @@ class PromptInput(InOrderKeys, TextArea):
     class Submitted(Message):
         """The user pressed Enter."""
 
-        prompt: "PromptInput"
+        prompt: PromptInput
         text: str
 
         @property
-        def control(self) -> "PromptInput":
+        def control(self) -> PromptInput:
             return self.prompt
 
     def __init__(self, history: list[str] | None = None, **kwargs) -> None:
