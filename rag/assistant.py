@@ -13,6 +13,7 @@ from .embeddings import Embedder
 from .errors import CorpusError, EmptyQuestionError
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
+from .safety import SafeGenerator
 from .settings import Settings, remote_model
 from .llm import Generator
 from .models import ModelRegistry
@@ -78,7 +79,7 @@ class Assistant:
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
         report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
-        report.files, report.papers_read = read.files, len(read.papers)
+        report.files, report.papers_read, report.sanitized = read.files, len(read.papers), read.sanitized
         report.problems = read.problems + report.problems
         return report
 
@@ -184,7 +185,7 @@ class Assistant:
         generator = None
         standalone = text
         if history:
-            generator = self.load_generator()
+            generator = SafeGenerator(self.load_generator())
             standalone = condense(text, history, generator, prompts)
         hits = self.retriever.search(standalone, self.settings.candidates_for_answer)
         timings = Timings(retrieve_s=time.perf_counter() - started)
@@ -193,7 +194,7 @@ class Assistant:
             stream.answer = refusal(text, standalone, timings, notices, None, "nothing relevant was retrieved")
             yield stream.answer.text
             return
-        generator = generator or self.load_generator()
+        generator = generator or SafeGenerator(self.load_generator())  # model output is untrusted text too
         passages = build_passages(standalone, hits, self.index.catalog, generator, self.settings)
         yield from generate_answer(
             stream, question=text, standalone=standalone, passages=passages, generator=generator, prompts=prompts,

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .errors import RagError
+from .safety import terminal_safe
 from .settings import Settings, remote_model
 
 
@@ -27,8 +28,18 @@ def _assistant(ctx: click.Context):
     return ctx.obj["assistant"]
 
 
+def _out(text: str = "", *, nl: bool = True) -> None:
+    """Text to stdout, without control characters or escape sequences (corpus and model text is untrusted)."""
+    click.echo(terminal_safe(text), nl=nl)
+
+
 def _err(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(terminal_safe(message), err=True)
+
+
+def _json(value) -> None:
+    """JSON to stdout; json.dumps escapes every control and non-ASCII character."""
+    click.echo(json.dumps(value, indent=2))
 
 
 @contextlib.contextmanager
@@ -73,7 +84,7 @@ class RagGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RagError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(terminal_safe(str(exc))) from exc
         except sqlite3.DatabaseError as exc:  # a damaged page the open-time checks did not reach
             raise click.ClickException(
                 f"the index catalog is damaged ({' '.join(str(exc).split())[:100]}); run `rag ingest --rebuild`"
@@ -111,13 +122,15 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
     for problem in report.problems:
         _err(f"warning: {problem}")
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        _json(report.model_dump(mode="json"))
         return
     _err(
         f"{report.files} files, {report.papers_read} papers read, {report.unique_papers} unique: "
         f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged "
         f"({report.chunks_added} chunks embedded) in {report.seconds:.1f} s"
     )
+    if report.sanitized:
+        _err(f"{report.sanitized} papers held control characters or terminal escape sequences; they were removed")
 
 
 @cli.command()
@@ -147,8 +160,9 @@ def search(ctx: click.Context, question: str, k: int, mode: str, source: str | N
     if not hits:
         _err("no matching passages")
     for rank, hit in enumerate(hits, start=1):
-        click.echo(click.style(f"{rank:>2}. {hit.title}", bold=True) + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True))
-        click.echo(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
+        title = terminal_safe(hit.title)
+        click.echo(click.style(f"{rank:>2}. {title}", bold=True) + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True))
+        _out(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
 
 
 def _load_model(ctx: click.Context) -> None:
@@ -175,9 +189,9 @@ def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -
 
 def _print_references(answer) -> None:
     if answer.citations:
-        click.echo("\nReferences:")
+        _out("\nReferences:")
         for c in answer.citations:
-            click.echo(f"[{c.key}] {c.title}")
+            _out(f"[{c.key}] {c.title}")
 
 
 @cli.command()
@@ -213,8 +227,8 @@ def ask(ctx: click.Context, question: str, model: str | None, base_url: str | No
         return
     stream = assistant.stream(question)
     for piece in stream:
-        click.echo(piece, nl=False)
-    click.echo()
+        _out(piece, nl=False)
+    _out()
     answer = stream.answer
     for notice in answer.notices:
         _err(f"note: {notice}")
@@ -241,7 +255,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
         mark = "*" if row.default else " "
         where = f"  {row.path}" if row.path else ""  # the file to give a model server (README: Scaling out)
-        click.echo(f"{mark} {row.name:<24} {size:>8}  {row.state}{where}")
+        _out(f"{mark} {row.name:<24} {size:>8}  {row.state}{where}")
     click.echo("(* default; choose with --model NAME or RAG_MODEL)")
 
 
@@ -254,7 +268,7 @@ def models_pull(ctx: click.Context, name: str) -> None:
 
     with progress_bar(f"Fetching {name}") as update:
         path = ModelRegistry(_settings(ctx)).pull(name, update)
-    click.echo(str(path))
+    _out(str(path))
 
 
 def _fmt(value) -> str:
@@ -264,12 +278,12 @@ def _fmt(value) -> str:
 
 
 def _print_scores(title: str, scores: dict) -> None:
-    click.echo(f"\n{title}")
+    _out(f"\n{title}")
     names = list(next(iter(scores.values())).keys()) if scores else []
-    click.echo("| type | " + " | ".join(names) + " |")
+    _out("| type | " + " | ".join(names) + " |")
     click.echo("|---" * (len(names) + 1) + "|")
     for group, metrics in scores.items():
-        click.echo(f"| {group} | " + " | ".join(_fmt(metrics[n]) for n in names) + " |")
+        _out(f"| {group} | " + " | ".join(_fmt(metrics[n]) for n in names) + " |")
 
 
 @cli.command("eval")
@@ -292,7 +306,7 @@ def eval_(ctx, qa_file, retrieval_only, k, model, base_url, baselines, output, c
         old, new = (json.loads(p.read_text()) for p in compare_files)
         for section, name, before, after in ev.compare(old, new):
             delta = f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
-            click.echo(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
+            _out(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
         return
     if qa_file is None:
         raise click.UsageError("give a QA file (or --compare OLD NEW)")
@@ -353,12 +367,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     """What is in the index."""
     s = _assistant(ctx).stats()
     if as_json:
-        click.echo(s.model_dump_json(indent=2))
+        _json(s.model_dump(mode="json"))
         return
-    click.echo(f"data dir:        {s.home}")
+    _out(f"data dir:        {s.home}")
     click.echo(f"papers:          {s.papers}")
-    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
-    click.echo(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
+    _out(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
+    _out(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
     click.echo(f"sources:         {len(s.sources)}")
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")
 
@@ -373,7 +387,7 @@ def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
 
     report = diagnose(_settings(ctx), verify=verify)
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        _json(report.model_dump(mode="json"))
     else:
         colours = {"ok": "green", "info": None, "warn": "yellow", "fail": "red"}
         section = None
@@ -382,7 +396,7 @@ def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
                 section = check.section
                 click.echo(click.style(section, bold=True))
             mark = click.style(f"{check.status:<4}", fg=colours[check.status])
-            click.echo(f"  {mark} {check.name:<22} {check.detail}")
+            _out(f"  {mark} {check.name:<22} {check.detail}")
     if report.failed:
         ctx.exit(1)
 

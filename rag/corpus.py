@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError
+from .safety import has_controls, strip_controls
 from .settings import BUNDLED_CORPUS
 from .types import Paper
 
@@ -41,25 +42,41 @@ class ReadResult:
     papers: list[Paper] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     files: int = 0
+    sanitized: int = 0  # papers whose fields held control characters or escape sequences (removed)
 
     def extend(self, other: ReadResult) -> None:
         self.papers.extend(other.papers)
         self.problems.extend(other.problems)
         self.files += other.files
+        self.sanitized += other.sanitized
 
 
 def clean(text: str) -> str:
-    """One line of text: whitespace collapsed, NULs and stray BOMs removed."""
-    return _WS.sub(" ", text.replace("\x00", " ").replace("\ufeff", "")).strip()
+    """One line of text: whitespace collapsed; NULs, stray BOMs, terminal escape sequences and
+    other control characters removed (corpus text is shown in terminals: see rag.safety)."""
+    return _WS.sub(" ", strip_controls(text.replace("\x00", " ").replace("\ufeff", ""), keep_newlines=False)).strip()
 
 
-def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object, **extra) -> None:
+def _dirty(values: Iterable[object]) -> bool:
+    """Does any of these raw field values (strings or lists of strings) hold control characters?"""
+    for value in values:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and has_controls(item.replace("\x00", "")) for item in items):
+            return True
+    return False
+
+
+def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object,
+                raw: Iterable[object] = (), **extra) -> None:
+    """Add the paper, or a problem `where: reason`; `raw` are the record's other raw field values
+    (only looked at to count records that held control characters)."""
     if not isinstance(title, str) or not clean(title):
         result.problems.append(f"{where}: no title")
         return
     if not isinstance(abstract, str) or not clean(abstract):
         result.problems.append(f"{where}: no abstract")
         return
+    title_raw, abstract_raw = title, abstract
     title, abstract = clean(title), clean(abstract)
     if len(title) > MAX_TITLE_CHARS:
         result.problems.append(f"{where}: title longer than {MAX_TITLE_CHARS} characters")
@@ -67,6 +84,8 @@ def _make_paper(result: ReadResult, where: str, source: str, title: object, abst
     if len(abstract) > MAX_FIELD_CHARS:
         result.problems.append(f"{where}: abstract longer than {MAX_FIELD_CHARS} characters")
         return
+    if _dirty([title_raw, abstract_raw, *raw]):
+        result.sanitized += 1
     result.papers.append(Paper(title=title, abstract=abstract, source=source, **extra))
 
 
@@ -87,17 +106,17 @@ def _lines(text: str) -> list[str]:
 def read_page_dump(text: str, source: str) -> ReadResult:
     """A "daily papers" page dump: chrome lines, then title and abstract lines (blank lines or not)."""
     result = ReadResult(files=1)
-    lines: list[tuple[int, str]] = []
+    lines: list[tuple[int, str, str]] = []
     for number, raw in enumerate(_lines(text), start=1):
         line = _GLUED_CHROME.sub("", clean(raw))
         if line and not _CHROME.match(line):
-            lines.append((number, line))
+            lines.append((number, line, raw))
     i = 0
     while i < len(lines):
-        number, line = lines[i]
+        number, line, raw = lines[i]
         nxt = lines[i + 1][1] if i + 1 < len(lines) else None
         if _looks_like_title(line) and nxt is not None and _looks_like_abstract(nxt):
-            _make_paper(result, f"{source}:{number}", source, line, nxt)
+            _make_paper(result, f"{source}:{number}", source, line, nxt, raw=[raw, lines[i + 1][2]])
             i += 2
             continue
         if _looks_like_title(line):
@@ -123,13 +142,14 @@ def _string_list(value: object, split: str) -> list[str]:
 
 def _paper_from_record(result: ReadResult, where: str, source: str, record: dict) -> None:
     """A JSON record: our own JSONL fields or the arXiv metadata snapshot's."""
-    arxiv_id = record.get("id") if isinstance(record.get("id"), str) else None
-    url = record.get("url") if isinstance(record.get("url"), str) else None
+    arxiv_id = clean(record["id"]) if isinstance(record.get("id"), str) else None
+    url = (clean(record["url"]) or None) if isinstance(record.get("url"), str) else None
     if url is None and arxiv_id and "update_date" in record:
         url = f"https://arxiv.org/abs/{arxiv_id}"
     year = _year(record.get("year")) or _year(record.get("update_date")) or _year(record.get("published"))
     _make_paper(
         result, where, source, record.get("title"), record.get("abstract", record.get("summary")),
+        raw=[record.get("authors"), record.get("url"), record.get("categories")],
         authors=_string_list(record.get("authors"), r",\s*|\s+and\s+"),
         year=year,
         url=url,
@@ -207,6 +227,7 @@ def read_csv(text: str, source: str) -> ReadResult:
             authors = row.get(columns.get("authors", ""), "") or ""
             _make_paper(
                 result, where, source, row.get(title_col), row.get(abstract_col),
+                raw=[authors, row.get(columns.get("url", ""), "")],
                 authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
                 year=_year(row.get(columns.get("year", ""), "")),
                 url=clean(row.get(columns.get("url", ""), "") or "") or None,
@@ -280,9 +301,10 @@ def read_bibtex(text: str, source: str) -> ReadResult:
         if "abstract" not in fields:
             result.problems.append(f"{where}: BibTeX entry has no abstract field")
             continue
-        url = fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else None)
+        url = clean(fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else "")) or None
         _make_paper(
             result, where, source, _latex_to_text(fields.get("title", "")), _latex_to_text(fields["abstract"]),
+            raw=[fields.get("title"), fields.get("abstract"), fields.get("author"), url, fields.get("keywords")],
             authors=_string_list(_latex_to_text(fields.get("author", "")), r"\s+and\s+"),
             year=_year(fields.get("year")),
             url=url,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
 
 from .chunking import split_sentences
 
@@ -238,3 +239,30 @@ def passage_sentences(abstract: str) -> list[str]:
         if kept:
             out.append(_KEY_LIKE.sub(r"(\1)", kept))
     return out
+
+
+class SafeGenerator:
+    """Wraps a `Generator` so that its output carries no control characters (model output is
+    untrusted text too: it can repeat a passage's escapes or make up its own).
+
+    Pieces are cleaned one by one: an escape sequence split across two pieces loses its ESC and
+    is left as inert text.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.n_ctx = inner.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream(self, messages: Sequence[dict], **options) -> Iterator[str]:
+        pieces = iter(self.inner.stream(messages, **options))
+        try:
+            for piece in pieces:
+                yield strip_controls(piece)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # stops the model (or the server's stream) when the caller stops early

@@ -467,7 +467,7 @@ class ChatApp(App[None]):
     @on(Problem)
     def _problem_reported(self, message: Problem) -> None:
         self.notify(message.message, title=message.title, severity=message.severity,  # type: ignore[arg-type]
-                    timeout=10 if message.severity == "error" else 5)
+                    timeout=10 if message.severity == "error" else 5, markup=False)
 
     @on(PapersLoaded)
     async def _papers_loaded(self, message: PapersLoaded) -> None:
@@ -503,7 +503,7 @@ class ChatApp(App[None]):
         self._set_busy(False)
         await self.select_answer(turn.answer_view)
         for notice in answer.notices:
-            self.notify(notice, title="Note", severity="warning")
+            self.notify(notice, title="Note", severity="warning", markup=False)
 
     @on(AnswerFailed)
     async def _answer_failed(self, message: AnswerFailed) -> None:
@@ -511,7 +511,7 @@ class ChatApp(App[None]):
         if turn is None or turn.id != message.turn:
             return
         await self._drop_turn(turn)
-        self.notify(message.error, title="Cannot answer", severity="error", timeout=10)
+        self.notify(message.error, title="Cannot answer", severity="error", timeout=10, markup=False)
 
     async def _drop_turn(self, turn: Turn) -> None:
         """Take an unfinished question off the conversation and give it back to the input."""

@@ -9,15 +9,25 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
+from markdown_it import MarkdownIt
 from textual.widgets import Markdown, Static
 
 from rag import Answer
+from rag.safety import terminal_safe
 
 WELCOME = (
     "Ask a question about the papers in the corpus. Answers cite their sources as [n]; "
     "the sources of the selected answer are listed on the right.\n\n"
     "Enter sends · Shift+Enter / Ctrl+J new line · Esc cancels · Ctrl+P commands · F1 keys"
 )
+
+
+def answer_markdown() -> MarkdownIt:
+    """Markdown without links, images, link references or raw HTML: an answer repeats corpus text,
+    and "[code](http://...)" or "[1]: http://..." there must not hide a link target (shown as typed)."""
+    return MarkdownIt("gfm-like").disable(
+        ["link", "image", "autolink", "reference", "html_inline", "html_block", "linkify"], ignoreInvalid=True
+    )
 
 
 class QuestionView(Static):
@@ -78,7 +88,7 @@ class AnswerView(Vertical, can_focus=True):
         self._stage = ""
 
     def compose(self):
-        markdown = Markdown("")
+        markdown = Markdown("", parser_factory=answer_markdown, open_links=False)
         markdown.can_focus = False
         yield markdown
 
@@ -116,14 +126,14 @@ class AnswerView(Vertical, can_focus=True):
         if self._stage != "answering":
             self._stage = "answering"
             self._show_elapsed()
-        await self.markdown.append(piece)
+        await self.markdown.append(terminal_safe(piece))
 
     async def finish(self, answer: Answer) -> None:
         self.answer = answer
         if self._ticker is not None:
             self._ticker.stop()
         self.remove_class("-streaming")
-        await self.markdown.update(answer.text)
+        await self.markdown.update(terminal_safe(answer.text))
         if answer.refused:
             self.add_class("-refused")
             self.border_title = "no answer from the corpus"

@@ -10,6 +10,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from rag import Citation, Paper
+from rag.safety import terminal_safe
 
 from .sources import highlighted
 
@@ -61,7 +62,7 @@ class PaperScreen(ModalScreen[None]):
     def compose(self):
         paper = self.paper
         with Vertical():
-            yield Label(Content(f"[{self.citation.key}] {self.citation.title}"), classes="title")
+            yield Label(Content(terminal_safe(f"[{self.citation.key}] {self.citation.title}")), classes="title")
             if paper is not None:
                 meta = []
                 if paper.authors:
@@ -71,15 +72,15 @@ class PaperScreen(ModalScreen[None]):
                 meta.append("sources: " + ", ".join(paper.sources))
                 if paper.url:
                     meta.append(paper.url)
-                yield Static(Content("\n".join(meta)), classes="meta")
+                yield Static(Content(terminal_safe("\n".join(meta))), classes="meta")
             with VerticalScroll():
                 if paper is None:
                     yield Static(Content.assemble(
                         ("The paper is no longer in the index; the passage the answer cited:\n\n", "$text-warning"),
-                        highlighted(self.citation.text, self.claims),
+                        highlighted(terminal_safe(self.citation.text), self.claims),
                     ))
                 else:
-                    yield Static(highlighted(paper.abstract, self.claims), id="abstract")
+                    yield Static(highlighted(terminal_safe(paper.abstract), self.claims), id="abstract")
             yield Label("Esc closes", classes="hint")
 
 

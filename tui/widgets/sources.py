@@ -14,6 +14,7 @@ from textual.widgets import Static
 from rag import Answer, Citation, Paper
 from rag.chunking import split_sentences
 from rag.citations import content_words, parse_keys, split_answer
+from rag.safety import terminal_safe
 
 HIGHLIGHT = "bold $text-accent on $accent 20%"
 
@@ -81,11 +82,11 @@ class SourceCard(Static, can_focus=True):
 
     def __init__(self, citation: Citation, paper: Paper | None, claims: list[str]) -> None:
         self.citation, self.paper, self.claims = citation, paper, claims
-        source = describe_source(paper)
+        source = terminal_safe(describe_source(paper))  # corpus text: no escapes (Content is never markup)
         body = Content.assemble(
-            (f"[{citation.key}] {citation.title}", "bold"), "\n",
+            (f"[{citation.key}] {terminal_safe(citation.title)}", "bold"), "\n",
             *(((source, "$text-muted italic"), "\n") if source else ()),
-            highlighted(citation.text, claims),
+            highlighted(terminal_safe(citation.text), claims),
         )
         super().__init__(body)
 
