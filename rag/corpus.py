@@ -157,8 +157,39 @@ def _paper_from_record(result: ReadResult, where: str, source: str, record: dict
     )
 
 
+# Python's JSON parser recurses once per nesting level: a record nested deeper than the recursion
+# limit (~1000) raises RecursionError. Such a record is reported and skipped like any bad one.
+TOO_DEEP = "JSON nested too deeply (more than ~1000 levels)"
+_TOO_DEEP = object()
+_JSON_PLAIN = re.compile(r'[^"\[\]{}]*')
+
+
+def _skip_json_value(text: str, pos: int) -> int:
+    """The end of the JSON value that starts at `pos`, found without recursion (brackets counted
+    outside strings); used to step over a value too deep to parse."""
+    depth, end = 0, len(text)
+    while pos < end:
+        pos = _JSON_PLAIN.match(text, pos).end()  # type: ignore[union-attr]
+        if pos >= end:
+            break
+        char = text[pos]
+        if char == '"':
+            pos += 1
+            while pos < end and text[pos] != '"':
+                pos += 2 if text[pos] == "\\" else 1
+        elif char in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= 0:
+                return pos + 1
+        pos += 1
+    return end
+
+
 def _array_items(text: str) -> Iterator[tuple[int, object]]:
-    """The elements of a JSON array with the line each starts on; ValueError(line, msg) if malformed."""
+    """The elements of a JSON array with the line each starts on (`_TOO_DEEP` for an element nested
+    too deeply to parse); ValueError(line, msg) if malformed."""
     decoder, pos = json.JSONDecoder(), text.index("[") + 1
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
@@ -172,7 +203,22 @@ def _array_items(text: str) -> Iterator[tuple[int, object]]:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise ValueError(exc.lineno, exc.msg) from None
+        except RecursionError:
+            item, pos = _TOO_DEEP, _skip_json_value(text, pos)
         yield line, item
+
+
+def _add_record(result: ReadResult, where: str, source: str, record: object) -> None:
+    """One parsed JSON value: a paper, or a problem `where: reason`."""
+    if record is _TOO_DEEP:
+        result.problems.append(f"{where}: {TOO_DEEP}")
+    elif not isinstance(record, dict):
+        result.problems.append(f"{where}: not a JSON object")
+    else:
+        try:
+            _paper_from_record(result, where, source, record)
+        except RecursionError:  # a field nested just below the parser's limit
+            result.problems.append(f"{where}: {TOO_DEEP}")
 
 
 def read_json(text: str, source: str) -> ReadResult:
@@ -182,10 +228,7 @@ def read_json(text: str, source: str) -> ReadResult:
     result = ReadResult(files=1)
     try:
         for line, record in _array_items(text):
-            if isinstance(record, dict):
-                _paper_from_record(result, f"{source}:{line}", source, record)
-            else:
-                result.problems.append(f"{source}:{line}: not a JSON object")
+            _add_record(result, f"{source}:{line}", source, record)
     except ValueError as exc:
         line, message = exc.args
         result.problems.append(f"{source}:{line}: not valid JSON: {message}; the records after it were not read")
@@ -203,38 +246,59 @@ def read_jsonl(text: str, source: str) -> ReadResult:
         except json.JSONDecodeError as exc:
             result.problems.append(f"{source}:{number}: not valid JSON: {exc.msg}")
             continue
-        if not isinstance(record, dict):
-            result.problems.append(f"{source}:{number}: not a JSON object")
-            continue
-        _paper_from_record(result, f"{source}:{number}", source, record)
+        except RecursionError:
+            record = _TOO_DEEP
+        _add_record(result, f"{source}:{number}", source, record)
     return result
 
 
 def read_csv(text: str, source: str) -> ReadResult:
     result = ReadResult(files=1)
-    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted fields may hold \r and \n
-    columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
+    limit = csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_FIELD_CHARS))  # too long is _make_paper's call
+    try:
+        _read_csv_rows(result, text, source)
+    finally:
+        csv.field_size_limit(limit)
+    return result
+
+
+def _read_csv_rows(result: ReadResult, text: str, source: str) -> None:
+    stream = io.StringIO(text, newline="")  # quoted fields may hold \r and \n
+    reader = csv.DictReader(stream)
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        result.problems.append(f"{source}:1: bad CSV header: {exc}")
+        return
+    columns = {name.strip().lower(): name for name in fieldnames if name}
     title_col = columns.get("title")
     abstract_col = columns.get("abstract") or columns.get("summary")
     if not title_col or not abstract_col:
         result.problems.append(
             f"{source}:1: CSV needs 'title' and 'abstract' columns (found: {', '.join(columns) or 'none'})"
         )
-        return result
-    try:
-        for row in reader:
-            where = f"{source}:{reader.line_num}"
-            authors = row.get(columns.get("authors", ""), "") or ""
-            _make_paper(
-                result, where, source, row.get(title_col), row.get(abstract_col),
-                raw=[authors, row.get(columns.get("url", ""), "")],
-                authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
-                year=_year(row.get(columns.get("year", ""), "")),
-                url=clean(row.get(columns.get("url", ""), "") or "") or None,
-            )
-    except csv.Error as exc:
-        result.problems.append(f"{source}:{reader.line_num}: bad CSV: {exc}")
-    return result
+        return
+    rows = iter(reader)
+    while True:
+        before = stream.tell()
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next record (its line_num skips this one)
+            result.problems.append(f"{source}:{text.count(chr(10), 0, before) + 1}: bad CSV: {exc}")
+            if stream.tell() == before:
+                return  # nothing was consumed: stop rather than loop
+            continue
+        where = f"{source}:{reader.line_num}"
+        authors = row.get(columns.get("authors", ""), "") or ""
+        _make_paper(
+            result, where, source, row.get(title_col), row.get(abstract_col),
+            raw=[authors, row.get(columns.get("url", ""), "")],
+            authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
+            year=_year(row.get(columns.get("year", ""), "")),
+            url=clean(row.get(columns.get("url", ""), "") or "") or None,
+        )
 
 
 _BIB_START = re.compile(r"@\s*([A-Za-z]+)\s*[{(]")
