@@ -92,6 +92,12 @@ class RagGroup(click.Group):
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(130)
+        except OSError as exc:  # a data dir, model or corpus path the system refuses
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(terminal_safe(
+                f"{where}{exc.strerror or exc}; check that the path exists and that you may write there "
+                "(RAG_HOME, RAG_MODELS_HOME)"
+            )) from exc
 
 
 @click.group(cls=RagGroup)
