@@ -10,7 +10,7 @@ from pathlib import Path
 from .answering import AnswerStream, build_passages, condense, generate_answer, refusal, relevant
 from .corpus import dedupe, read_corpus
 from .embeddings import Embedder
-from .errors import CorpusError, EmptyQuestionError
+from .errors import CorpusError, EmptyQuestionError, IndexMissingError
 from .index import Index, IndexStats, IngestReport, Progress
 from .retrieve import Mode, Retriever
 from .safety import SafeGenerator
@@ -19,6 +19,7 @@ from .llm import Generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .prompts import Template, load_prompts
+from .provenance import Provenance
 from .types import Answer, Hit, Paper, Timings
 
 MAX_QUESTION_CHARS = 2000
@@ -50,6 +51,7 @@ class Assistant:
         self.embedder = embedder or self._make_embedder()
         self.index = Index(self.settings, self.embedder)
         self.retriever = Retriever(self.index, self.settings)
+        self.provenance = Provenance(self.settings.home, self.settings.index_dir)
 
     def _make_embedder(self) -> Embedder:
         remote = remote_model(self.settings.embedding_model)
@@ -79,6 +81,7 @@ class Assistant:
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
         report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
+        self.provenance.record((s for p in papers for s in p.sources), replace=rebuild)
         report.files, report.papers_read, report.sanitized = read.files, len(read.papers), read.sanitized
         report.problems = read.problems + report.problems
         return report
@@ -86,10 +89,26 @@ class Assistant:
     def ensure_index(
         self, progress: Progress | None = None, on_wait: Callable[[str], None] | None = None
     ) -> IngestReport | None:
-        """Build the index of the bundled corpus on first use."""
+        """Build the index of the bundled corpus on first use: only in a data dir that never held an
+        index (a lost index is an IndexMissingError that says what it held)."""
         if self.index.exists():
             return None
+        if not self.first_run:
+            raise self.provenance.missing()
         return self.ingest(progress=progress, on_wait=on_wait)
+
+    @property
+    def first_run(self) -> bool:
+        """No index was ever built in this data dir (so the bundled corpus may be indexed unasked)."""
+        return not self.index.exists() and self.provenance.never_built()
+
+    def _open_for_search(self) -> None:
+        try:
+            self.index.open_for_search()
+        except IndexMissingError:
+            if self.provenance.never_built():
+                raise
+            raise self.provenance.missing() from None
 
     # --- search ---------------------------------------------------------------------------
     def search(
@@ -97,7 +116,7 @@ class Assistant:
     ) -> list[Hit]:
         """The k most relevant passages, at most one per paper."""
         text, _ = clean_question(question)
-        self.index.open_for_search()
+        self._open_for_search()
         return self.retriever.search(text, k, mode=mode, source=source, year=year)
 
     # --- answers --------------------------------------------------------------------------
@@ -181,7 +200,7 @@ class Assistant:
         text, truncated = clean_question(question)
         notices = [f"the question was cut to its first {MAX_QUESTION_CHARS} characters"] if truncated else []
         prompts = self.prompts  # fail early on a broken prompt file
-        self.index.open_for_search()
+        self._open_for_search()
         generator = None
         standalone = text
         if history:

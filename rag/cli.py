@@ -71,10 +71,13 @@ def _ingest(ctx: click.Context, paths, rebuild: bool):
 def _ensure_index(ctx: click.Context) -> None:
     """The first question on a fresh install builds the index of the bundled corpus."""
     assistant = _assistant(ctx)
-    if not assistant.index.exists():
-        _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
-        with progress_bar("Embedding chunks") as update:
-            assistant.ensure_index(update, on_wait=_err)
+    if assistant.index.exists():
+        return
+    if not assistant.first_run:
+        assistant.ensure_index()  # a lost index: says what it held instead of indexing other papers
+    _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
+    with progress_bar("Embedding chunks") as update:
+        assistant.ensure_index(update, on_wait=_err)
 
 
 class RagGroup(click.Group):

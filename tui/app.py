@@ -321,7 +321,8 @@ class ChatApp(App[None]):
             with self._assistant_lock(worker):
                 try:
                     if not self.assistant.index.exists():
-                        self.post_message(TaskStarted("First run: indexing the bundled corpus"))
+                        if self.assistant.first_run:  # else ensure_index says what the lost index held
+                            self.post_message(TaskStarted("First run: indexing the bundled corpus"))
                         self.assistant.ensure_index(
                             self._progress(worker, {"embed": "First run: indexing the bundled corpus"}),
                             on_wait=lambda why: self.post_message(TaskStarted(why)),
