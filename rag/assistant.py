@@ -75,15 +75,19 @@ class Assistant:
 
         If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
         """
+        started = time.perf_counter()  # the report's seconds cover the whole run, reading included
         read = read_corpus(list(paths) if paths is not None else None)
-        papers = dedupe(read.papers)
+        papers = dedupe(read.papers, read.where, read.problems)  # a replaced duplicate is a problem line
+        papers_read = len(read.papers)
+        read.papers.clear()  # only the records a duplicate replaced were not handed on: they can go
         if not papers:
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
         report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
         self.provenance.record((s for p in papers for s in p.sources), replace=rebuild)
-        report.files, report.papers_read, report.sanitized = read.files, len(read.papers), read.sanitized
+        report.files, report.papers_read, report.sanitized = read.files, papers_read, read.sanitized
         report.problems = read.problems + report.problems
+        report.seconds = time.perf_counter() - started
         return report
 
     def ensure_index(
