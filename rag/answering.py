@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from .catalog import Catalog
-from .citations import CitationChecker, content_words, split_answer
+from .citations import CitationChecker, content_words, split_answer, strip_keys
 from .llm import Generator, Message
 from .prompts import CANNOT_ANSWER, Template
 from .safety import passage_sentences
@@ -189,7 +189,11 @@ def generate_answer(
         # All but the last sentence are complete (the last may still grow or get its [n]).
         yield from checked(sentences[done : len(sentences) - 1])
         done = max(done, len(sentences) - 1)
-    yield from checked(split_answer(raw)[done:])
+    tail = split_answer(raw)[done:]
+    if completion_tokens >= settings.max_answer_tokens and tail and not strip_keys(tail[-1]).rstrip("\"')").endswith(
+            (".", "!", "?")):
+        checker.dropped.append(tail.pop())  # cut off by the token limit mid-sentence: not a finished claim
+    yield from checked(tail)
     timings.total_s = time.perf_counter() - started
     verified = checker.result()
     if not verified.citations:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from .provenance import Provenance
 from .types import Answer, Hit, Paper, Timings
 
 MAX_QUESTION_CHARS = 2000
+_WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
 
 
 def clean_question(question: str) -> tuple[str, bool]:
@@ -30,6 +32,8 @@ def clean_question(question: str) -> tuple[str, bool]:
     text = " ".join((question or "").split())
     if not text:
         raise EmptyQuestionError("the question is empty; type a question about the papers")
+    if not _WORD.search(text):  # "?!?! ... ;;": nothing to search for, nothing to ask a model
+        raise EmptyQuestionError("the question has no words (only punctuation or symbols); type a question about the papers")
     if len(text) > MAX_QUESTION_CHARS:
         return text[:MAX_QUESTION_CHARS], True
     return text, False

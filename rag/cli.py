@@ -44,23 +44,36 @@ def _json(value) -> None:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    """A rich progress bar on stderr when it is a terminal; silent otherwise.
+
+    The bar appears with the first progress report: work that turns out not to be needed (a model
+    already assembled) draws nothing.
+    """
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
+    bar: Progress | None = None
+    task = None
 
-        def update(stage: str, advance: int, total: int) -> None:
-            bar.update(task, advance=advance, total=total)
+    def update(stage: str, advance: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            bar.start()
+            task = bar.add_task(description, total=None)
+        bar.update(task, advance=advance, total=total)
 
+    try:
         yield update
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def _ingest(ctx: click.Context, paths, rebuild: bool):
