@@ -53,15 +53,16 @@ def has_controls(text: str) -> bool:
 
 
 def strip_controls(text: str, *, keep_newlines: bool = True) -> str:
-    """`text` without escape sequences, control characters (except tab and newline, unless
-    `keep_newlines` is False), bidi overrides and lone surrogates (which cannot be encoded)."""
+    """`text` without escape sequences, control characters (except tab and newline; with
+    `keep_newlines` False, whitespace controls become spaces), bidi overrides and lone surrogates
+    (which cannot be encoded)."""
     if not text:
         return text
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _SURROGATE.sub("\ufffd", text)
     if keep_newlines:
         return _CONTROL.sub("", text.replace("\r\n", "\n"))
-    return _CONTROL_OR_NEWLINE.sub(lambda m: " " if m.group(0) in "\t\n\r" else "", text)
+    return _CONTROL_OR_NEWLINE.sub(lambda m: " " if m.group(0).isspace() else "", text)  # \t \n \f \x1c...: a space
 
 
 def terminal_safe(text: str) -> str:
