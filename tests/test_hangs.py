@@ -177,13 +177,13 @@ def hash_embedder(monkeypatch):
 def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, rag_home, small_corpus, hash_embedder,
                                                                         monkeypatch):
     import rag.chroma_http
+    from rag.cli import cli
 
     monkeypatch.setattr(rag.chroma_http, "TIMEOUT_S", 1.0)
     server = serve(None)
     started = time.monotonic()
     result = CliRunner().invoke(
-        __import__("rag.cli").cli.cli, ["--home", str(rag_home), "--chroma-url", server.url, "ingest", str(small_corpus)],
-        obj={},
+        cli, ["--home", str(rag_home), "--chroma-url", server.url, "ingest", str(small_corpus)], obj={},
     )
     assert result.exit_code == 1 and time.monotonic() - started < 15
     assert result.stderr.startswith("Error: the Chroma server at") and len(result.stderr.strip().splitlines()) == 1
