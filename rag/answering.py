@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Pipeline
 from dataclasses import dataclass, field
 
-from .citations import CitationChecker, split_answer
+from .citations import CitationChecker, split_answer, strip_keys
 from .llm import Generator, Message
 from .prompts import CANNOT_ANSWER, Template
 from .settings import Settings
@@ -118,7 +118,11 @@ def generate_answer(
         # All but the last sentence are complete (the last may still grow or get its [n]).
         yield from checked(sentences[done : len(sentences) - 1])
         done = max(done, len(sentences) - 1)
-    yield from checked(split_answer(raw)[done:])
+    tail = split_answer(raw)[done:]
+    cut = strip_keys(tail[-1]).rstrip("\"')") if tail else ""
+    if completion_tokens >= settings.max_answer_tokens and cut and not cut.endswith((".", "!", "?")):
+        checker.drop(tail.pop(), "cut off by the token limit before it ended")  # not a finished claim
+    yield from checked(tail)
     verified = checker.result()
     if not verified.citations:
         reason = "the model said the passages do not answer it" if _says_cannot_answer(raw) else (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import sqlite3
 import threading
 import time
@@ -17,7 +18,7 @@ from .catalog import damaged
 from .corpus import dedupe, read_corpus
 from .datadir import storage_problem
 from .embeddings import make_embedder
-from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError
+from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError, IndexMissingError
 from .followups import standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
@@ -26,11 +27,14 @@ from .models import Progress as ModelProgress
 from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
 from .protocols import Embedder, Generator
+from .provenance import Provenance
 from .retrieve import Mode, Retriever
+from .safety import SafeGenerator
 from .settings import Settings
 from .types import Answer, Hit, Paper
 
 MAX_QUESTION_CHARS = 2000
+_WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
 
 
 def clean_question(question: str) -> tuple[str, bool]:
@@ -38,6 +42,10 @@ def clean_question(question: str) -> tuple[str, bool]:
     text = " ".join((question or "").split())
     if not text:
         raise EmptyQuestionError("the question is empty; type a question about the papers")
+    if not _WORD.search(text):  # "?!?! ... ;;": nothing to search for, nothing to ask a model
+        raise EmptyQuestionError(
+            "the question has no words (only punctuation or symbols); type a question about the papers"
+        )
     if len(text) > MAX_QUESTION_CHARS:
         return text[:MAX_QUESTION_CHARS], True
     return text, False
@@ -87,6 +95,7 @@ class Assistant:
         self.embedder: Embedder = embedder or make_embedder(self.settings)
         self.index = Index(self.settings, self.embedder)
         self.retriever = Retriever(self.index, self.settings)
+        self.provenance = Provenance(self.settings.home, self.settings.index_dir)
         self._models: ModelRegistry | None = None
 
     # --- ingest ---------------------------------------------------------------------------
@@ -105,18 +114,24 @@ class Assistant:
 
         If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
         """
+        started = time.perf_counter()  # the report's seconds cover the whole run, reading included
         if paths is None and rebuild and self.index.catalog_path.exists() and (indexed := self._indexed_papers()):
             report = self.index.ingest(indexed, progress=progress, rebuild=True, on_wait=on_wait)
             report.papers_read = len(indexed)
+            report.seconds = time.perf_counter() - started
             return report
         read = read_corpus(list(paths) if paths is not None else None)
-        papers = dedupe(read.papers)
+        papers = dedupe(read.papers, read.where, read.problems)  # a replaced duplicate is a problem line
+        papers_read = len(read.papers)
+        read.papers.clear()  # only the records a duplicate replaced were not handed on: they can go
         if not papers:
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
         report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
-        report.files, report.papers_read = read.files, len(read.papers)
+        self.provenance.record((s for p in papers for s in p.sources), replace=rebuild)
+        report.files, report.papers_read, report.sanitized = read.files, papers_read, read.sanitized
         report.problems = read.problems + report.problems
+        report.seconds = time.perf_counter() - started
         return report
 
     def _indexed_papers(self) -> list[Paper]:
@@ -134,10 +149,26 @@ class Assistant:
     def ensure_index(
         self, progress: Progress | None = None, on_wait: Callable[[str], object] | None = None
     ) -> IngestReport | None:
-        """Build the index of the bundled corpus on first use."""
+        """Build the index of the bundled corpus on first use: only in a data dir that never held an
+        index (a lost index is an IndexMissingError that says what it held)."""
         if self.index.exists():
             return None
+        if not self.first_run:
+            raise self.provenance.missing()
         return self.ingest(progress=progress, on_wait=on_wait)
+
+    @property
+    def first_run(self) -> bool:
+        """No index was ever built in this data dir (so the bundled corpus may be indexed unasked)."""
+        return not self.index.exists() and self.provenance.never_built()
+
+    def _open_for_search(self) -> None:
+        try:
+            self.index.open_for_search()
+        except IndexMissingError:
+            if self.provenance.never_built():
+                raise
+            raise self.provenance.missing() from None
 
     # --- search ---------------------------------------------------------------------------
     @_guarded
@@ -146,7 +177,7 @@ class Assistant:
     ) -> list[Hit]:
         """The k most relevant passages, at most one per paper."""
         text, _ = clean_question(question)
-        self.index.open_for_search()
+        self._open_for_search()
         return self.retriever.search(text, k, mode=mode, source=source, year=year)
 
     # --- answers --------------------------------------------------------------------------
@@ -223,7 +254,7 @@ class Assistant:
         if truncated:
             request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
         prompts = self.prompts  # fail early on a broken prompt file
-        self.index.open_for_search()
+        self._open_for_search()
         catalog = self.index.catalog
         topic_ids = [c.paper_id for a in history for c in a.citations]
         resolved = standalone(text, history, catalog.get_papers(topic_ids) if topic_ids else {})
@@ -239,7 +270,7 @@ class Assistant:
             )
             yield answer.text
             return answer
-        generator = self.load_generator()
+        generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
         # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
         # favour the sentences that repeat the title over the ones that answer.
         focus = text if resolved.topic_id is not None else resolved.text

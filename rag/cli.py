@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import RagError
+from .safety import terminal_safe
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -45,43 +46,59 @@ def _assistant(ctx: click.Context) -> Assistant:
 
 
 def _print_json(data: Any) -> None:
+    """JSON to stdout; json.dumps escapes every control and non-ASCII character."""
     click.echo(json.dumps(data, indent=2))
 
 
+def _out(text: str = "", *, nl: bool = True) -> None:
+    """Text to stdout, without control characters or escape sequences (corpus and model text is untrusted)."""
+    click.echo(terminal_safe(text), nl=nl)
+
+
 def _err(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(terminal_safe(message), err=True)
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, stages: dict[str, str] | None = None) -> Iterator[Update | None]:
     """A rich progress bar on stderr when it is a terminal; silent otherwise.
 
-    `stages` names the stages whose start restarts the bar under a new description.
+    The bar appears with the first progress report: work that turns out not to be needed (a model
+    already assembled) draws nothing. `stages` names the stages whose start restarts the bar under
+    a new description.
     """
     if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-        current: list[str] = []
+    shown: list[tuple[Progress, TaskID]] = []
+    current: list[str] = []
 
-        def update(stage: str, advance: int, total: int) -> None:
-            if stages and stage in stages and current != [stage]:
-                current[:] = [stage]
-                bar.reset(task, total=total, description=stages[stage])
-            bar.update(task, advance=advance, total=total)
+    def update(stage: str, advance: int, total: int) -> None:
+        if not shown:
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            bar.start()
+            shown.append((bar, bar.add_task(description, total=None)))
+        bar, task = shown[0]
+        if stages and stage in stages and current != [stage]:
+            current[:] = [stage]
+            bar.reset(task, total=total, description=stages[stage])
+        bar.update(task, advance=advance, total=total)
 
+    try:
         yield update
+    finally:
+        if shown:
+            shown[0][0].stop()
 
 
 def _ingest(ctx: click.Context, paths: list[Path] | None, rebuild: bool) -> IngestReport:
@@ -92,10 +109,13 @@ def _ingest(ctx: click.Context, paths: list[Path] | None, rebuild: bool) -> Inge
 def _ensure_index(ctx: click.Context) -> None:
     """The first question on a fresh install builds the index of the bundled corpus."""
     assistant = _assistant(ctx)
-    if not assistant.has_index():
-        _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
-        with progress_bar("Embedding chunks") as update:
-            assistant.ensure_index(update, on_wait=_err)
+    if assistant.has_index():
+        return
+    if not assistant.first_run:
+        assistant.ensure_index()  # a lost index: says what it held instead of indexing other papers
+    _err(f"First run: indexing the bundled corpus into {assistant.settings.index_dir} (once) ...")
+    with progress_bar("Embedding chunks") as update:
+        assistant.ensure_index(update, on_wait=_err)
 
 
 class RagGroup(click.Group):
@@ -105,7 +125,7 @@ class RagGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RagError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(terminal_safe(str(exc))) from exc
         except (sqlite3.DatabaseError, OSError) as exc:  # a damaged page the open-time checks did not reach
             from .catalog import damaged
             from .datadir import storage_problem
@@ -114,8 +134,14 @@ class RagGroup(click.Group):
             home = settings.home if settings else Path.cwd()
             if problem := storage_problem(exc, home):
                 raise click.ClickException(str(problem)) from exc
-            if isinstance(exc, OSError):
-                raise
+            if isinstance(exc, OSError):  # a data dir, model or corpus path the system refuses
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise click.ClickException(
+                    terminal_safe(
+                        f"{where}{exc.strerror or exc}; check that the path exists and that you may write there "
+                        "(RAG_HOME, RAG_MODELS_HOME)"
+                    )
+                ) from exc
             raise click.ClickException(str(damaged(home / "index" / "catalog.sqlite", str(exc)))) from exc
         except KeyboardInterrupt:
             _err("interrupted")
@@ -160,13 +186,15 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
     for problem in report.problems:
         _err(f"warning: {problem}")
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        _print_json(report.model_dump(mode="json"))
         return
     _err(
         f"{report.files} files, {report.papers_read} papers read, {report.unique_papers} unique: "
         f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged "
         f"({report.chunks_added} chunks embedded) in {report.seconds:.1f} s"
     )
+    if report.sanitized:
+        _err(f"{report.sanitized} papers held control characters or terminal escape sequences; they were removed")
 
 
 @cli.command()
@@ -195,10 +223,10 @@ def search(
         _err("no matching passages")
     for rank, hit in enumerate(hits, start=1):
         click.echo(
-            click.style(f"{rank:>2}. {hit.title}", bold=True)
+            click.style(f"{rank:>2}. {terminal_safe(hit.title)}", bold=True)
             + click.style(f"  [{hit.paper_id}] {hit.score:.4f}", dim=True)
         )
-        click.echo(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
+        _out(f"    {hit.text[:300]}{'...' if len(hit.text) > 300 else ''}")
 
 
 def _load_model(ctx: click.Context) -> None:
@@ -229,9 +257,9 @@ def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -
 
 def _print_references(answer: Answer) -> None:
     if answer.citations:
-        click.echo("\nReferences:")
+        _out("\nReferences:")
         for c in answer.citations:
-            click.echo(f"[{c.key}] {c.title}")
+            _out(f"[{c.key}] {c.title}")
 
 
 @cli.command()
@@ -259,8 +287,8 @@ def ask(ctx: click.Context, question: str, model: str | None, base_url: str | No
         return
     stream = assistant.stream(question)
     for piece in stream:
-        click.echo(piece, nl=False)
-    click.echo()
+        _out(piece, nl=False)
+    _out()
     if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
         raise click.ClickException("the answer was cancelled before it was complete; ask again")
     answer = stream.answer
@@ -289,7 +317,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         size = f"{row.size / 1e9:.2f} GB" if row.size else "?"
         mark = "*" if row.default else " "
         where = f"  {row.path}" if row.path else ""  # the file to give a model server (README: Scaling out)
-        click.echo(f"{mark} {row.name:<24} {size:>8}  {row.state}{where}")
+        _out(f"{mark} {row.name:<24} {size:>8}  {row.state}{where}")
     click.echo("(* default; choose with --model NAME or RAG_MODEL)")
 
 
@@ -302,7 +330,7 @@ def models_pull(ctx: click.Context, name: str) -> None:
 
     with progress_bar(f"Fetching {name}") as update:
         path = ModelRegistry(_settings(ctx)).pull(name, update)
-    click.echo(str(path))
+    _out(str(path))
 
 
 def _fmt(value: object) -> str:
@@ -312,12 +340,12 @@ def _fmt(value: object) -> str:
 
 
 def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
-    click.echo(f"\n{title}")
+    _out(f"\n{title}")
     names = list(next(iter(scores.values())).keys()) if scores else []
-    click.echo("| type | " + " | ".join(names) + " |")
+    _out("| type | " + " | ".join(names) + " |")
     click.echo("|---" * (len(names) + 1) + "|")
     for group, metrics in scores.items():
-        click.echo(f"| {group} | " + " | ".join(_fmt(metrics[n]) for n in names) + " |")
+        _out(f"| {group} | " + " | ".join(_fmt(metrics[n]) for n in names) + " |")
 
 
 @cli.command("eval")
@@ -360,7 +388,7 @@ def eval_(
             delta = (
                 f"{after - before:+.3f}" if isinstance(before, (int, float)) and isinstance(after, (int, float)) else ""
             )
-            click.echo(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
+            _out(f"{section:<28} {name:<22} {_fmt(before):>8} -> {_fmt(after):>8} {delta}")
         return
     if qa_file is None:
         raise click.UsageError("give a QA file (or --compare OLD NEW)")
@@ -414,12 +442,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     """What is in the index."""
     s = _assistant(ctx).stats()
     if as_json:
-        click.echo(s.model_dump_json(indent=2))
+        _print_json(s.model_dump(mode="json"))
         return
-    click.echo(f"data dir:        {s.home}")
+    _out(f"data dir:        {s.home}")
     click.echo(f"papers:          {s.papers}")
-    click.echo(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
-    click.echo(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
+    _out(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
+    _out(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
     click.echo(f"sources:         {len(s.sources)}")
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")
 
@@ -434,7 +462,7 @@ def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
 
     report = diagnose(_settings(ctx), verify=verify)
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        _print_json(report.model_dump(mode="json"))
     else:
         colours = {"ok": "green", "info": None, "warn": "yellow", "fail": "red"}
         section = None
@@ -443,7 +471,7 @@ def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
                 section = check.section
                 click.echo(click.style(section, bold=True))
             mark = click.style(f"{check.status:<4}", fg=colours[check.status])
-            click.echo(f"  {mark} {check.name:<22} {check.detail}")
+            click.echo(f"  {mark} {check.name:<22} {terminal_safe(check.detail)}")
     if report.failed:
         ctx.exit(1)
 

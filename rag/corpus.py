@@ -6,15 +6,20 @@ and the rest of the file is still read. Only a path that does not exist is an er
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import io
 import json
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import CorpusError
+from .safety import has_controls, strip_controls
 from .settings import BUNDLED_CORPUS
 from .types import Paper
 
@@ -24,7 +29,6 @@ MAX_TITLE_CHARS = 400
 MIN_ABSTRACT_WORDS = 12
 MAX_FIELD_CHARS = 100_000
 
-_WS = re.compile(r"\s+")
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # Page chrome of the "daily papers" dumps: never a title nor an abstract.
 _CHROME = re.compile(
@@ -41,25 +45,50 @@ class ReadResult:
     papers: list[Paper] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     files: int = 0
+    sanitized: int = 0  # papers whose fields held control characters or escape sequences (removed)
+    where: list[str] = field(default_factory=list)  # `file:line` of each paper, in step with `papers`
 
     def extend(self, other: ReadResult) -> None:
         self.papers.extend(other.papers)
         self.problems.extend(other.problems)
         self.files += other.files
+        self.sanitized += other.sanitized
+        self.where.extend(other.where)
 
 
 def clean(text: str) -> str:
-    """One line of text: whitespace collapsed, NULs and stray BOMs removed."""
-    return _WS.sub(" ", text.replace("\x00", " ").replace("\ufeff", "")).strip()
+    """One line of text: whitespace collapsed; NULs, stray BOMs, terminal escape sequences and
+    other control characters removed (corpus text is shown in terminals: see rag.safety)."""
+    if _UNCLEAN.search(text):  # rare: one scan decides (the full clean-up is 3 more passes)
+        text = strip_controls(text.replace("\x00", " ").replace("\ufeff", ""), keep_newlines=False)
+    return " ".join(text.split())  # str.split() splits at the same whitespace as \s, several times faster
 
 
-def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object, **extra) -> None:
+# Anything `clean` must remove besides whitespace: controls other than \t \n \r, DEL and C1, bidi
+# overrides, lone surrogates, the BOM.
+_UNCLEAN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]")
+
+
+def _dirty(values: Iterable[object]) -> bool:
+    """Does any of these raw field values (strings or lists of strings) hold control characters?"""
+    for value in values:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and has_controls(item.replace("\x00", "")) for item in items):
+            return True
+    return False
+
+
+def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object,
+                raw: Iterable[object] = (), **extra) -> None:
+    """Add the paper, or a problem `where: reason`; `raw` are the record's other raw field values
+    (only looked at to count records that held control characters)."""
     if not isinstance(title, str) or not clean(title):
         result.problems.append(f"{where}: no title")
         return
     if not isinstance(abstract, str) or not clean(abstract):
         result.problems.append(f"{where}: no abstract")
         return
+    title_raw, abstract_raw = title, abstract
     title, abstract = clean(title), clean(abstract)
     if len(title) > MAX_TITLE_CHARS:
         result.problems.append(f"{where}: title longer than {MAX_TITLE_CHARS} characters")
@@ -67,7 +96,10 @@ def _make_paper(result: ReadResult, where: str, source: str, title: object, abst
     if len(abstract) > MAX_FIELD_CHARS:
         result.problems.append(f"{where}: abstract longer than {MAX_FIELD_CHARS} characters")
         return
+    if _dirty([title_raw, abstract_raw, *raw]):
+        result.sanitized += 1
     result.papers.append(Paper(title=title, abstract=abstract, source=source, **extra))
+    result.where.append(where)
 
 
 def _looks_like_title(line: str) -> bool:
@@ -87,17 +119,17 @@ def _lines(text: str) -> list[str]:
 def read_page_dump(text: str, source: str) -> ReadResult:
     """A "daily papers" page dump: chrome lines, then title and abstract lines (blank lines or not)."""
     result = ReadResult(files=1)
-    lines: list[tuple[int, str]] = []
+    lines: list[tuple[int, str, str]] = []
     for number, raw in enumerate(_lines(text), start=1):
         line = _GLUED_CHROME.sub("", clean(raw))
         if line and not _CHROME.match(line):
-            lines.append((number, line))
+            lines.append((number, line, raw))
     i = 0
     while i < len(lines):
-        number, line = lines[i]
+        number, line, raw = lines[i]
         nxt = lines[i + 1][1] if i + 1 < len(lines) else None
         if _looks_like_title(line) and nxt is not None and _looks_like_abstract(nxt):
-            _make_paper(result, f"{source}:{number}", source, line, nxt)
+            _make_paper(result, f"{source}:{number}", source, line, nxt, raw=[raw, lines[i + 1][2]])
             i += 2
             continue
         if _looks_like_title(line):
@@ -123,13 +155,14 @@ def _string_list(value: object, split: str) -> list[str]:
 
 def _paper_from_record(result: ReadResult, where: str, source: str, record: dict) -> None:
     """A JSON record: our own JSONL fields or the arXiv metadata snapshot's."""
-    arxiv_id = record.get("id") if isinstance(record.get("id"), str) else None
-    url = record.get("url") if isinstance(record.get("url"), str) else None
+    arxiv_id = clean(record["id"]) if isinstance(record.get("id"), str) else None
+    url = (clean(record["url"]) or None) if isinstance(record.get("url"), str) else None
     if url is None and arxiv_id and "update_date" in record:
         url = f"https://arxiv.org/abs/{arxiv_id}"
     year = _year(record.get("year")) or _year(record.get("update_date")) or _year(record.get("published"))
     _make_paper(
         result, where, source, record.get("title"), record.get("abstract", record.get("summary")),
+        raw=[record.get("authors"), record.get("url"), record.get("categories")],
         authors=_string_list(record.get("authors"), r",\s*|\s+and\s+"),
         year=year,
         url=url,
@@ -137,8 +170,39 @@ def _paper_from_record(result: ReadResult, where: str, source: str, record: dict
     )
 
 
+# Python's JSON parser recurses once per nesting level: a record nested deeper than the recursion
+# limit (~1000) raises RecursionError. Such a record is reported and skipped like any bad one.
+TOO_DEEP = "JSON nested too deeply (more than ~1000 levels)"
+_TOO_DEEP = object()
+_JSON_PLAIN = re.compile(r'[^"\[\]{}]*')
+
+
+def _skip_json_value(text: str, pos: int) -> int:
+    """The end of the JSON value that starts at `pos`, found without recursion (brackets counted
+    outside strings); used to step over a value too deep to parse."""
+    depth, end = 0, len(text)
+    while pos < end:
+        pos = _JSON_PLAIN.match(text, pos).end()
+        if pos >= end:
+            break
+        char = text[pos]
+        if char == '"':
+            pos += 1
+            while pos < end and text[pos] != '"':
+                pos += 2 if text[pos] == "\\" else 1
+        elif char in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= 0:
+                return pos + 1
+        pos += 1
+    return end
+
+
 def _array_items(text: str) -> Iterator[tuple[int, object]]:
-    """The elements of a JSON array with the line each starts on; ValueError(line, msg) if malformed."""
+    """The elements of a JSON array with the line each starts on (`_TOO_DEEP` for an element nested
+    too deeply to parse); ValueError(line, msg) if malformed."""
     decoder, pos = json.JSONDecoder(), text.index("[") + 1
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
@@ -152,7 +216,22 @@ def _array_items(text: str) -> Iterator[tuple[int, object]]:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise ValueError(exc.lineno, exc.msg) from None
+        except RecursionError:
+            item, pos = _TOO_DEEP, _skip_json_value(text, pos)
         yield line, item
+
+
+def _add_record(result: ReadResult, where: str, source: str, record: object) -> None:
+    """One parsed JSON value: a paper, or a problem `where: reason`."""
+    if record is _TOO_DEEP:
+        result.problems.append(f"{where}: {TOO_DEEP}")
+    elif not isinstance(record, dict):
+        result.problems.append(f"{where}: not a JSON object")
+    else:
+        try:
+            _paper_from_record(result, where, source, record)
+        except RecursionError:  # a field nested just below the parser's limit
+            result.problems.append(f"{where}: {TOO_DEEP}")
 
 
 def read_json(text: str, source: str) -> ReadResult:
@@ -162,58 +241,102 @@ def read_json(text: str, source: str) -> ReadResult:
     result = ReadResult(files=1)
     try:
         for line, record in _array_items(text):
-            if isinstance(record, dict):
-                _paper_from_record(result, f"{source}:{line}", source, record)
-            else:
-                result.problems.append(f"{source}:{line}: not a JSON object")
+            _add_record(result, f"{source}:{line}", source, record)
     except ValueError as exc:
         line, message = exc.args
         result.problems.append(f"{source}:{line}: not valid JSON: {message}; the records after it were not read")
     return result
 
 
+def _jsonl_line(result: ReadResult, source: str, number: int, line: str) -> None:
+    if not line.strip():
+        return
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        result.problems.append(f"{source}:{number}: not valid JSON: {exc.msg}")
+        return
+    except RecursionError:
+        record = _TOO_DEEP
+    _add_record(result, f"{source}:{number}", source, record)
+
+
 def read_jsonl(text: str, source: str) -> ReadResult:
     """JSON Lines: one record a line; a bad line is reported and skipped."""
     result = ReadResult(files=1)
     for number, line in enumerate(_lines(text), start=1):
-        if not line.strip():
-            continue
+        _jsonl_line(result, source, number, line)
+    return result
+
+
+def read_jsonl_stream(lines: Iterable[bytes], source: str) -> ReadResult:
+    """JSON Lines read line by line from a binary file (a large file is never held whole in memory);
+    a line that is not UTF-8 is one bad record."""
+    result = ReadResult(files=1)
+    blank = True
+    for number, raw in enumerate(lines, start=1):  # a binary file splits at \n only, as _lines does
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            result.problems.append(f"{source}:{number}: not valid JSON: {exc.msg}")
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            result.problems.append(f"{source}:{number}: not UTF-8 text (convert it with iconv -t UTF-8)")
+            blank = False
             continue
-        if not isinstance(record, dict):
-            result.problems.append(f"{source}:{number}: not a JSON object")
-            continue
-        _paper_from_record(result, f"{source}:{number}", source, record)
+        blank = blank and not line.strip()
+        _jsonl_line(result, source, number, line.removesuffix("\n").removesuffix("\r"))
+    if blank:
+        result.problems.append(f"{source}: empty file")
     return result
 
 
 def read_csv(text: str, source: str) -> ReadResult:
     result = ReadResult(files=1)
-    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted fields may hold \r and \n
-    columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
+    limit = csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_FIELD_CHARS))  # too long is _make_paper's call
+    try:
+        _read_csv_rows(result, text, source)
+    finally:
+        csv.field_size_limit(limit)
+    return result
+
+
+def _read_csv_rows(result: ReadResult, text: str, source: str) -> None:
+    stream = io.StringIO(text, newline="")  # quoted fields may hold \r and \n
+    reader = csv.DictReader(stream)
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        result.problems.append(f"{source}:1: bad CSV header: {exc}")
+        return
+    columns = {name.strip().lower(): name for name in fieldnames if name}
     title_col = columns.get("title")
     abstract_col = columns.get("abstract") or columns.get("summary")
     if not title_col or not abstract_col:
         result.problems.append(
             f"{source}:1: CSV needs 'title' and 'abstract' columns (found: {', '.join(columns) or 'none'})"
         )
-        return result
-    try:
-        for row in reader:
-            where = f"{source}:{reader.line_num}"
-            authors = row.get(columns.get("authors", ""), "") or ""
-            _make_paper(
-                result, where, source, row.get(title_col), row.get(abstract_col),
-                authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
-                year=_year(row.get(columns.get("year", ""), "")),
-                url=clean(row.get(columns.get("url", ""), "") or "") or None,
-            )
-    except csv.Error as exc:
-        result.problems.append(f"{source}:{reader.line_num}: bad CSV: {exc}")
-    return result
+        return
+    rows = iter(reader)
+    while True:
+        before = stream.tell()
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next record (its line_num skips this one)
+            result.problems.append(f"{source}:{text.count(chr(10), 0, before) + 1}: bad CSV: {exc}")
+            if stream.tell() == before:
+                return  # nothing was consumed: stop rather than loop
+            continue
+        where = f"{source}:{reader.line_num}"
+        authors = row.get(columns.get("authors", ""), "") or ""
+        _make_paper(
+            result, where, source, row.get(title_col), row.get(abstract_col),
+            raw=[authors, row.get(columns.get("url", ""), "")],
+            authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
+            year=_year(row.get(columns.get("year", ""), "")),
+            url=clean(row.get(columns.get("url", ""), "") or "") or None,
+        )
 
 
 _BIB_START = re.compile(r"@\s*([A-Za-z]+)\s*[{(]")
@@ -280,9 +403,10 @@ def read_bibtex(text: str, source: str) -> ReadResult:
         if "abstract" not in fields:
             result.problems.append(f"{where}: BibTeX entry has no abstract field")
             continue
-        url = fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else None)
+        url = clean(fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else "")) or None
         _make_paper(
             result, where, source, _latex_to_text(fields.get("title", "")), _latex_to_text(fields["abstract"]),
+            raw=[fields.get("title"), fields.get("abstract"), fields.get("author"), url, fields.get("keywords")],
             authors=_string_list(_latex_to_text(fields.get("author", "")), r"\s+and\s+"),
             year=_year(fields.get("year")),
             url=url,
@@ -303,16 +427,33 @@ _READERS = {
 }
 
 
+def _is_json_lines(f: BinaryIO, suffix: str) -> bool:
+    """JSON Lines, or a .json file that is not one array (the arXiv snapshot: one object a line)?"""
+    if suffix != ".json":
+        return suffix in (".jsonl", ".ndjson")
+    start = f.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
+    f.seek(0)
+    return not start.startswith(b"[") and bool(start)
+
+
 def read_file(path: Path, source: str | None = None) -> ReadResult:
-    """Read one corpus file; problems (not exceptions) for anything that cannot be used."""
+    """Read one corpus file; problems (not exceptions) for anything that cannot be used.
+
+    JSON Lines files are read line by line; the other formats are read whole (they hold one
+    structure: an array, BibTeX entries, CSV with multi-line fields, page dumps).
+    """
     source = source or str(path)
-    reader = _READERS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    reader = _READERS.get(suffix)
     if reader is None:
-        return ReadResult(problems=[f"{source}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"])
+        return ReadResult(problems=[f"{source}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"], files=1)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            if _is_json_lines(f, suffix):
+                return read_jsonl_stream(f, source)
+            data = f.read()
     except OSError as exc:
-        return ReadResult(problems=[f"{source}: cannot read: {exc.strerror or exc}"])
+        return ReadResult(problems=[f"{source}: cannot read: {exc.strerror or exc}"], files=1)
     if not data.strip():
         return ReadResult(problems=[f"{source}: empty file"], files=1)
     try:
@@ -326,43 +467,88 @@ def read_file(path: Path, source: str | None = None) -> ReadResult:
     return result
 
 
-def _expand(paths: Iterable[Path]) -> Iterator[Path]:
-    for path in paths:
-        if not path.exists():
-            raise CorpusError(f"{path}: no such file or directory")
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        else:
-            yield path
+def _unusable(path: Path) -> str | None:
+    """Why a path given or found cannot be read as it stands (None: it can be tried)."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path}: symbolic link loop ({exc.strerror}); fix or remove the link"
+        if path.is_symlink():
+            return f"{path}: broken symbolic link (to {os.readlink(path)}); fix or remove the link"
+        if exc.errno == errno.ENOENT:
+            return f"{path}: no such file or directory"
+        return f"{path}: cannot read: {exc.strerror}"
+    return None
+
+
+def _walk(folder: Path, result: ReadResult) -> Iterator[Path]:
+    """Corpus files under `folder`, sorted; unreadable folders and broken or looping links are
+    reported (and counted as files when they look like corpus files) instead of being skipped."""
+    def unreadable(exc: OSError) -> None:
+        result.problems.append(f"{exc.filename}: cannot read the folder: {exc.strerror}")
+
+    found = []
+    for root, _, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            path = Path(root) / name
+            if path.suffix.lower() not in SUFFIXES:
+                continue
+            problem = _unusable(path)
+            if problem is None and path.is_file():
+                found.append(path)
+            elif problem is not None:
+                result.problems.append(problem)
+                result.files += 1
+    yield from sorted(found)
 
 
 def read_corpus(paths: Iterable[Path | str] | None = None) -> ReadResult:
-    """Read files and folders (None: the bundled seed corpus)."""
+    """Read files and folders (None: the bundled seed corpus).
+
+    A path that was given and cannot be used at all (missing, a link loop) is a CorpusError; what
+    a folder holds that cannot be read is a problem of the result.
+    """
     result = ReadResult()
     if paths is None:
         for path in sorted(BUNDLED_CORPUS.glob("*.txt")):
             result.extend(read_file(path, source=BUNDLED_PREFIX + path.name))
         return result
-    for path in _expand(Path(p) for p in paths):
-        result.extend(read_file(path))
+    given = [Path(p) for p in paths]
+    for path in given:
+        problem = _unusable(path)
+        if problem is not None:
+            raise CorpusError(problem)
+    for path in given:
+        for file in _walk(path, result) if path.is_dir() else [path]:
+            result.extend(read_file(file))
     return result
 
 
-def dedupe(papers: Iterable[Paper]) -> list[Paper]:
+def dedupe(papers: Iterable[Paper], where: Sequence[str] | None = None, problems: list[str] | None = None) -> list[Paper]:
     """One paper per normalised title, remembering every source it was seen in.
 
     When one title comes with two different abstracts, the last one read wins (a newer file
-    replaces an older version of the same paper).
+    replaces an older version of the same paper); with `where` (each paper's `file:line`) and
+    `problems`, the replaced record is reported there.
+
+    The papers are not copied (a large corpus would be held twice): the paper kept for a title
+    gets the merged `sources` list.
     """
-    by_title: dict[str, Paper] = {}
-    for paper in papers:
-        seen = by_title.get(paper.title_key)
+    by_title: dict[str, tuple[Paper, int]] = {}
+    for index, paper in enumerate(papers):
+        key = paper.title_key
+        seen = by_title.get(key)
         if seen is None:
-            by_title[paper.title_key] = paper.model_copy(deep=True)
+            by_title[key] = (paper, index)
             continue
-        sources = seen.sources + [s for s in paper.sources if s not in seen.sources]
-        if seen.paper_id != paper.paper_id:
-            seen = by_title[paper.title_key] = paper.model_copy(deep=True)
-        seen.sources = sources
-    return list(by_title.values())
+        kept, first = seen
+        sources = kept.sources + [s for s in paper.sources if s not in kept.sources]
+        if kept.paper_id != paper.paper_id:
+            if where is not None and problems is not None:
+                problems.append(f"{where[first]}: replaced by {where[index]} (the same title with another abstract)")
+            kept, first = paper, index
+        kept.sources = sources  # a new list: the one it replaces may be shared with the reader's copy
+        by_title[key] = (kept, first)
+    return [paper for paper, _ in by_title.values()]
 

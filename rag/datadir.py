@@ -76,6 +76,8 @@ def storage_problem(exc: BaseException, path: Path, needed: int | None = None) -
         return no_space(path, needed)
     if codes & {errno.EROFS, errno.EACCES, errno.EPERM} or any(m in text for m in _READ_ONLY):
         return read_only(path)
+    if codes - {errno.EIO}:
+        return None  # the system said what went wrong, and it is neither of these
     free = free_bytes(path)
     if free is not None and free < LOW_SPACE:
         return no_space(path, needed)

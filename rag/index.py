@@ -72,6 +72,7 @@ class IngestReport(BaseModel):
     chunks_removed: int = 0
     repaired: int = 0
     orphans_removed: int = 0
+    sanitized: int = 0  # papers read with control characters or escape sequences (stored without them)
     problems: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0

@@ -112,6 +112,12 @@ def load_catalogue(path: Path) -> list[ModelEntry]:
             kind = "hf"
         else:
             raise ModelError(f"{path}:{number}: unknown source {source!r}")
+        if size != "-" and not size.isdigit():
+            raise ModelError(f"{path}:{number}: size {size!r} is not a number of bytes; write the size in bytes, or -")
+        if sha != "-" and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+            raise ModelError(f"{path}:{number}: sha256 {sha!r} is not 64 hex digits; write the file's sha256, or -")
+        if not n_ctx.isdigit() or int(n_ctx) == 0:
+            raise ModelError(f"{path}:{number}: n_ctx {n_ctx!r} is not a positive number of tokens; write e.g. 4096")
         entries.append(
             ModelEntry(
                 name=name,

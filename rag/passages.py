@@ -8,32 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Sequence
 
 from .catalog import Catalog
-from .chunking import split_sentences
 from .llm import Generator
+from .safety import passage_sentences
 from .settings import Settings
 from .text import content_words, identity_names
 from .types import Hit
-
-# Sentences of an abstract that speak to the model instead of about the research (prompt injection).
-# Kept narrow on purpose: the corpus is full of papers *about* instructions and assistants.
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget)\b[^.]{0,30}\b(?:instructions?|questions?|passages?|context|prompt)\b"
-    r"|\b(?:previous|above|prior) instructions\b|\b(?:never|do not|don't) say\b|\balways answer\b"
-    r"|^(?:system|assistant|important note[^:]{0,30})\s*:|^(?:reply|respond|answer|say)\s+(?:that|with|only)\b|^cite\b"
-    r"|\bcite \[\d",
-    re.IGNORECASE,
-)
-# A bracketed number inside a passage would read as a citation key to the model.
-_KEY_LIKE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-
-
-def passage_sentences(abstract: str) -> list[str]:
-    """The sentences the model may see: no instructions aimed at it, no citation-like markers."""
-    return [_KEY_LIKE.sub(r"(\1)", s) for s in split_sentences(abstract) if not _INSTRUCTION.search(s)]
 
 
 def relevant(question: str, hits: Sequence[Hit], settings: Settings) -> bool:

@@ -8,8 +8,10 @@ re-send a request whose answer has started to stream) is not the SDK's.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +32,9 @@ RETRY_STATUS = frozenset({502, 503})
 # The OpenAI API does not report a model's context length; the prompts here need well under 1k tokens.
 REMOTE_N_CTX = 4096
 CHARS_PER_TOKEN = 4  # English text in BPE vocabularies: ~4 characters a token (the fallback count)
+# Stops a server that streams past the token budget with huge pieces: no token is this long.
+MAX_CHARS_PER_TOKEN = 64
+MAX_LINE_CHARS = 1 << 20  # one server-sent-event line; a longer one is not an OpenAI-compatible reply
 
 
 def api_root(url: str) -> str:
@@ -61,6 +66,56 @@ def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
             data.append(value[1:] if value.startswith(" ") else value)
     if data:
         yield "\n".join(data)
+
+
+class Deadline:
+    """A point in time `seconds` from the last `reset()`."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.reset()
+
+    def reset(self) -> None:
+        self.at = time.monotonic() + self.seconds
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() > self.at
+
+
+class StreamTimeout(Exception):
+    """No token arrived before the deadline (the server may still be sending keep-alive bytes)."""
+
+
+class LineTooLong(Exception):
+    """A server-sent-event line longer than MAX_LINE_CHARS."""
+
+
+def iter_lines_until(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[str]:
+    """The lines of a byte stream (\n, \r\n or \r ends a line), checking `deadline` at every chunk.
+
+    httpx's read timeout only bounds the wait for the next bytes: a server that keeps sending
+    something (SSE keep-alive comments, one byte at a time) never trips it. The deadline does.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        if deadline.expired:
+            raise StreamTimeout()
+        pending += decoder.decode(chunk)
+        # A \r at the end may be the first half of \r\n: keep it for the next chunk.
+        cut = len(pending) - 1 if pending.endswith("\r") else len(pending)
+        *lines, rest = _LINE_END.split(pending[:cut])
+        pending = rest + pending[cut:]
+        if len(pending) > MAX_LINE_CHARS:
+            raise LineTooLong(f"a line longer than {MAX_LINE_CHARS} characters")
+        yield from lines
+    pending += decoder.decode(b"", final=True)
+    if pending.rstrip("\r"):
+        yield from _LINE_END.split(pending.rstrip("\r"))
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def _one_line(text: str, limit: int = 150) -> str:
@@ -109,9 +164,9 @@ class OpenAIServer:
             f"start it (see README, Scaling out) or check {self.setting}"
         )
 
-    def timed_out(self, error: type[RagError]) -> RagError:
+    def timed_out(self, error: type[RagError], what: str = "nothing") -> RagError:
         return error(
-            f"the {self.what} server at {self.root} sent nothing for {self.timeout:g} s; it may be overloaded: "
+            f"the {self.what} server at {self.root} sent {what} for {self.timeout:g} s; it may be overloaded: "
             "try again, or raise RAG_REQUEST_TIMEOUT"
         )
 
@@ -283,6 +338,9 @@ class OpenAIGenerator:
         self._probe()
         payload.update(self._sampling)
         server = self.server
+        # The silence allowed before the first token (prefill) and between two tokens: whatever else
+        # the server sends meanwhile (keep-alive comments, empty deltas) does not count.
+        deadline = Deadline(server.timeout)
         response = server.send("POST", "chat/completions", payload, stream=True, error=GenerationError)
         try:
             content_type = response.headers.get("content-type", "")
@@ -290,23 +348,35 @@ class OpenAIGenerator:
                 raise server.garbage(f"a reply of type {content_type or 'unknown'!r}, not an event stream",
                                      GenerationError)
             finished = False
-            for data in iter_sse_data(response.iter_lines()):
+            tokens = chars = 0
+            for data in iter_sse_data(iter_lines_until(response.iter_bytes(), deadline)):
                 if data.strip() == "[DONE]":
                     finished = True
                     break
                 piece, finish_reason = self._parse_event(data)
                 finished = finished or finish_reason is not None
                 if piece:
+                    deadline.reset()
+                    tokens, chars = tokens + 1, chars + len(piece)
                     yield piece
+                    if tokens >= max_tokens or chars >= max_tokens * MAX_CHARS_PER_TOKEN:
+                        finished = True  # the budget is ours to keep: a server may stream past max_tokens
+                        break
+                elif deadline.expired:
+                    raise StreamTimeout()
             if not finished:
                 raise GenerationError(
                     f"the model server at {server.root} ended the answer early (no finish reason, no [DONE]); "
                     "check that the server is still running and try again"
                 )
+        except StreamTimeout as exc:
+            raise server.timed_out(GenerationError, "no token") from exc
         except httpx.TimeoutException as exc:
             raise server.timed_out(GenerationError) from exc
         except httpx.TransportError as exc:
             raise server.broken(exc, GenerationError) from exc
+        except LineTooLong as exc:
+            raise server.garbage(str(exc), GenerationError) from exc
         finally:
             response.close()  # also when the caller stops early: the server then stops generating
 

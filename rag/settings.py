@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from . import resources
 from .errors import SettingsError
@@ -21,6 +23,27 @@ def remote_model(name: str | None) -> str | None:
     if name and name.startswith(REMOTE_PREFIX):
         return name[len(REMOTE_PREFIX) :]
     return None
+
+
+# Values never repeated in messages (they may hold tokens).
+_SECRET = {"api_key", "chroma_headers"}
+_JSON_FIELDS = {"chroma_headers": 'a JSON object, e.g. \'{"Authorization": "Bearer TOKEN"}\''}
+
+
+def _directory(value: object, name: str) -> object:
+    """A data directory: not empty, and neither it nor a parent may be a file (it is created when missing)."""
+    if value is None:
+        return value
+    if not str(value).strip():
+        raise ValueError(f"empty; unset RAG_{name.upper()} for the default, or give a directory")
+    path = Path(str(value)).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"is inside {candidate}, which is a file"
+                raise ValueError(f"{where}, not a directory; give a directory (it is created if missing)")
+            break
+    return path
 
 
 def default_home() -> Path:
@@ -104,17 +127,32 @@ class Settings(BaseSettings):
         description="The model catalogue (default: the one shipped with the program).",
     )
 
+    @field_validator("home", "models_home", mode="before")
+    @classmethod
+    def _is_a_directory(cls, value: object, info) -> object:
+        return _directory(value, info.field_name)
+
     @classmethod
     def load(cls, **values) -> Settings:
         """The settings from `values` and the environment; a bad value is a `SettingsError` naming it."""
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = [
-                f"RAG_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!s}: {e['msg']}" if e["loc"] else e["msg"]
-                for e in exc.errors()
-            ]
+            problems = []
+            for e in exc.errors():
+                if not e["loc"]:
+                    problems.append(e["msg"])
+                    continue
+                field = str(e["loc"][0])
+                name = f"RAG_{field.upper()}" + ("" if field in _SECRET else f"={e.get('input')!s}")
+                hint = f"; give {_JSON_FIELDS[field]}" if field in _JSON_FIELDS else ""
+                problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}{hint}")
             raise SettingsError(f"invalid setting {'; '.join(problems)}") from exc
+        except SourceError as exc:  # a complex value (a JSON field) that is not JSON
+            match = re.search(r'field "(\w+)"', str(exc))
+            field = match.group(1) if match else "?"
+            expected = _JSON_FIELDS.get(field, "JSON")
+            raise SettingsError(f"invalid setting RAG_{field.upper()}: not valid JSON; give {expected}") from exc
 
     @property
     def index_dir(self) -> Path:

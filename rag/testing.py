@@ -50,7 +50,7 @@ class ScriptedGenerator:
             reply = self.replies(messages)
         else:
             reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        for piece in re.findall(r"\S+\s*", reply):
+        for piece in re.findall(r"\S+\s*", reply)[:max_tokens]:  # a word a token; the budget holds, as for a model
             if self.delay:
                 time.sleep(self.delay)
             yield piece

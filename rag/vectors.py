@@ -118,11 +118,10 @@ class VectorStore:
                     path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
                 )
             else:
+                from .chroma_http import http_client  # chromadb.HttpClient with a deadline on every request
+
                 host, port, ssl = parse_chroma_url(url)
-                self.client = chromadb.HttpClient(
-                    host=host, port=port, ssl=ssl, headers=self.headers,
-                    settings=ChromaSettings(anonymized_telemetry=False),
-                )
+                self.client = http_client(host, port, ssl, self.headers)
             # embedding_function=None: Chroma must never embed anything itself (we always pass vectors).
             self.collection = self.client.get_or_create_collection(
                 self.collection_name, metadata={"hnsw:space": "cosine"}, embedding_function=None

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.corpus import MAX_TITLE_CHARS, read_file
+from rag.corpus import MAX_FIELD_CHARS, MAX_TITLE_CHARS, read_file
+from rag.safety import has_controls
 
 SUFFIXES = [".txt", ".jsonl", ".json", ".bib", ".csv"]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -119,3 +120,68 @@ def test_json_array_reports_bad_elements_at_their_line(tmp_path, records):
     assert len(result.papers) == sum(1 for r in records if isinstance(r, tuple))
     bad = {n + 2 for n, r in enumerate(records) if not isinstance(r, tuple)}
     assert {int(p.split(":")[1]) for p in result.problems} == bad
+
+
+# --- hostile records (issue 13): nesting beyond the parser's recursion, escapes, surrogates, huge fields ---
+def _deep(depth: int, kind: str) -> str:
+    return "[" * depth + "]" * depth if kind == "list" else '{"a":' * depth + "1" + "}" * depth
+
+
+deep_json = st.builds(_deep, st.sampled_from([50, 990, 1001, 5000, 100_000]), st.sampled_from(["list", "object"]))
+HOSTILE_TEXT = st.sampled_from(["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]8;;http://evil.example\x1b\\", "\u009b2J",
+                                "\u202e", "\x07", "\x08", "\ud800", "\udfff", "\x7f", "\x1b"])
+hostile_text = st.lists(st.one_of(WORDS, HOSTILE_TEXT), min_size=2, max_size=40).map(" ".join)
+
+
+@FUZZ
+@given(records=st.lists(st.one_of(st.tuples(title_text, abstract_text), deep_json), min_size=1, max_size=8),
+       as_array=st.booleans())
+def test_json_nested_beyond_the_recursion_limit_is_one_bad_record(tmp_path, records, as_array):
+    lines = [json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else r for r in records]
+    path = tmp_path / ("corpus.json" if as_array else "corpus.jsonl")
+    first = 2 if as_array else 1
+    path.write_text(("[\n" + ",\n".join(lines) + "\n]\n") if as_array else "\n".join(lines) + "\n", encoding="utf-8")
+    result = read_file(path)  # no RecursionError
+    assert len(result.papers) == sum(isinstance(r, tuple) for r in records)
+    bad = {n + first for n, r in enumerate(records) if not isinstance(r, tuple)}
+    assert {int(p.split(":")[1]) for p in result.problems} == bad, result.problems
+
+
+@FUZZ
+@given(records=st.lists(st.tuples(st.one_of(title_text, hostile_text.filter(lambda t: any(c.isalpha() for c in t))),
+                                  st.one_of(abstract_text, hostile_text.map(lambda t: t + " " + "word " * 15))),
+                        min_size=1, max_size=6),
+       suffix=st.sampled_from([".jsonl", ".json", ".csv"]))
+def test_escapes_controls_and_lone_surrogates_are_stored_clean(tmp_path, records, suffix):
+    path = tmp_path / f"corpus{suffix}"
+    if suffix == ".csv":
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
+        writer.writerow(["title", "abstract"])
+        writer.writerows((t.encode("utf-8", "replace").decode(), a.encode("utf-8", "replace").decode()) for t, a in records)
+        path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    else:
+        items = [json.dumps({"title": t, "abstract": a}) for t, a in records]  # ASCII: surrogates as \ud800
+        path.write_text("[" + ",\n".join(items) + "]" if suffix == ".json" else "\n".join(items), encoding="utf-8")
+    result = read_file(path)
+    for paper in result.papers:
+        text = paper.title + paper.abstract
+        assert not has_controls(text) and paper.paper_id  # the id hashes UTF-8: no lone surrogate survives
+        text.encode("utf-8")
+
+
+@FUZZ
+@given(sizes=st.lists(st.sampled_from([40, 1000, 120_000, 500_000]), min_size=1, max_size=5))
+def test_csv_fields_beyond_the_csv_module_limit_are_one_bad_record(tmp_path, sizes):
+    rows = [(f"Paper number {i}", ("word " * (size // 5))) for i, size in enumerate(sizes)]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["title", "abstract"])
+    writer.writerows(rows)
+    path = tmp_path / "corpus.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    result = read_file(path)
+    ok = [f"Paper number {i}" for i, size in enumerate(sizes) if size <= MAX_FIELD_CHARS]
+    assert [p.title for p in result.papers] == ok
+    assert {int(p.split(":")[1]) for p in result.problems} == {i + 2 for i, size in enumerate(sizes) if size > MAX_FIELD_CHARS}
+    assert csv.field_size_limit() == 131072  # the module-wide limit is put back

@@ -39,7 +39,8 @@ def keys_valid(answer) -> bool:
 
 
 @pytest.mark.parametrize("question", [
-    "?!?! ... ;;", "¿Cuánto baja la tasa de error lógico del código de superficie?", "表面码的逻辑错误率下降多少？",
+    # (a question of punctuation only is an input error: tests/test_trust_details.py)
+    "¿Cuánto baja la tasa de error lógico del código de superficie?", "表面码的逻辑错误率下降多少？",
     "surface code " + "\u200b" * 50, "'; DROP TABLE papers; --", "x" * 100_000,
 ])
 def test_odd_questions_never_crash_and_never_cite_outside_the_retrieved_set(settings, embedder, injected_corpus, question):

@@ -213,7 +213,7 @@ class ChatApp(App[None]):
         self.journal.append(LogEntry(datetime.now(), title, message, severity))
         del self.journal[:-JOURNAL_LIMIT]
         self.notify(message, title=title, severity=severity,  # type: ignore[arg-type]
-                    timeout=timeout or (10 if severity == "error" else 6))
+                    timeout=timeout or (10 if severity == "error" else 6), markup=False)
 
     # --- workers ----------------------------------------------------------------------------
     def _progress(self, cancelled: Callable[[], bool], labels: dict[str, str]) -> Callable[[str, int, int], None]:
@@ -251,6 +251,8 @@ class ChatApp(App[None]):
         try:
             with self.gate.hold("the start-up", cancelled) as holding:
                 try:
+                    if not self.assistant.index.exists() and not self.assistant.first_run:
+                        self.assistant.ensure_index()  # a lost index: says what it held (no other papers)
                     if not self.assistant.index.exists():
                         holding.label = "the first-run index build"
                         self.post_message(IngestStarted(task))

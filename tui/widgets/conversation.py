@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from markdown_it import MarkdownIt
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
@@ -13,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Markdown, Static
 
 from rag import Answer
+from rag.safety import terminal_safe
 
 from ..timing import WallClock
 
@@ -21,6 +23,14 @@ WELCOME = (
     "the sources of the selected answer are listed beside (F8 shows or hides them).\n\n"
     "Enter sends · Ctrl+J new line · Esc stops an answer · F4 why? · Ctrl+P commands · F1 keys"
 )
+
+
+def answer_markdown() -> MarkdownIt:
+    """Markdown without links, images, link references or raw HTML: an answer repeats corpus text,
+    and "[code](http://...)" or "[1]: http://..." there must not hide a link target (shown as typed)."""
+    return MarkdownIt("gfm-like").disable(
+        ["link", "image", "autolink", "reference", "html_inline", "html_block", "linkify"], ignoreInvalid=True
+    )
 
 
 class QuestionView(Static):
@@ -70,7 +80,7 @@ class AnswerView(Vertical, can_focus=True):
         self._started = time.monotonic()
 
     def compose(self):
-        markdown = Markdown("")
+        markdown = Markdown("", parser_factory=answer_markdown, open_links=False)
         markdown.can_focus = False
         yield markdown
         yield Static("", classes="reason", markup=False)
@@ -125,14 +135,14 @@ class AnswerView(Vertical, can_focus=True):
             self._show_stage()
 
     async def append(self, piece: str) -> None:
-        await self.markdown.append(piece)
+        await self.markdown.append(terminal_safe(piece))
 
     async def finish(self, answer: Answer, clock: WallClock | None = None) -> None:
         self.answer, self.clock = answer, clock
         if self._ticker is not None:
             self._ticker.stop()
         self.remove_class("-streaming", "-queued")
-        await self.markdown.update(answer.text)
+        await self.markdown.update(terminal_safe(answer.text))
         reason = self.query_one(".reason", Static)
         notes = [f"Note: {n}" for n in answer.notices]
         if answer.refused:

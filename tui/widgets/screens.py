@@ -19,6 +19,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from rag import Answer, Citation, Paper
+from rag.safety import terminal_safe
 
 from ..references import source_line
 from ..store import ChatStore, SavedChat
@@ -108,7 +109,7 @@ class PaperScreen(Modal):
         self.citation, self.paper, self.location = citation, paper, location
 
     def title_text(self) -> str:
-        return f"[{self.citation.key}] {self.citation.title}"
+        return terminal_safe(f"[{self.citation.key}] {self.citation.title}")
 
     def body(self) -> ComposeResult:
         paper = self.paper
@@ -123,7 +124,7 @@ class PaperScreen(Modal):
             meta.append(", ".join(paper.authors))
         if len(paper.sources) > 1:
             meta.append("also in: " + ", ".join(paper.sources[1:]))
-        yield Static(Content("\n".join(meta)), classes="meta")
+        yield Static(Content(terminal_safe("\n".join(meta))), classes="meta")
         yield Static(highlighted(paper.abstract, self.citation.text), id="abstract")
 
 

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from rag import Answer, Citation, Paper
+from rag.safety import terminal_safe
 
 from ..references import passage_spans, source_line
 
@@ -19,7 +20,9 @@ HINT = "The sources of the selected answer appear here."
 
 
 def highlighted(text: str, passage: str, style: str = HIGHLIGHT) -> Content:
-    """`text` with the cited passage's sentences (as the library recorded them) highlighted."""
+    """`text` with the cited passage's sentences (as the library recorded them) highlighted; corpus
+    text is shown without control characters or escape sequences."""
+    text, passage = terminal_safe(text), terminal_safe(passage)
     pieces: list[str | tuple[str, str]] = []
     position = 0
     for start, end in passage_spans(text, passage):
@@ -42,11 +45,11 @@ class SourceCard(Static, can_focus=True):
 
     def __init__(self, citation: Citation, paper: Paper | None, location: str | None) -> None:
         self.citation, self.paper, self.location = citation, paper, location
-        meta = source_line(paper, location)
+        meta = terminal_safe(source_line(paper, location))  # corpus text: no escapes (Content is never markup)
         body = Content.assemble(
-            (f"[{citation.key}] {citation.title}", "bold"), "\n",
+            (f"[{citation.key}] {terminal_safe(citation.title)}", "bold"), "\n",
             *(((meta, "$text-muted italic"), "\n") if meta else ()),
-            (citation.text, HIGHLIGHT),
+            (terminal_safe(citation.text), HIGHLIGHT),
         )
         super().__init__(body)
 
