@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS paper_names (
 );
 CREATE INDEX IF NOT EXISTS names_by_paper ON paper_names(paper_id);
 """
-NAMES_VERSION = "1"  # bump when `own_names` changes: the next ingest recomputes the table
+NAMES_VERSION = "2"  # bump when `own_names` changes: the next ingest recomputes the table
 
 
 def committed_paper_ids(path: Path) -> set[str]:

@@ -26,12 +26,13 @@ from .types import Citation, Dropped, Hit
 _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ANY_BRACKET_KEY = re.compile(r"\[\s*[\d,;\s]*\]")
 # Sentence ends: . ! ? followed by space(s) and optional citation groups then a new sentence.
-_SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:\s*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
+_SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:[\s,;]*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
 _LINK = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+|`[^`]+`|\b(?:import|def|sudo|curl|wget)\s+\S+")
 # A sentence that opens like this refers back to the one before it.
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus|hence|therefore)\b", re.IGNORECASE)
 
 MIN_SUPPORT = 0.5
+_OFF_PASSAGE = "most of its words are not in the passage"
 
 
 def parse_keys(text: str) -> list[int]:
@@ -128,25 +129,47 @@ class CitationChecker:
         self.kept: list[str] = []
         self.dropped: list[Dropped] = []
         self.repaired = 0
-        self._last_dropped = False
+        self._false_before = False  # the sentence before was dropped as false (not merely as off the passage)
 
     def _supports(self, claim: str, evidence: Evidence) -> tuple[bool, str | None, str | None]:
         """(supported, why not, the passage sentence it rests on)."""
         score, reason, basis = judge(claim, evidence)
         if reason is None and score < self.min_support:
-            reason = "most of its words are not in the passage"
+            reason = _OFF_PASSAGE
         return reason is None, reason, basis
+
+    def _pair(self, body: str) -> list[int] | None:
+        """Two passages that together hold a sentence neither holds alone ("X reaches 1.78 FID while Y ..."):
+        each must hold a name or number of it that the other does not."""
+        facts = [(n, "name") for n in names(body)] + [(n, "number") for n in numbers(body)]
+
+        def holds(k: int, fact: tuple[str, str]) -> bool:
+            evidence = self.evidence[k]
+            return mentions(fact[0], evidence.spelled) if fact[1] == "name" else fact[0] in evidence.numbers
+
+        best: tuple[float, list[int]] | None = None
+        for i in range(len(self.evidence)):
+            for j in range(i + 1, len(self.evidence)):
+                own = [any(holds(a, f) and not holds(b, f) for f in facts) for a, b in ((i, j), (j, i))]
+                if not all(own):
+                    continue
+                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]))
+                if why is None and score >= self.min_support and (best is None or score > best[0]):
+                    best = (score, [i, j])
+        return best[1] if best else None
 
     def drop(self, sentence: str, reason: str) -> None:
         self.dropped.append(Dropped(text=sentence, reason=reason))
-        self._last_dropped = True
+        # Only a claim that was wrong (a number, name, stance or link the passage lacks) takes the
+        # sentences that lean on it along; one that just restated the question does not.
+        self._false_before = reason not in (_OFF_PASSAGE, "says nothing checkable")
 
     def add(self, sentence: str) -> str | None:
         """The sentence with its citations renumbered, or None if no passage supports it."""
         body = strip_keys(sentence)
         if not body or not (content_words(body) or numbers(body)):
             return None
-        if self._last_dropped and _LEANS_BACK.match(body):
+        if self._false_before and _LEANS_BACK.match(body):
             self.drop(sentence, "refers back to a sentence that was dropped")
             return None
         keys = [k - 1 for k in dict.fromkeys(parse_keys(sentence)) if 1 <= k <= len(self.passages)]
@@ -166,17 +189,20 @@ class CitationChecker:
                 bases = {i: judge(body, self.evidence[i])[2] for i in keys}
             reason = reason or why
         if not cited:
-            # Cited nothing, a key that does not exist, or the wrong passage: find the right one.
+            # Cited nothing, a key that does not exist, or the wrong passage: find the right one (or two).
             judged = [(judge(body, e), i) for i, e in enumerate(self.evidence)]
             good = [(score, i, basis) for (score, why, basis), i in judged if why is None and score >= self.min_support]
-            if not good:
+            if good:
+                _, index, basis = max(good, key=lambda g: g[0])
+                cited, bases = [index], {index: basis}
+            elif pair := self._pair(body):
+                cited, bases = pair, {i: judge(body, self.evidence[i])[2] for i in pair}
+            else:
                 self.drop(sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1]
                           or "no passage holds it")
                 return None
-            _, index, basis = max(good, key=lambda g: g[0])
-            cited, bases = [index], {index: basis}
             self.repaired += 1
-        self._last_dropped = False
+        self._false_before = False
         for index in cited:
             if index not in self.order:
                 self.order.append(index)

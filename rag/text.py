@@ -86,11 +86,18 @@ def mentions(name: str, words: set[str]) -> bool:
 # What denies the words after it: negators, and stance words that reject a claim ("challenge the
 # narrative that X", "contrary to X"). Their scope runs to the next punctuation, at most 12 words.
 _DENIAL = re.compile(
-    r"\b(?:not|no|never|cannot|neither|nor|none|nothing|without|n't|challenges?|challenged|challenging|refutes?|"
-    r"refuted|debunks?|debunked|disputes?|disputed|contrary to|myth|rather than|instead of)\b|n't\b",
+    r"\b(?:not|no|never|cannot|neither|nor|none|nothing|without|refutes?|refuted|debunks?|debunked|contrary to|"
+    r"myth that|rather than|instead of)\b|n't\b"
+    r"|\b(?:challenge[sd]?|challenging|question(?:s|ed|ing)?|dispute[sd]?)\s+the\s+(?:\w+\s+){0,3}"
+    r"(?:narrative|assumption|belief|view|notion|idea|claim|wisdom|consensus|premise)\b",
     re.IGNORECASE,
 )
 _CLAUSE = re.compile(r"[^,;:.!?()]+")
+# A denial does not reach past these ("without pre-trained encoders while using only 45M parameters").
+_SCOPE_END = re.compile(
+    r"\b(?:while|whilst|whereas|but|although|though|yet|however|and|or|which|where|when|because|since|so|thus|hence)\b",
+    re.IGNORECASE,
+)
 
 
 def denials(text: str) -> list[set[str]]:
@@ -99,7 +106,8 @@ def denials(text: str) -> list[set[str]]:
     scopes = []
     for clause in _CLAUSE.findall(text):
         for cue in _DENIAL.finditer(clause):
-            after = " ".join(clause[cue.end() :].split()[:12])
+            after = _SCOPE_END.split(clause[cue.end() :], maxsplit=1)[0]
+            after = " ".join(after.split()[:12])
             if scope := content_words(after):
                 scopes.append(scope)
     return scopes
@@ -129,15 +137,23 @@ def title_name(title: str) -> str | None:
     return lead.strip() if colon and 0 < len(lead.split()) <= 4 else None
 
 
+_NOT_NAMES = {"A", "An", "The", "We", "Our", "This", "These", "It", "In", "To", "For", "On", "Its"}
+
+
 def introduced_names(abstract: str) -> list[str]:
-    """Acronym-like names the abstract introduces ("we propose X", "dubbed X", "called X"), in order."""
+    """Names the abstract introduces ("we propose X", "dubbed X", "called X"), in order: the first
+    capitalised or acronym-like word among the next four."""
     out: list[str] = []
     for sentence in re.split(r"(?<=[.!?])\s+", abstract):
         for match in _INTRODUCES.finditer(sentence):
-            window = sentence[match.end() : match.end() + 80]
-            found = sorted(acronyms(window), key=window.find)
-            if found and len(found[0]) >= 2 and found[0] not in out:
-                out.append(found[0])
+            for word in _WORD.findall(sentence[match.end() : match.end() + 80])[:4]:
+                word = word.rstrip(".")
+                capital = word[:1].isupper() or any(c.isupper() for c in word[1:])
+                mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+                if (capital or mixed) and word not in _NOT_NAMES and len(word) >= 2:
+                    if word not in out:
+                        out.append(word)
+                    break
     return out
 
 
