@@ -7,6 +7,7 @@ from .answering import AnswerStream
 from .assistant import Assistant, clean_question
 from .errors import (
     CorpusError,
+    DataDirError,
     EmptyQuestionError,
     GenerationError,
     IndexBusyError,
@@ -26,7 +27,7 @@ from .errors import (
 from .index import IndexStats, IngestReport
 from .prompts import CANNOT_ANSWER
 from .settings import Settings
-from .types import Answer, Chunk, Citation, Hit, Paper, Timings
+from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, Timings
 
 try:
     __version__ = _version("rag-abstracts")
@@ -36,11 +37,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a checkout that 
 __all__ = [
     "CANNOT_ANSWER",
     "Answer",
+    "AnswerEvent",
     "AnswerStream",
     "Assistant",
     "Chunk",
     "Citation",
     "CorpusError",
+    "DataDirError",
+    "Dropped",
     "EmptyQuestionError",
     "GenerationError",
     "Hit",

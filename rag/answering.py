@@ -17,7 +17,7 @@ from .citations import CitationChecker, split_answer, strip_keys
 from .llm import Generator, Message
 from .prompts import CANNOT_ANSWER, Template
 from .settings import Settings
-from .types import Answer, Citation, Dropped, Hit, Timings
+from .types import Answer, AnswerEvent, Citation, Dropped, Hit, Timings
 
 STOP = ["\n\n\n", "Question:", "Passages:", "<|im_end|>", "<|endoftext|>"]
 
@@ -32,6 +32,9 @@ class AnswerRequest:
     timings: Timings = field(default_factory=Timings)
     notices: list[str] = field(default_factory=list)
 
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
     def refusal(self, reason: str, model: str | None = None, raw: str = "",
                 dropped: Sequence[Dropped] = ()) -> Answer:
         self.timings.total_s = time.perf_counter() - self.started
@@ -42,14 +45,18 @@ class AnswerRequest:
         )
 
 
+AnswerPipeline = Pipeline[AnswerEvent, None, Answer | None]
+
+
 class AnswerStream:
     """Iterate to get the verified answer text in pieces; `.answer` is set when the stream ends.
+    `events()` gives every step instead (raw tokens, verified and dropped sentences, then "done").
 
     `cancel()` (safe from another thread) stops the model at its next token; the stream then ends
     with `.answer` left None and `.cancelled` True.
     """
 
-    def __init__(self, pipeline: Callable[[threading.Event], Pipeline[str, None, Answer | None]]):
+    def __init__(self, pipeline: Callable[[threading.Event], AnswerPipeline]):
         self._pipeline = pipeline
         self._cancel = threading.Event()
         self.answer: Answer | None = None
@@ -61,9 +68,16 @@ class AnswerStream:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def __iter__(self) -> Iterator[str]:
+    def events(self) -> Iterator[AnswerEvent]:
         answer = yield from self._pipeline(self._cancel)
         self.answer = None if self.cancelled else answer
+        if self.answer is not None:
+            yield AnswerEvent("done", self.answer.text, self.answer.timings.total_s, answer=self.answer)
+
+    def __iter__(self) -> Iterator[str]:
+        for event in self.events():
+            if event.kind == "sentence":
+                yield event.text
 
 
 def render_messages(prompts: dict[str, Template], question: str, passages: Sequence[Hit]) -> list[Message]:
@@ -85,9 +99,9 @@ def _says_cannot_answer(text: str) -> bool:
 def generate_answer(
     request: AnswerRequest, passages: Sequence[Hit], generator: Generator, prompts: dict[str, Template],
     settings: Settings, cancel: threading.Event,
-) -> Pipeline[str, None, Answer | None]:
-    """Stream the model's answer, yielding each sentence once its citation checks out; return the `Answer`
-    (None if cancelled)."""
+) -> AnswerPipeline:
+    """Stream the model's answer as events: each token as it comes, each sentence once its citation
+    checks out (or why it was dropped); return the `Answer` (None if cancelled)."""
     messages = render_messages(prompts, request.standalone, passages)
     prompt_tokens = sum(generator.count_tokens(m["content"]) for m in messages)
     checker = CitationChecker(passages, settings.min_support)
@@ -95,15 +109,21 @@ def generate_answer(
     raw, completion_tokens, shown = "", 0, 0
     done = 0  # sentences of `raw` already checked
 
-    def checked(sentences: Sequence[str]) -> Iterator[str]:
+    def checked(sentences: Sequence[str], start: int, stop: int) -> Iterator[AnswerEvent]:
+        """Check sentences[start:stop]; each event says what is still unchecked after it."""
         nonlocal shown
-        for sentence in sentences:
+        for i in range(start, stop):
+            sentence, pending = sentences[i], " ".join(sentences[i + 1 :])
+            before = len(checker.dropped)
             if _says_cannot_answer(sentence):
                 checker.drop(sentence, "the model said the passages do not answer it")
-                continue
-            out = checker.add(sentence)
+                out = None
+            else:
+                out = checker.add(sentence)
+            for dropped in checker.dropped[before:]:
+                yield AnswerEvent("dropped", dropped.text, request.elapsed(), reason=dropped.reason, pending=pending)
             if out:
-                yield ("" if shown == 0 else " ") + out
+                yield AnswerEvent("sentence", ("" if shown == 0 else " ") + out, request.elapsed(), pending=pending)
                 shown += 1
 
     for piece in generator.stream(messages, max_tokens=settings.max_answer_tokens, stop=STOP,
@@ -114,21 +134,24 @@ def generate_answer(
             timings.first_token_s = time.perf_counter() - request.started
         completion_tokens += 1
         raw += piece
+        yield AnswerEvent("token", piece, timings.first_token_s if completion_tokens == 1 else request.elapsed())
         sentences = split_answer(raw)
         # All but the last sentence are complete (the last may still grow or get its [n]).
-        yield from checked(sentences[done : len(sentences) - 1])
+        yield from checked(sentences, done, len(sentences) - 1)
         done = max(done, len(sentences) - 1)
-    tail = split_answer(raw)[done:]
-    cut = strip_keys(tail[-1]).rstrip("\"')") if tail else ""
-    if completion_tokens >= settings.max_answer_tokens and cut and not cut.endswith((".", "!", "?")):
-        checker.drop(tail.pop(), "cut off by the token limit before it ended")  # not a finished claim
-    yield from checked(tail)
+    sentences = split_answer(raw)
+    last = strip_keys(sentences[-1]).rstrip("\"')") if len(sentences) > done else ""
+    cut = completion_tokens >= settings.max_answer_tokens and last and not last.endswith((".", "!", "?"))
+    yield from checked(sentences, done, len(sentences) - 1 if cut else len(sentences))
+    if cut:  # cut off by the token limit mid-sentence: not a finished claim
+        checker.drop(sentences[-1], "cut off by the token limit before it ended")
+        yield AnswerEvent("dropped", sentences[-1], request.elapsed(), reason=checker.dropped[-1].reason)
     verified = checker.result()
     if not verified.citations:
         reason = "the model said the passages do not answer it" if _says_cannot_answer(raw) else (
             "no sentence of the model's answer was supported by a retrieved passage")
         answer = request.refusal(reason, generator.name, raw, verified.dropped)
-        yield CANNOT_ANSWER
+        yield AnswerEvent("sentence", CANNOT_ANSWER, request.elapsed())
     else:
         timings.total_s = time.perf_counter() - request.started
         answer = Answer(

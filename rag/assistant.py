@@ -9,11 +9,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections.abc import Generator as Pipeline
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-from .answering import AnswerRequest, AnswerStream, generate_answer
+from .answering import AnswerPipeline, AnswerRequest, AnswerStream, generate_answer
 from .catalog import damaged
 from .corpus import dedupe, read_corpus
 from .datadir import storage_problem
@@ -31,7 +30,7 @@ from .provenance import Provenance
 from .retrieve import Mode, Retriever
 from .safety import SafeGenerator
 from .settings import Settings
-from .types import Answer, Hit, Paper
+from .types import Answer, AnswerEvent, Hit, Paper
 
 MAX_QUESTION_CHARS = 2000
 _WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
@@ -231,11 +230,17 @@ class Assistant:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
         earlier = list(history or [])
 
-        def pipeline(cancel: threading.Event) -> Pipeline[str, None, Answer | None]:
+        def pipeline(cancel: threading.Event) -> AnswerPipeline:
             with catalog_errors(self.index.catalog_path):
                 return (yield from self._answer(question, earlier, cancel))
 
         return AnswerStream(pipeline)
+
+    def events(self, question: str, history: Sequence[Answer] | None = None) -> Iterator[AnswerEvent]:
+        """Answer `question` step by step: "token" events as the model writes (not yet checked),
+        "sentence" when one is verified, "dropped" when one is not (with the reason), and "done"
+        with the final `Answer` (the same `ask()` returns). Stop iterating to stop the model."""
+        return self.stream(question, history).events()
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
         """Answer `question` (a follow-up if `history` holds earlier answers) with verified citations."""
@@ -246,9 +251,7 @@ class Assistant:
             raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    def _answer(
-        self, question: str, history: list[Answer], cancel: threading.Event
-    ) -> Pipeline[str, None, Answer | None]:
+    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
         text, truncated = clean_question(question)
         request = AnswerRequest(text, text)
         if truncated:
@@ -268,7 +271,7 @@ class Assistant:
             answer = request.refusal(
                 f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"
             )
-            yield answer.text
+            yield AnswerEvent("sentence", answer.text, request.elapsed())
             return answer
         generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
         # Sentences are chosen by the question's own words: a follow-up's substituted paper name would

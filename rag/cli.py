@@ -266,9 +266,12 @@ def _print_references(answer: Answer) -> None:
 @click.argument("question")
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (no streaming).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (verified text only, no streaming).")
+@click.option("--events", is_flag=True, help="Print each step as a JSON line: token, sentence, dropped, done.")
 @click.pass_context
-def ask(ctx: click.Context, question: str, model: str | None, base_url: str | None, as_json: bool) -> None:
+def ask(
+    ctx: click.Context, question: str, model: str | None, base_url: str | None, as_json: bool, events: bool
+) -> None:
     """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it)."""
     from .assistant import clean_question
 
@@ -285,19 +288,72 @@ def ask(ctx: click.Context, question: str, model: str | None, base_url: str | No
             _err(f"note: {notice}")
         _print_json(AnswerReport.of(answer).model_dump(mode="json"))
         return
-    stream = assistant.stream(question)
-    for piece in stream:
-        _out(piece, nl=False)
-    _out()
-    if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
-        raise click.ClickException("the answer was cancelled before it was complete; ask again")
-    answer = stream.answer
+    if events:
+        for event in assistant.events(question):
+            line: dict[str, Any] = {"kind": event.kind, "text": event.text, "t": round(event.t, 3)}
+            if event.reason:
+                line["reason"] = event.reason
+            if event.answer is not None:
+                from .types import AnswerReport
+
+                line["answer"] = AnswerReport.of(event.answer).model_dump(mode="json")
+            click.echo(json.dumps(line))
+        return
+    answer = _live_answer(assistant, question) if sys.stdout.isatty() else _plain_answer(assistant, question)
     for notice in answer.notices:
         _err(f"note: {notice}")
     _print_references(answer)
     t = answer.timings
     first = f", first token {t.first_token_s:.1f} s" if t.first_token_s is not None else ""
     _err(f"({answer.model or 'no model call'}: retrieve {t.retrieve_s * 1000:.0f} ms{first}, total {t.total_s:.1f} s)")
+
+
+def _plain_answer(assistant: Assistant, question: str) -> Answer:
+    """Verified sentences only, as they are checked (for pipes and files)."""
+    stream = assistant.stream(question)
+    for piece in stream:
+        _out(piece, nl=False)
+    _out()
+    if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
+        raise click.ClickException("the answer was cancelled before it was complete; ask again")
+    return stream.answer
+
+
+def _live_answer(assistant: Assistant, question: str) -> Answer:
+    """On a terminal: the model's text as it is written, dim until its sentence is checked; then the
+    verified sentence in its place, or a dim line saying why it was not shown."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    verified, pending = "", ""
+    notes: list[str] = []
+    answer: Answer | None = None
+
+    def view() -> Text:
+        text = Text(terminal_safe(verified))
+        text.append(terminal_safe(pending), style="dim")
+        for note in notes:
+            text.append(f"\n  ({terminal_safe(note)})", style="dim italic")
+        return text
+
+    with Live(view(), console=Console(), refresh_per_second=20, transient=False) as live:
+        for event in assistant.events(question):
+            if event.kind == "token":
+                pending += event.text
+            elif event.kind == "sentence":
+                verified = verified + event.text
+                pending = f" {event.pending}" if event.pending else ""
+            elif event.kind == "dropped":
+                notes.append(f"not shown: {event.reason}")
+                pending = f" {event.pending}" if event.pending else ""
+            else:
+                answer = event.answer
+                pending = ""
+            live.update(view())
+    if answer is None:  # pragma: no cover - only a cancelled stream has none
+        raise click.ClickException("the answer was cancelled before it was complete; ask again")
+    return answer
 
 
 @cli.group(invoke_without_command=True)

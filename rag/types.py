@@ -86,6 +86,24 @@ class Hit:
     named: bool = False  # the question called this paper by its own name
 
 
+@dataclass(slots=True)
+class AnswerEvent:
+    """One step of an answer as it happens (hot path: a plain dataclass).
+
+    kind: "token" (the model's raw text, not yet checked), "sentence" (a verified piece, as `stream()`
+    yields it; the pieces joined are `Answer.text`), "dropped" (a sentence not shown; `reason` says
+    why) and, last, "done" (`answer` is the same `Answer` that `ask()` returns). `t`: seconds since
+    the question was asked.
+    """
+
+    kind: str
+    text: str
+    t: float
+    reason: str | None = None
+    answer: Answer | None = None
+    pending: str = ""  # after a "sentence" or "dropped": the model's text that is still unchecked
+
+
 class Citation(BaseModel):
     """A citation key in an answer, mapped to exactly one retrieved passage."""
 

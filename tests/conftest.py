@@ -26,7 +26,8 @@ enforce_offline()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The real LLM and the servers are slow by nature: such tests are in the slow tier without saying so."""
     for item in items:
-        if item.get_closest_marker("llm") or item.get_closest_marker("servers"):
+        uses_a_model = {"default_model", "small_model"} & set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("llm") or item.get_closest_marker("servers") or uses_a_model:
             item.add_marker(pytest.mark.slow)
 
 

@@ -3,6 +3,8 @@ the model-free HashEmbedder for the logic, and the real models for the end-to-en
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rag import Assistant, EmptyQuestionError, PromptError, Settings, UnknownModelError
@@ -204,3 +206,60 @@ def test_set_model_keeps_the_old_model_when_the_new_one_fails(settings, hash_emb
     with pytest.raises(UnknownModelError):
         a.set_model("no-such-model")
     assert a.model_loaded and a.model_name == "scripted"
+
+
+@pytest.mark.llm
+def test_real_model_follow_up_keeps_its_topic_and_an_unrelated_question_stays_alone(
+    settings, embedder, small_corpus, default_model
+):
+    a = Assistant(settings, embedder=embedder, generator=default_model)
+    a.ingest([small_corpus])
+    moe = "Sparse Mixture-of-Experts Language Models at Low Cost"
+    first = a.ask("What is a sparse mixture-of-experts language model?")
+    assert not first.refused and first.citations[0].title == moe, first.raw_text
+    follow = a.ask("How many experts do they use?", history=[first])
+    assert moe in follow.standalone_question and "they" not in follow.standalone_question.split()
+    assert not follow.refused and "64" in follow.text, follow.raw_text
+    assert follow.citations[0].title == moe
+    question = "Which coral reefs resisted bleaching during marine heatwaves?"
+    unrelated = a.ask(question, history=[first, follow])
+    alone = a.ask(question)
+    assert unrelated.standalone_question == question
+    assert [c.title for c in unrelated.citations] == [c.title for c in alone.citations]
+    a.close()
+
+
+def test_events_show_tokens_then_verified_or_dropped_sentences_then_the_answer(settings, hash_embedder, small_corpus):
+    reply = QUANTUM_FACT + " It was invented by Kitaev in 1997 [1]."
+    a, _ = make(settings, hash_embedder, small_corpus, [reply, reply])
+    question = "How much does the logical error rate of the surface code fall with distance?"
+    events = list(a.events(question))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "token" and kinds[-1] == "done" and kinds.count("done") == 1
+    assert "".join(e.text for e in events if e.kind == "token") == reply.replace(" [1].", " [1].")
+    # the verified sentence comes after the tokens that wrote it, the invented one is dropped with a reason
+    assert kinds.index("sentence") > kinds.index("token")
+    (dropped,) = [e for e in events if e.kind == "dropped"]
+    assert "1997" in dropped.text and "1997" in (dropped.reason or "")
+    assert "".join(e.text for e in events if e.kind == "sentence") == events[-1].text
+    assert [e.t for e in events] == sorted(e.t for e in events)
+    asked = a.ask(question)
+    done = events[-1].answer
+    assert done is not None and (done.text, done.citations, done.dropped) == (asked.text, asked.citations, asked.dropped)
+
+
+def test_rag_ask_events_prints_json_lines(rag_home, hash_embedder, small_corpus):
+    from click.testing import CliRunner
+
+    from rag.cli import cli
+
+    obj = {"embedder": hash_embedder, "generator": ScriptedGenerator([QUANTUM_FACT])}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
+    result = runner.invoke(cli, ["--home", str(rag_home), "ask", "--events",
+                                       "How much does the logical error rate of the surface code fall with distance?"],
+                           obj=dict(obj))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[-1]["kind"] == "done" and lines[-1]["answer"]["answer"] == QUANTUM_FACT
+    assert {line["kind"] for line in lines[:-1]} == {"token", "sentence"}

@@ -8,6 +8,7 @@ import pytest
 
 from rag import Assistant, GenerationError, IndexCorruptError, Settings
 from rag.testing import HashEmbedder, ScriptedGenerator
+from rag.types import AnswerEvent
 
 MALFORMED = sqlite3.DatabaseError("database disk image is\nmalformed")
 
@@ -42,7 +43,7 @@ def test_a_cancelled_answer_is_a_typed_error_not_an_assert(hashed, monkeypatch):
     from rag.answering import AnswerStream
 
     def pipeline(cancel):
-        yield "piece"
+        yield AnswerEvent("sentence", "piece", 0.0)
         return None
 
     def cancelled(question, history=None):

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from textual import events
 from textual._xterm_parser import XTermParser
 from textual.geometry import Region
+from textual.widgets import Static
 
 from rag import Answer, Assistant, Citation, Paper, Settings, Timings
 from rag.types import Dropped
@@ -521,7 +522,7 @@ async def test_typing_while_an_answer_is_written_is_kept_and_enter_queues(make_a
     def script(messages):
         if "decoder" in messages[-1]["content"].split("Question:")[-1]:
             return DECODER
-        return f"{REPLY} The logical error rate {'falls ' * 40}[1]."  # slow: typed over while it is written
+        return f"{REPLY} The logical error rate {'falls ' * 150}[1]."  # slow: typed over while it is written
 
     model = ScriptedGenerator(script, delay=0.05)
     app = make_app(assistant=make_assistant(generator=model))
@@ -690,7 +691,7 @@ async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant
 
 
 async def test_questions_are_answered_during_a_rebuild_and_ctrl_c_stops_it(make_assistant, rag_home, monkeypatch):
-    a = make_assistant([REPLY], settings=hash_settings(rag_home), with_embedder=Throttled(HashEmbedder(), 0.5))
+    a = make_assistant([REPLY], settings=hash_settings(rag_home), with_embedder=Throttled(HashEmbedder(), 3.0))
     papers = a.stats().papers
     app = make_app(assistant=a)
     async with app.run_test(size=SIZE) as pilot:
@@ -1110,3 +1111,59 @@ def test_every_dialog_is_a_modal_that_scrolls():
     for screen in (HelpScreen, PaperScreen, WhyScreen, LogScreen, ChoiceScreen, ChatsScreen, ConfirmScreen, AskScreen,
                    PathScreen):
         assert issubclass(screen, Modal)
+
+
+# --- follow-ups keep their topic; unrelated questions are left alone (issue 14) ------------------------
+def _copying_model() -> ScriptedGenerator:
+    """Answers with the first sentence of the first passage it is shown, cited: what it cites is what
+    retrieval put first."""
+
+    def reply(messages):
+        prompt = messages[-1]["content"]
+        first = prompt.split("[1] ", 1)[1].split("\n", 2)[1]
+        return first.split(". ")[0].rstrip(".") + " [1]."
+
+    return ScriptedGenerator(reply)
+
+
+UNRELATED = [
+    "How much does the logical error rate of the surface code fall?",
+    "Which coral reefs resisted bleaching during marine heatwaves?",
+    "How many experts does the sparse mixture-of-experts language model use?",
+]
+
+
+async def test_unrelated_questions_in_one_chat_cite_what_new_chats_cite(make_assistant):
+    async def cited(questions):
+        app = make_app(assistant=make_assistant(generator=_copying_model()))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            for question in questions:
+                await ask(app, pilot, question)
+                await settle(app, pilot)
+            return [[c.title for c in a.citations] for a in app.answers], [a.standalone_question for a in app.answers]
+
+    together, searched = await cited(UNRELATED)
+    apart = [(await cited([q]))[0][0] for q in UNRELATED]
+    assert together == apart and all(together)
+    assert searched == UNRELATED  # no question was rewritten
+
+
+async def test_the_models_text_shows_dim_before_its_sentence_is_checked(make_assistant):
+    slow = f"{REPLY} Surface codes were invented by a committee in 1997 {'really ' * 30}[1]."
+    app = make_app(assistant=make_assistant([slow], delay=0.05))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        view = app.query_one(AnswerView)
+        draft = view.query_one(".draft", Static)
+        # the first words show at once, dim, before anything is verified
+        await wait_until(pilot, lambda: draft.display and "logical error" in str(draft.render()))
+        assert view.markdown.source == ""
+        # the first sentence is verified and moves into the answer; the invented one stays a draft ...
+        await wait_until(pilot, lambda: "factor of 2.1" in view.markdown.source and "invented" in str(draft.render()))
+        await settle(app, pilot)
+        # ... and is then removed, with a one-line note why; the answer keeps only what was verified
+        answer = app.answers[0]
+        assert answer.text == REPLY and "1997" in answer.dropped[0].text
+        assert not draft.display and "1997" not in view.markdown.source

@@ -33,6 +33,7 @@ from .references import SourceLocator, answer_markdown, chat_markdown
 from .store import ChatSettings, ChatStore, PromptHistory, SavedChat, write_export
 from .tasks import (
     AnswerDone,
+    AnswerDraft,
     AnswerFailed,
     AnswerPiece,
     AnswerStage,
@@ -340,15 +341,24 @@ class ChatApp(App[None]):
                 clock.stream_start = time.monotonic()
                 # The question as typed: the library cuts it to its limit and says so in the answer's notices.
                 stream = turn.stream = self.assistant.stream(turn.typed, history=history)
-                first = True
-                for piece in stream:
+                first, pending = True, ""
+                for event in stream.events():
                     if worker.is_cancelled:
                         stream.cancel()
                         return
-                    if first:
-                        stage("writing (each sentence shows once its citation is checked)")
+                    if first and event.kind != "done":
+                        stage("writing (dim until each sentence's citation is checked)")
                         first = False
-                    self.post_message(AnswerPiece(turn.id, piece))
+                    if event.kind == "token":
+                        pending += event.text
+                        self.post_message(AnswerDraft(turn.id, pending))
+                    elif event.kind == "sentence":
+                        pending = event.pending
+                        self.post_message(AnswerPiece(turn.id, event.text))
+                        self.post_message(AnswerDraft(turn.id, pending))
+                    elif event.kind == "dropped":
+                        pending = event.pending
+                        self.post_message(AnswerDraft(turn.id, pending, f"not shown: {event.reason}"))
                 if stream.cancelled or worker.is_cancelled:
                     return
                 answer = stream.answer
@@ -533,6 +543,12 @@ class ChatApp(App[None]):
         if turn is None or turn.id != message.turn:
             return  # a cancelled answer still draining
         await turn.answer_view.append(message.text)
+
+    @on(AnswerDraft)
+    def _answer_draft(self, message: AnswerDraft) -> None:
+        turn = self.running
+        if turn is not None and turn.id == message.turn:
+            turn.answer_view.show_draft(message.pending, message.dropped)
 
     @on(AnswerDone)
     async def _answer_done(self, message: AnswerDone) -> None:

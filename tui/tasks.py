@@ -98,8 +98,19 @@ class AnswerStage(Message):
 
 @dataclass
 class AnswerPiece(Message):
+    """A verified piece of the answer."""
+
     turn: int
     text: str
+
+
+@dataclass
+class AnswerDraft(Message):
+    """The model's text that is not checked yet (shown dim), and why a sentence was not shown."""
+
+    turn: int
+    pending: str
+    dropped: str | None = None
 
 
 @dataclass

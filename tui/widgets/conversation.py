@@ -83,10 +83,14 @@ class AnswerView(Vertical, can_focus=True):
         markdown = Markdown("", parser_factory=answer_markdown, open_links=False)
         markdown.can_focus = False
         yield markdown
+        # The model's text while its sentence is being written and checked (dim), and what was not shown.
+        yield Static("", classes="draft", markup=False)
+        yield Static("", classes="dropped", markup=False)
         yield Static("", classes="reason", markup=False)
 
     async def on_mount(self) -> None:
-        self.query_one(".reason").display = False
+        for name in (".reason", ".draft", ".dropped"):
+            self.query_one(name).display = False
         if self._initial is not None:
             await self.finish(self._initial)
         else:
@@ -137,11 +141,23 @@ class AnswerView(Vertical, can_focus=True):
     async def append(self, piece: str) -> None:
         await self.markdown.append(terminal_safe(piece))
 
+    def show_draft(self, pending: str, dropped: str | None = None) -> None:
+        """The unchecked text (dim, replaced by the verified sentence or removed), and a note per dropped one."""
+        draft = self.query_one(".draft", Static)
+        draft.update(terminal_safe(pending.strip()))
+        draft.display = bool(pending.strip())
+        if dropped:
+            notes = self.query_one(".dropped", Static)
+            notes.update("\n".join(filter(None, [str(notes.render()).strip(), terminal_safe(dropped)])))
+            notes.display = True
+
     async def finish(self, answer: Answer, clock: WallClock | None = None) -> None:
         self.answer, self.clock = answer, clock
         if self._ticker is not None:
             self._ticker.stop()
         self.remove_class("-streaming", "-queued")
+        for name in (".draft", ".dropped"):  # F4 (why?) keeps the dropped sentences and their reasons
+            self.query_one(name).display = False
         await self.markdown.update(terminal_safe(answer.text))
         reason = self.query_one(".reason", Static)
         notes = [f"Note: {n}" for n in answer.notices]
