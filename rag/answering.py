@@ -104,7 +104,7 @@ def generate_answer(
     checks out (or why it was dropped); return the `Answer` (None if cancelled)."""
     messages = render_messages(prompts, request.standalone, passages)
     prompt_tokens = sum(generator.count_tokens(m["content"]) for m in messages)
-    checker = CitationChecker(passages, settings.min_support)
+    checker = CitationChecker(passages, settings.min_support, request.standalone)
     timings = request.timings
     raw, completion_tokens, shown = "", 0, 0
     done = 0  # sentences of `raw` already checked

@@ -33,6 +33,7 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus
 
 MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
+_RESTATES = "only repeats the question"
 
 
 def parse_keys(text: str) -> list[int]:
@@ -73,10 +74,12 @@ class Evidence:
                    set().union(*(p.aliases for p in parts)))
 
 
-def judge(claim: str, evidence: Evidence) -> tuple[float, str | None, str | None]:
+def judge(claim: str, evidence: Evidence, asked: frozenset[str] = frozenset()) -> tuple[float, str | None, str | None]:
     """(share of the claim's words the evidence holds, why it cannot hold at all, the passage sentence it rests on).
 
-    The share is 0 with a reason when a number, name, link or the stance is not in the evidence.
+    The share is 0 with a reason when a number, name, link or the stance is not in the evidence. Words
+    of the question (`asked`) count neither way: a model that restates a paraphrased question in its
+    answer is judged on what it adds (names and numbers are checked whatever their origin).
     """
     claim = strip_keys(claim)
     stated = numbers(claim)
@@ -94,8 +97,11 @@ def judge(claim: str, evidence: Evidence) -> tuple[float, str | None, str | None
     words = content_words(claim) - stated
     if not words and not stated:
         return 0.0, "says nothing checkable", None
+    own = words - asked
+    if not own and not stated:
+        return 0.0, _RESTATES, None
     # A number found in the passage counts as a supported word ("2.1 [1]" is a fine terse answer).
-    score = (len(words & evidence.words) + len(stated)) / (len(words) + len(stated))
+    score = (len(own & evidence.words) + len(stated)) / (len(own) + len(stated))
     basis = max(evidence.sentences, key=lambda s: len(words & content_words(s)), default=None)
     # The claim's own denials are weighed against the sentence it rests on; a denial anywhere in the
     # passage ("challenge the narrative that X") against the claim.
@@ -120,10 +126,11 @@ class Verified:
 class CitationChecker:
     """Checks an answer sentence by sentence (so a stream can show only what is verified)."""
 
-    def __init__(self, passages: Sequence[Hit], min_support: float = MIN_SUPPORT):
+    def __init__(self, passages: Sequence[Hit], min_support: float = MIN_SUPPORT, question: str = ""):
         self.passages = list(passages)
         self.evidence = [Evidence.of(h) for h in passages]
         self.min_support = min_support
+        self.asked = frozenset(content_words(question))
         self.order: list[int] = []  # passage indexes in order of first citation
         self.basis: dict[int, list[str]] = {}  # passage index -> the sentences kept claims rest on
         self.kept: list[str] = []
@@ -133,7 +140,7 @@ class CitationChecker:
 
     def _supports(self, claim: str, evidence: Evidence) -> tuple[bool, str | None, str | None]:
         """(supported, why not, the passage sentence it rests on)."""
-        score, reason, basis = judge(claim, evidence)
+        score, reason, basis = judge(claim, evidence, self.asked)
         if reason is None and score < self.min_support:
             reason = _OFF_PASSAGE
         return reason is None, reason, basis
@@ -153,7 +160,7 @@ class CitationChecker:
                 own = [any(holds(a, f) and not holds(b, f) for f in facts) for a, b in ((i, j), (j, i))]
                 if not all(own):
                     continue
-                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]))
+                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked)
                 if why is None and score >= self.min_support and (best is None or score > best[0]):
                     best = (score, [i, j])
         return best[1] if best else None
@@ -162,7 +169,7 @@ class CitationChecker:
         self.dropped.append(Dropped(text=sentence, reason=reason))
         # Only a claim that was wrong (a number, name, stance or link the passage lacks) takes the
         # sentences that lean on it along; one that just restated the question does not.
-        self._false_before = reason not in (_OFF_PASSAGE, "says nothing checkable")
+        self._false_before = reason not in (_OFF_PASSAGE, _RESTATES, "says nothing checkable")
 
     def add(self, sentence: str) -> str | None:
         """The sentence with its citations renumbered, or None if no passage supports it."""
@@ -186,17 +193,17 @@ class CitationChecker:
             claim_words = content_words(body) | numbers(body)
             if ok and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys):
                 cited = keys
-                bases = {i: judge(body, self.evidence[i])[2] for i in keys}
+                bases = {i: judge(body, self.evidence[i], self.asked)[2] for i in keys}
             reason = reason or why
         if not cited:
             # Cited nothing, a key that does not exist, or the wrong passage: find the right one (or two).
-            judged = [(judge(body, e), i) for i, e in enumerate(self.evidence)]
+            judged = [(judge(body, e, self.asked), i) for i, e in enumerate(self.evidence)]
             good = [(score, i, basis) for (score, why, basis), i in judged if why is None and score >= self.min_support]
             if good:
                 _, index, basis = max(good, key=lambda g: g[0])
                 cited, bases = [index], {index: basis}
             elif pair := self._pair(body):
-                cited, bases = pair, {i: judge(body, self.evidence[i])[2] for i in pair}
+                cited, bases = pair, {i: judge(body, self.evidence[i], self.asked)[2] for i in pair}
             else:
                 self.drop(sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1]
                           or "no passage holds it")
@@ -224,9 +231,9 @@ class CitationChecker:
         return Verified(text=" ".join(self.kept), citations=citations, dropped=self.dropped, repaired=self.repaired)
 
 
-def verify(raw: str, passages: Sequence[Hit], min_support: float = MIN_SUPPORT) -> Verified:
+def verify(raw: str, passages: Sequence[Hit], min_support: float = MIN_SUPPORT, question: str = "") -> Verified:
     """Keep the supported sentences of `raw`, each citing the passage(s) that support it."""
-    checker = CitationChecker(passages, min_support)
+    checker = CitationChecker(passages, min_support, question)
     for sentence in split_answer(raw):
         checker.add(sentence)
     return checker.result()

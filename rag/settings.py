@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
     context_sentences: int = Field(
-        default=2, ge=1, description="At most this many sentences of each of those abstracts."
+        default=3, ge=1, description="At most this many sentences of each of those abstracts."
     )
     context_tokens: int = Field(
         default=450,
