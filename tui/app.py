@@ -916,8 +916,8 @@ class ChatApp(App[None]):
 
         wait = "" if REBUILD_KEEPS_OLD_INDEX else " Questions wait until it is done."
         self.push_screen(ConfirmScreen(
-            "Rebuild the index from scratch? The bundled corpus is embedded again (about a minute); papers "
-            f"ingested from other files must be ingested again.{wait}"
+            "Rebuild the index? Every indexed paper is embedded again into a new index, which replaces the "
+            f"current one when it is complete (a few minutes for the bundled corpus); answers use the current one until then.{wait}"
         ), confirmed)
 
     def action_ingest_path(self) -> None:

@@ -58,7 +58,7 @@ APP_KEYS = [
         title="Re-ingest corpus", footer=False),
     Key("f8", "toggle_sources", "Sources", "show or hide the sources (hidden by itself when narrow)",
         title="Show or hide sources"),
-    Key("f9", "rebuild", "Rebuild", "rebuild the index from scratch", title="Rebuild index", footer=False),
+    Key("f9", "rebuild", "Rebuild", "re-embed every indexed paper into a new index", title="Rebuild index", footer=False),
     Key("ctrl+l", "show_log", "Log", "the log: ingest reports, skipped records, errors", title="Log", footer=False),
     Key("f1", "help", "Keys", "these keys (also ? on an answer or a source)", title="Keys"),
 ]
