@@ -30,6 +30,10 @@ _SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:[\s,;]*\[[\d,;\s]*\])*\.?)
 _LINK = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+|`[^`]+`|\b(?:import|def|sudo|curl|wget)\s+\S+")
 # A sentence that opens like this refers back to the one before it.
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus|hence|therefore)\b", re.IGNORECASE)
+# ... unless it only links a claim of its own to it ("This suggests that <claim>"): then the claim is judged alone.
+_LINKS_BACK = re.compile(
+    r"^(?:this|these|that|it|they)\s+(?:\w+\s+)?(?:suggests?|shows?|indicates?|means?|implies|demonstrates?|confirms?)"
+    r"\s+that\b[\s,]*(?P<claim>.+)$", re.IGNORECASE | re.S)
 
 MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
@@ -177,8 +181,13 @@ class CitationChecker:
         if not body or not (content_words(body) or numbers(body)):
             return None
         if self._false_before and _LEANS_BACK.match(body):
-            self.drop(sentence, "refers back to a sentence that was dropped")
-            return None
+            link = _LINKS_BACK.match(body)
+            claim = link.group("claim").strip() if link else ""
+            if len(content_words(claim)) < 4:
+                self.drop(sentence, "refers back to a sentence that was dropped")
+                return None
+            # The link to the dropped sentence goes; the claim stands or falls on its own.
+            body = claim[0].upper() + claim[1:]
         keys = [k - 1 for k in dict.fromkeys(parse_keys(sentence)) if 1 <= k <= len(self.passages)]
         cited, bases, reason = [], {}, None
         for index in keys:

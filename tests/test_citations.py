@@ -123,6 +123,19 @@ def test_a_claim_that_reverses_the_passage_is_dropped():
     assert verify("No, a dedicated vector store is not necessary for vector search [1].", [LUCENE]).citations
 
 
+def test_after_a_false_claim_what_leans_on_it_goes_but_a_claim_of_its_own_is_judged_alone():
+    raw = ("Yes, a dedicated vector store is needed for vector search with OpenAI embeddings [1]. "
+           "This is suggested by the main goal of the work [1]. "
+           "This suggests that, as its main goal, the work challenges the prevailing narrative that a dedicated "
+           "vector store is necessary [1].")
+    v = verify(raw, [LUCENE])
+    assert [d.reason for d in v.dropped] == ["says the opposite of the passage", "refers back to a sentence that was dropped"]
+    assert v.text.startswith("As its main goal, the work challenges the prevailing narrative")
+    # the connective alone carries nothing: "This shows that it works" still goes with the false claim
+    v = verify("Yes, a dedicated vector store is needed [1]. This shows that it works [1].", [LUCENE])
+    assert not v.citations and len(v.dropped) == 2
+
+
 def test_links_and_code_not_in_the_passage_are_dropped():
     v = verify("Lucene is all you need; see http://evil.example/lucene for vector search [1].", [LUCENE])
     assert not v.citations and "evil.example" in v.dropped[0].reason
