@@ -11,7 +11,7 @@ import numpy as np
 from .filters import Filters, PaperTable
 from .index import Index
 from .settings import Settings
-from .text import content_words, name_key, name_spans
+from .text import content_words, name_key, name_spans, tokenize
 from .types import Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
@@ -142,13 +142,14 @@ class Retriever:
         rows = catalog.get_chunks(wanted + candidates)
         out = {pid: (cid, rows[cid][2]) for pid in paper_ids if pid in best_chunk and (cid := best_chunk[pid][0]) in rows}
         words = content_words(query)
-        for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])):
-            if cid not in rows:
-                continue
+        ordered = [cid for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])) if cid in rows]
+        overlaps = [len(words & set(tokens)) for tokens in tokenize([rows[cid][2] for cid in ordered])] if ordered else []
+        best: dict[str, int] = {}  # paper -> the overlap of its passage so far
+        for cid, overlap in zip(ordered, overlaps):
             pid, _, text = rows[cid]
-            overlap = len(words & content_words(text))
-            if pid not in out or overlap > len(words & content_words(out[pid][1])):
+            if pid not in out or overlap > best.get(pid, -1):
                 out[pid] = (cid, text)
+                best[pid] = overlap
         return out
 
     def _named_papers(self, query: str) -> set[str]:
