@@ -35,6 +35,7 @@ Chroma server (`chroma run`) on loopback, whose RSS is reported too.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -48,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -193,31 +194,30 @@ def write_synthetic_corpus(folder: Path, n_chunks: int, seed: int, settings: Set
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     real = bundled_papers()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # titles and abstracts as the previous version of this script drew them
+    authors_rng = random.Random(seed + 7)
     sentences = [s for p in real for s in split_sentences(p.abstract)]
     lengths = [len(split_sentences(p.abstract)) for p in real]  # the real abstracts' length distribution
     words = sorted({w for p in real for w in p.title.split() if w.isalpha() and len(w) > 2})
     taken = {p.title.lower() for p in real}
-    files = [open(folder / f"{prefix}-{i}.jsonl", "w", encoding="utf-8") for i in range(SYNTHETIC_SOURCES)]
     papers = chunks = 0
-    expected_papers = max(1, n_chunks // 3)
+    expected_papers = max(1, n_chunks // 6)  # ~6 chunks a paper at 110 word pieces
     pool = max(50, expected_papers * AUTHORS_PER_PAPER // PAPERS_PER_AUTHOR)
-    try:
+    with ExitStack() as stack:
+        files = [stack.enter_context(open(folder / f"{prefix}-{i}.jsonl", "w", encoding="utf-8"))
+                 for i in range(SYNTHETIC_SOURCES)]
         while chunks < n_chunks:
             i = papers
             record = {
                 "title": fresh_title(rng, words, taken),
                 "abstract": " ".join(rng.sample(sentences, min(rng.choice(lengths), len(sentences)))),
                 "year": 2016 + i % YEARS,
-                "authors": [f"Author{a} Person{a}" for a in rng.sample(range(pool), AUTHORS_PER_PAPER)],
+                "authors": [f"Author{a} Person{a}" for a in authors_rng.sample(range(pool), AUTHORS_PER_PAPER)],
             }
             paper = Paper(title=record["title"], abstract=record["abstract"], source="")
             chunks += len(chunk_paper(paper, count_tokens, settings.chunk_tokens, settings.chunk_overlap))
             files[i % SYNTHETIC_SOURCES].write(json.dumps(record) + "\n")
             papers += 1
-    finally:
-        for f in files:
-            f.close()
     info = {"papers": papers, "chunks": chunks, "seed": seed, "chunk_tokens": settings.chunk_tokens}
     done.write_text(json.dumps(info))
     return info
@@ -417,9 +417,9 @@ def chroma_server(path: Path) -> Iterator[tuple[str, int]]:
     """`chroma run` on loopback for the duration of the block; (url, pid)."""
     port = free_port()
     chroma = Path(sys.executable).with_name("chroma")
-    log = open(path.with_suffix(".log"), "w")
-    process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(path.with_suffix(".log"), "w") as log:
+        process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -432,7 +432,6 @@ def chroma_server(path: Path) -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(30)
-        log.close()
 
 
 # --- reporting ------------------------------------------------------------------------------
@@ -489,7 +488,7 @@ def print_tables(points: list[dict]) -> None:
     if len(points) > 1:
         print("\n| growth per 10x chunks | stat | " + " | ".join(names) + " |")
         print("|---|---" + "|---" * len(names) + "|")
-        for small, large in zip(points, points[1:]):
+        for small, large in itertools.pairwise(points):
             if small.get("server") != large.get("server"):
                 continue
             for stat in ("p50_ms", "p95_ms"):
