@@ -1,39 +1,55 @@
-"""Retrieval cost vs corpus size: the bundled corpus (~1.6k chunks) and synthetic corpora of 10k and
-100k chunks, indexed by the project's own components (`rag.index.Index`: SQLite catalog, Chroma,
-bm25s) in a temp dir that is removed at the end.
+"""Retrieval and build cost vs corpus size: the bundled corpus (~2.8k chunks) and synthetic corpora of
+10k, 100k, 1M chunks, indexed by the project's own components (`rag.index.Index`: SQLite catalog,
+Chroma, bm25s) in a temp dir that is removed at the end.
 
-    python benchmarks/scale.py [--sizes 10000 100000] [--queries 200] [--qa ../shared/eval/dev.jsonl]
-                               [-o benchmarks/results-scale.json]
+    python benchmarks/scale.py [--sizes 10000 100000 1000000] [--queries 200] [--qa ../shared/eval/dev.jsonl]
+                               [--chroma-server] [--llm qwen2.5-coder-1.5b] [--ingest-sample 1500]
+                               [--corpus-cache DIR] [-o benchmarks/results-scale.json]
 
 Synthetic papers recombine sentences of the bundled abstracts under fresh titles (seeded, so every
-run builds the same corpus). Their chunk vectors are random unit vectors (embedding 100k chunks with
-the real model would take ~50 min here); queries are always embedded by the real model, so the
-dense side pays the real query cost but its results are meaningless on synthetic corpora. The
-bundled point is built the same way (for comparable build figures) and queried on the real index in
-RAG_HOME (real vectors) when there is one.
+run builds the same corpus), spread over 8 source files and 10 years, with 3 authors each out of a
+pool sized so that an author has ~30 papers at every size. They are written once as JSON Lines
+files (`--corpus-cache`, reused by later runs) and read with the project's reader. Their chunk
+vectors are random unit vectors (embedding 1M chunks with the real model would take ~8 h here);
+queries are always embedded by the real model, so the dense side pays the real query cost but its
+results are meaningless on synthetic corpora. The bundled point is built the same way and queried
+on a copy of the real index in RAG_HOME (real vectors) when there is one.
 
-Per point: build time (with where it went), size on disk (catalog, Chroma, BM25), peak RSS of the
-build, time to open the index in a new process, RSS after loading, and per-query latency p50/p95 of
-`Retriever.search` in dense, lexical and hybrid mode (plus hybrid with a source filter, and the
-parts of a hybrid query and of the filter on their own) over the same queries: questions of the QA
-file, if given (used as queries only), topped up with sentences sampled from the bundled abstracts.
-Each build and each measurement runs in a fresh process so that peak RSS belongs to that step alone.
+Per point, each step in a fresh process (so that peak RSS belongs to that step):
+- build: `Index.ingest` from papers to a saved BM25 index, with where the time went (chunking,
+  Chroma upserts and catalog commits run in the index's writer thread, beside the embedding);
+  build time per chunk; size on disk; peak RSS;
+- ingest vs embedder (`--ingest-sample N`): N more chunks, embedded by the real model, ingested
+  into the index of that size, against the embedder alone on the same texts: the ratio of the
+  embed-and-commit phase (what grows with the papers ingested), and apart from it the fixed cost
+  of any ingest at that size (BM25 rebuild, Chroma snapshot, file manifest);
+- query: open the index as `rag` does, RSS after load (and with the language model loaded,
+  `--llm`), per-query latency p50/p95 of `Retriever.search` in dense, lexical and hybrid mode and
+  hybrid under five filters (a source file, 12.5% of the papers; a year, 10%; since a year, 50%;
+  an author, ~30 papers; source and year together), plus the parts of a query on their own;
+  questions of the QA file (used as queries only) topped up with sentences of bundled abstracts.
+With `--chroma-server` every synthetic point is also built and queried with the vectors on a
+Chroma server (`chroma run`) on loopback, whose RSS is reported too.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import random
 import resource
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -45,6 +61,7 @@ from rag.chunking import chunk_paper, split_sentences
 from rag.corpus import dedupe, read_corpus
 from rag.embeddings import Embedder
 from rag.evaluate import load_qa, percentile
+from rag.filters import Filters
 from rag.index import Index
 from rag.lexical import LexicalIndex
 from rag.retrieve import Retriever
@@ -54,16 +71,32 @@ from rag.vectors import VectorStore
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 MODES = ("dense", "lexical", "hybrid")
-PARTS = ("part:embed_query", "part:chroma_query", "part:bm25_search", "part:filter_ids")
-SYNTHETIC_SOURCES = 8  # papers spread over 8 source files, so a source filter keeps ~1/8
+SYNTHETIC_SOURCES = 8  # papers spread over 8 source files, so a source filter keeps 1/8
+YEARS = 10
+AUTHORS_PER_PAPER = 3
+PAPERS_PER_AUTHOR = 30
+PARTS = ("part:embed_query", "part:chroma_query", "part:bm25_search", "part:filter_mask", "part:dense_exact_author")
 K = 10
 WARMUP_QUERIES = 10
 
 
+def filters_for(synthetic: bool) -> dict[str, dict]:
+    """The filters timed per point (search keyword arguments)."""
+    if not synthetic:  # the bundled page dumps carry neither years nor authors
+        return {"source": {"source": "bundled:000_"}}
+    return {
+        "source": {"source": "part-0"},
+        "year": {"year": 2020},
+        "since": {"since": 2021},
+        "author": {"author": "Author7 Person7"},
+        "source+year": {"source": "part-0", "year": 2020},
+    }
+
+
 # --- measuring helpers ----------------------------------------------------------------------
-def rss_mb() -> float:
-    """Resident set size of this process now."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of a process now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -76,7 +109,7 @@ def peak_rss_mb() -> float:
 def dir_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
 def index_sizes(index_dir: Path) -> dict[str, int]:
@@ -109,13 +142,21 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "mean_ms": sum(ms) / len(ms), "n": len(ms)}
 
 
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 # --- corpus and queries ---------------------------------------------------------------------
 def bundled_papers() -> list[Paper]:
     return dedupe(read_corpus(None).papers)
 
 
+def base_settings(home: Path, models_home: Path | None, chroma_url: str | None = None) -> Settings:
+    return Settings(home=home, models_home=models_home, chroma_url=chroma_url)
+
+
 def make_embedder(settings: Settings, cls: type[Embedder] = Embedder, **extra) -> Embedder:
-    """Built as `Assistant` builds it, so the ONNX export in the models dir is reused."""
+    """Built as `Assistant` builds it (the ONNX export in the models dir is reused)."""
     return cls(settings.embedding_model, batch_size=settings.embed_batch_size, n_threads=settings.n_threads,
                cache_dir=settings.models_dir / "embeddings", **extra)
 
@@ -143,27 +184,43 @@ def fresh_title(rng: random.Random, words: list[str], taken: set[str]) -> str:
             return title
 
 
-def synthetic_papers(n_chunks: int, seed: int, settings: Settings, count_tokens: Callable) -> tuple[list[Paper], int]:
-    """Papers of recombined bundled sentences until their chunks reach `n_chunks`; (papers, chunks)."""
+def write_synthetic_corpus(folder: Path, n_chunks: int, seed: int, settings: Settings, count_tokens: Callable,
+                           prefix: str = "part") -> dict:
+    """JSON Lines files `{prefix}-0..7.jsonl` of papers of recombined bundled sentences until their chunks
+    reach `n_chunks`; kept in `folder` and reused when it holds them already."""
+    done = folder / "corpus.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     real = bundled_papers()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # titles and abstracts as the previous version of this script drew them
+    authors_rng = random.Random(seed + 7)
     sentences = [s for p in real for s in split_sentences(p.abstract)]
     lengths = [len(split_sentences(p.abstract)) for p in real]  # the real abstracts' length distribution
     words = sorted({w for p in real for w in p.title.split() if w.isalpha() and len(w) > 2})
     taken = {p.title.lower() for p in real}
-    papers: list[Paper] = []
-    chunks = 0
-    while chunks < n_chunks:
-        i = len(papers)
-        paper = Paper(
-            title=fresh_title(rng, words, taken),
-            abstract=" ".join(rng.sample(sentences, min(rng.choice(lengths), len(sentences)))),
-            source=f"synthetic/part-{i % SYNTHETIC_SOURCES}.jsonl",
-            year=2016 + i % 10,
-        )
-        chunks += len(chunk_paper(paper, count_tokens, settings.chunk_tokens, settings.chunk_overlap))
-        papers.append(paper)
-    return papers, chunks
+    papers = chunks = 0
+    expected_papers = max(1, n_chunks // 6)  # ~6 chunks a paper at 110 word pieces
+    pool = max(50, expected_papers * AUTHORS_PER_PAPER // PAPERS_PER_AUTHOR)
+    with ExitStack() as stack:
+        files = [stack.enter_context(open(folder / f"{prefix}-{i}.jsonl", "w", encoding="utf-8"))
+                 for i in range(SYNTHETIC_SOURCES)]
+        while chunks < n_chunks:
+            i = papers
+            record = {
+                "title": fresh_title(rng, words, taken),
+                "abstract": " ".join(rng.sample(sentences, min(rng.choice(lengths), len(sentences)))),
+                "year": 2016 + i % YEARS,
+                "authors": [f"Author{a} Person{a}" for a in authors_rng.sample(range(pool), AUTHORS_PER_PAPER)],
+            }
+            paper = Paper(title=record["title"], abstract=record["abstract"], source="")
+            chunks += len(chunk_paper(paper, count_tokens, settings.chunk_tokens, settings.chunk_overlap))
+            files[i % SYNTHETIC_SOURCES].write(json.dumps(record) + "\n")
+            papers += 1
+    info = {"papers": papers, "chunks": chunks, "seed": seed, "chunk_tokens": settings.chunk_tokens}
+    done.write_text(json.dumps(info))
+    return info
 
 
 def make_queries(n: int, seed: int, qa_path: Path | None) -> tuple[list[str], dict[str, int]]:
@@ -176,25 +233,38 @@ def make_queries(n: int, seed: int, qa_path: Path | None) -> tuple[list[str], di
 
 
 # --- the steps (each in a fresh process) ------------------------------------------------------
-def build_step(home: str, n_chunks: int | None, seed: int) -> dict:
-    """Index the bundled corpus (n_chunks None) or a synthetic one; where the time and memory went."""
-    settings = Settings(home=Path(home))
+def corpus_step(folder: str, n_chunks: int, seed: int, models_home: str | None, prefix: str = "part") -> dict:
+    settings = base_settings(Path(folder), Path(models_home) if models_home else None)
+    embedder = make_embedder(settings)
+    t0 = time.perf_counter()
+    info = write_synthetic_corpus(Path(folder), n_chunks, seed, settings, embedder.count_tokens, prefix)
+    return {**info, "generate_s": time.perf_counter() - t0}
+
+
+def read_papers(corpus: str | None) -> list[Paper]:
+    return dedupe(read_corpus([corpus]).papers if corpus else read_corpus(None).papers)
+
+
+def build_step(home: str, corpus: str | None, seed: int, models_home: str | None, chroma_url: str | None) -> dict:
+    """Index the bundled corpus (corpus None) or a synthetic one; where the time and memory went."""
+    settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
     embedder = make_embedder(settings, RandomVectorEmbedder, seed=seed)
     embedder.encode_query("load the model")  # model load is not index-building work
     t0 = time.perf_counter()
-    if n_chunks is None:
-        papers = bundled_papers()
-    else:
-        papers, _ = synthetic_papers(n_chunks, seed, settings, embedder.count_tokens)
-    generate_s = time.perf_counter() - t0
+    papers = read_papers(corpus)
+    read_s = time.perf_counter() - t0
     totals: dict[str, float] = {}
     index = Index(settings, embedder)
     with (
         timed_calls(rag_index, "chunk_paper", totals, "chunking_s"),
+        timed_calls(Index, "_embed_and_commit", totals, "embed_and_commit_s"),
         timed_calls(VectorStore, "add", totals, "chroma_add_s"),
+        timed_calls(VectorStore, "delete", totals, "chroma_delete_s"),
         timed_calls(Catalog, "commit_batch", totals, "catalog_commit_s"),
         timed_calls(LexicalIndex, "build", totals, "bm25_build_s"),
         timed_calls(LexicalIndex, "save", totals, "bm25_save_s"),
+        timed_calls(VectorStore, "snapshot", totals, "chroma_snapshot_s"),
+        timed_calls(rag_index, "file_manifest", totals, "manifest_s"),
     ):
         t0 = time.perf_counter()
         report = index.ingest(papers)
@@ -202,15 +272,51 @@ def build_step(home: str, n_chunks: int | None, seed: int) -> dict:
     chunks = index.catalog.chunk_count()
     index.close()
     return {
-        "papers": len(papers), "chunks": chunks, "generate_s": generate_s, "build_s": build_s,
+        "papers": len(papers), "chunks": chunks, "read_s": read_s, "build_s": build_s,
+        "build_ms_per_chunk": build_s / chunks * 1000,
         "build_parts": {**totals, "random_vectors_s": report.embed_seconds},
         "disk_bytes": index_sizes(settings.index_dir), "build_peak_rss_mb": peak_rss_mb(),
     }
 
 
-def query_step(home: str, queries: list[str], source_filter: str) -> dict:
+def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_url: str | None) -> dict:
+    """More papers, embedded by the real model, ingested into the index of this size, vs the embedder
+    alone on the same chunk texts (embedded first, then ingested, then embedded again: the load of
+    the machine hits both sides)."""
+    settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
+    embedder = make_embedder(settings)
+    embedder.encode_query("load the model")
+    papers = read_papers(corpus)
+    texts = [c.embedded_text for p in papers
+             for c in chunk_paper(p, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)]
+    load_start = load_average()
+    t0 = time.perf_counter()
+    embedder.encode(texts)
+    alone_1 = time.perf_counter() - t0
+    totals: dict[str, float] = {}
+    index = Index(settings, embedder)
+    with timed_calls(Index, "_embed_and_commit", totals, "embed_and_commit_s"):
+        t0 = time.perf_counter()
+        report = index.ingest(papers)
+        ingest_s = time.perf_counter() - t0
+    index.close()
+    t0 = time.perf_counter()
+    embedder.encode(texts)
+    alone_2 = time.perf_counter() - t0
+    alone = (alone_1 + alone_2) / 2
+    streaming = totals["embed_and_commit_s"]
+    return {
+        "chunks": len(texts), "chunks_added": report.chunks_added, "embedder_alone_s": [alone_1, alone_2],
+        "embed_and_commit_s": streaming, "ingest_s": ingest_s, "fixed_s": ingest_s - streaming,
+        "ratio_streaming": alone / streaming, "ratio_whole_ingest": alone / ingest_s,
+        "load_average_start": load_start, "load_average_end": load_average(),
+    }
+
+
+def query_step(home: str, queries: list[str], synthetic: bool, models_home: str | None, chroma_url: str | None,
+               llm: str | None, server_pid: int | None) -> dict:
     """Open the index as `rag` would, then time every query in every mode (modes interleaved)."""
-    settings = Settings(home=Path(home))
+    settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
     rss_start = rss_mb()
     t0 = time.perf_counter()
     embedder = make_embedder(settings)
@@ -229,21 +335,39 @@ def query_step(home: str, queries: list[str], source_filter: str) -> dict:
         t0 = time.perf_counter()
         retriever.search(queries[0], K, mode=mode)
         first_query_s[mode] = time.perf_counter() - t0
+    filters = filters_for(synthetic)
+    t0 = time.perf_counter()
+    table = index.paper_table(lexical)  # what the first filtered search reads
+    paper_table_s = time.perf_counter() - t0
     rss_loaded = rss_mb()
+    rss_llm = None
+    if llm:
+        from rag.llm import make_generator
+
+        generator = make_generator(settings, llm)
+        list(generator.stream([{"role": "user", "content": "Say hello. " * 100}], max_tokens=4))
+        rss_llm = rss_mb()
     for query in queries[:WARMUP_QUERIES]:
         for mode in MODES:
             retriever.search(query, K, mode=mode)
+        for given in filters.values():
+            retriever.search(query, K, **given)
 
-    times: dict[str, list[float]] = {m: [] for m in (*MODES, "hybrid+source", *PARTS)}
+    names = [*MODES, *(f"hybrid+{f}" for f in filters), *PARTS]
+    times: dict[str, list[float]] = {m: [] for m in names}
+    kept = {f: table.mask(Filters.of(**given), index.catalog) for f, given in filters.items()}
+    dense_found: dict[str, list[int]] = {f: [] for f in filters}
     for query in queries:
         # Interleaved, so that a burst of load from other processes hits every mode alike.
         for mode in MODES:
             t0 = time.perf_counter()
             retriever.search(query, K, mode=mode)
             times[mode].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        retriever.search(query, K, mode="hybrid", source=source_filter)
-        times["hybrid+source"].append(time.perf_counter() - t0)
+        for name, given in filters.items():
+            t0 = time.perf_counter()
+            hits = retriever.search(query, K, **given)
+            times[f"hybrid+{name}"].append(time.perf_counter() - t0)
+            dense_found[name].append(sum(1 for h in hits if h.dense_rank is not None))
         t0 = time.perf_counter()
         vector = embedder.encode_query(query)
         times["part:embed_query"].append(time.perf_counter() - t0)
@@ -253,17 +377,26 @@ def query_step(home: str, queries: list[str], source_filter: str) -> dict:
         t0 = time.perf_counter()
         lexical.search(query, settings.candidates)
         times["part:bm25_search"].append(time.perf_counter() - t0)
+        first = next(iter(filters.values()))
         t0 = time.perf_counter()
-        index.catalog.chunk_ids_matching(source_filter, None)  # what a filtered search does first
-        times["part:filter_ids"].append(time.perf_counter() - t0)
+        mask = table.mask(Filters.of(**first), index.catalog)
+        times["part:filter_mask"].append(time.perf_counter() - t0)
+        if "author" in filters:
+            mask = kept["author"]
+            t0 = time.perf_counter()
+            retriever._dense(vector, settings.candidates, table, mask)
+            times["part:dense_exact_author"].append(time.perf_counter() - t0)
     chunks = index.catalog.chunk_count()
-    filtered_share = len(index.catalog.chunk_ids_matching(source_filter, None)) / chunks
+    papers = len(table)
     index.close()
     return {
-        "chunks": chunks, "embedder_load_s": embedder_s, "open_s": open_s, "bm25_load_s": bm25_load_s, "first_query_s": first_query_s,
-        "rss_before_load_mb": rss_start, "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb(),
-        "latency": {name: summary_ms(values) for name, values in times.items()},
-        "source_filter": source_filter, "source_filter_share": filtered_share,
+        "chunks": chunks, "papers": papers, "embedder_load_s": embedder_s, "open_s": open_s,
+        "bm25_load_s": bm25_load_s, "first_query_s": first_query_s, "paper_table_s": paper_table_s,
+        "rss_before_load_mb": rss_start, "rss_after_load_mb": rss_loaded, "rss_with_llm_mb": rss_llm,
+        "server_rss_mb": rss_mb(server_pid) if server_pid else None, "peak_rss_mb": peak_rss_mb(),
+        "latency": {name: summary_ms(values) for name, values in times.items() if values},
+        "filters": filters, "filter_share": {f: float(m.mean()) for f, m in kept.items()},
+        "dense_hits_in_top_k": {f: sum(v) / len(v) for f, v in dense_found.items()},
     }
 
 
@@ -272,11 +405,36 @@ def in_new_process(fn: Callable, *args) -> dict:
         return pool.submit(fn, *args).result()
 
 
+# --- the Chroma server ----------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[tuple[str, int]]:
+    """`chroma run` on loopback for the duration of the block; (url, pid)."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    with open(path.with_suffix(".log"), "w") as log:
+        process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 # --- reporting ------------------------------------------------------------------------------
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def growth_per_10x(small: tuple[int, float], large: tuple[int, float]) -> float:
     """How much a cost grows per 10x more chunks, between two points (chunks, cost)."""
     decades = math.log10(large[0] / small[0])
@@ -285,58 +443,99 @@ def growth_per_10x(small: tuple[int, float], large: tuple[int, float]) -> float:
 
 def print_tables(points: list[dict]) -> None:
     mb = 1e6
-    print("\n| corpus | chunks | dense vectors | build s | chroma add s | BM25 build+save s | catalog MB | "
-          "Chroma MB | BM25 MB | build peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| point | chunks | build s | ms/chunk | chunking s | Chroma add s | catalog s | BM25 s | snapshot+manifest s | "
+          "catalog MB | Chroma MB | BM25 MB | build peak RSS MB | load avg start / end |")
+    print("|---" * 15 + "|")
     for p in points:
-        b, d = p["build"], p["build"]["disk_bytes"]
-        parts = b["build_parts"]
-        print(f"| {p['name']} | {b['chunks']} | random | {b['build_s']:.1f} | {parts.get('chroma_add_s', 0):.1f} | "
-              f"{parts.get('bm25_build_s', 0) + parts.get('bm25_save_s', 0):.1f} | {d['catalog'] / mb:.1f} | "
-              f"{d['chroma'] / mb:.1f} | {d['lexical'] / mb:.1f} | {b['build_peak_rss_mb']:.0f} |")
-    print("\n| corpus | chunks queried | dense vectors | open s | BM25 load s | RSS after load MB | peak RSS MB | "
-          "load avg (1 min) |")
-    print("|---|---|---|---|---|---|---|---|")
+        b = p["build"]
+        d, parts = b["disk_bytes"], b["build_parts"]
+        print(f"| {p['name']} | {b['chunks']} | {b['build_s']:.1f} | {b['build_ms_per_chunk']:.2f} | "
+              f"{parts.get('chunking_s', 0):.1f} | {parts.get('chroma_add_s', 0):.1f} | {parts.get('catalog_commit_s', 0):.1f} | "
+              f"{parts.get('bm25_build_s', 0) + parts.get('bm25_save_s', 0):.1f} | "
+              f"{parts.get('chroma_snapshot_s', 0) + parts.get('manifest_s', 0):.1f} | {d['catalog'] / mb:.0f} | "
+              f"{d['chroma'] / mb:.0f} | {d['lexical'] / mb:.0f} | {b['build_peak_rss_mb']:.0f} | "
+              f"{p['load_build'][0]} / {p['load_build'][1]} |")
+    ratios = [p for p in points if p.get("ingest_ratio")]
+    if ratios:
+        print("\n| point | sample chunks | embedder alone s | embed+commit s | ratio (streaming) | fixed s per ingest | load avg |")
+        print("|---" * 7 + "|")
+        for p in ratios:
+            r = p["ingest_ratio"]
+            print(f"| {p['name']} | {r['chunks']} | {sum(r['embedder_alone_s']) / 2:.1f} | {r['embed_and_commit_s']:.1f} | "
+                  f"{r['ratio_streaming']:.2f} | {r['fixed_s']:.1f} | {r['load_average_start'][0]} / {r['load_average_end'][0]} |")
+    print("\n| point | open s | BM25 load s | filter table s | RSS after load MB | with LLM MB | server RSS MB | load avg start / end |")
+    print("|---" * 8 + "|")
     for p in points:
         q = p["query"]
-        print(f"| {p['name']} | {p['chunks_queried']} | {p['query_vectors']} | {q['open_s']:.2f} | "
-              f"{q['bm25_load_s']:.2f} | {q['rss_after_load_mb']:.0f} | {q['peak_rss_mb']:.0f} | "
-              f"{p['load_average_after'][0]} |")
-    names = [*MODES, "hybrid+source", *PARTS]
-    print("\n| corpus | " + " | ".join(f"{n} p50 / p95 ms" for n in names) + " |")
+        llm = f"{q['rss_with_llm_mb']:.0f}" if q.get("rss_with_llm_mb") else "-"
+        server = f"{q['server_rss_mb']:.0f}" if q.get("server_rss_mb") else "-"
+        print(f"| {p['name']} | {q['open_s']:.2f} | {q['bm25_load_s']:.2f} | {q['paper_table_s']:.2f} | "
+              f"{q['rss_after_load_mb']:.0f} | {llm} | {server} | {p['load_query'][0]} / {p['load_query'][1]} |")
+    names = sorted({n for p in points for n in p["query"]["latency"]}, key=lambda n: (n.startswith("part"), n))
+    print("\n| point | " + " | ".join(f"{n} p50 / p95 ms" for n in names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for p in points:
         lat = p["query"]["latency"]
-        print(f"| {p['name']} | " + " | ".join(f"{lat[n]['p50_ms']:.1f} / {lat[n]['p95_ms']:.1f}" for n in names) + " |")
+        print(f"| {p['name']} | " + " | ".join(
+            f"{lat[n]['p50_ms']:.1f} / {lat[n]['p95_ms']:.1f}" if n in lat else "-" for n in names) + " |")
+    print("\n| point | filter | share of papers | dense hits in top 10 | p95 filtered / unfiltered hybrid |")
+    print("|---" * 5 + "|")
+    for p in points:
+        q = p["query"]
+        for f, share in q["filter_share"].items():
+            ratio = q["latency"][f"hybrid+{f}"]["p95_ms"] / q["latency"]["hybrid"]["p95_ms"]
+            print(f"| {p['name']} | {f} | {share:.3f} | {q['dense_hits_in_top_k'][f]:.1f} | {ratio:.2f} |")
     if len(points) > 1:
         print("\n| growth per 10x chunks | stat | " + " | ".join(names) + " |")
         print("|---|---" + "|---" * len(names) + "|")
-        for small, large in zip(points, points[1:]):
+        for small, large in itertools.pairwise(points):
+            if small.get("server") != large.get("server"):
+                continue
             for stat in ("p50_ms", "p95_ms"):
-                ratios = [growth_per_10x((small["chunks_queried"], small["query"]["latency"][n][stat]),
-                                         (large["chunks_queried"], large["query"]["latency"][n][stat])) for n in names]
+                ratios = [growth_per_10x((small["query"]["chunks"], small["query"]["latency"][n][stat]),
+                                         (large["query"]["chunks"], large["query"]["latency"][n][stat]))
+                          if n in small["query"]["latency"] and n in large["query"]["latency"] else float("nan")
+                          for n in names]
                 print(f"| {small['name']} -> {large['name']} | {stat[:3]} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
 
 
 # --- main -----------------------------------------------------------------------------------
-def measure_point(name: str, root: Path, n_chunks: int | None, queries: list[str], seed: int,
-                  real_index: Path | None) -> dict:
+def measure_point(name: str, root: Path, corpus: Path | None, queries: list[str], args, real_index: Path | None,
+                  models_home: str, server: bool = False) -> dict:
     home = root / name
-    print(f"[{name}] building (load avg {load_average()}) ...", flush=True)
-    build = in_new_process(build_step, str(home), n_chunks, seed)
-    print(f"[{name}] {build['chunks']} chunks in {build['build_s']:.1f} s; querying ...", flush=True)
-    query_home, vectors = home, "random"
-    if n_chunks is None and real_index is not None:
-        query_home, vectors = root / "bundled-real", "real"
-        shutil.copytree(real_index, query_home / "index")
-    source_filter = "bundled:000_" if n_chunks is None else "synthetic/part-0"
-    query = in_new_process(query_step, str(query_home), queries, source_filter)
-    if vectors == "real":
-        query["disk_bytes_real_index"] = index_sizes(query_home / "index")
-    point = {"name": name, "build": build, "query": query, "chunks_queried": query["chunks"],
-             "query_vectors": vectors, "load_average_after": load_average()}
-    shutil.rmtree(home, ignore_errors=True)  # 100k chunks take ~1 GB: do not keep them to the end
+    point: dict = {"name": name, "server": server}
+    with chroma_server(root / f"{name}-chroma") if server else _nothing() as running:
+        url, pid = running if running else (None, None)
+        point["load_build"] = [load_average()[0]]
+        print(f"[{name}] building (load avg {load_average()}) ...", flush=True)
+        build = in_new_process(build_step, str(home), str(corpus) if corpus else None, args.seed, models_home, url)
+        point["load_build"].append(load_average()[0])
+        print(f"[{name}] {build['chunks']} chunks in {build['build_s']:.1f} s ({build['build_ms_per_chunk']:.2f} ms/chunk)",
+              flush=True)
+        query_home = home
+        if corpus is None and real_index is not None and not server:
+            query_home = root / "bundled-real"
+            shutil.copytree(real_index, query_home / "index")
+        point["load_query"] = [load_average()[0]]
+        query = in_new_process(query_step, str(query_home), queries, corpus is not None, models_home, url,
+                               args.llm if not server else None, pid)
+        point["load_query"].append(load_average()[0])
+        print(f"[{name}] hybrid p95 {query['latency']['hybrid']['p95_ms']:.1f} ms; RSS {query['rss_after_load_mb']:.0f} MB",
+              flush=True)
+        if args.ingest_sample and corpus is not None and not server:
+            sample = Path(args.corpus_cache) / f"sample-{args.ingest_sample}"
+            in_new_process(corpus_step, str(sample), args.ingest_sample, args.seed + 99, models_home, "sample")
+            point["ingest_ratio"] = in_new_process(ingest_ratio_step, str(home), str(sample), models_home, url)
+            print(f"[{name}] ingest vs embedder: {point['ingest_ratio']['ratio_streaming']:.2f}", flush=True)
+    point.update(build=build, query=query, query_vectors="real" if query_home != home else "random")
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(root / f"{name}-chroma", ignore_errors=True)
     return point
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def main() -> None:
@@ -346,26 +545,39 @@ def main() -> None:
     parser.add_argument("--qa", type=Path, default=DEFAULT_QA, help="QA file whose questions are used as queries")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-bundled", action="store_true", help="skip the bundled-corpus point")
+    parser.add_argument("--chroma-server", action="store_true", help="also build and query each size on `chroma run`")
+    parser.add_argument("--server-only", action="store_true", help="only the Chroma-server points")
+    parser.add_argument("--llm", help="also measure RSS with this language model loaded (e.g. qwen2.5-coder-1.5b)")
+    parser.add_argument("--ingest-sample", type=int, default=0, help="chunks embedded for real into each index")
+    parser.add_argument("--corpus-cache", default=str(Path(tempfile.gettempdir()) / "rag-scale-corpus"))
     parser.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
     settings = Settings()
+    models_home = str(settings.models_dir)  # the ONNX export and assembled models are reused
     real_index = settings.index_dir if (settings.index_dir / "catalog.sqlite").exists() else None
     queries, query_counts = make_queries(args.queries, args.seed, args.qa)
     started = time.time()
     root = Path(tempfile.mkdtemp(prefix="rag-scale-"))
     points: list[dict] = []
     try:
-        if not args.no_bundled:
-            points.append(measure_point("bundled", root, None, queries, args.seed, real_index))
+        if not args.no_bundled and not args.server_only:
+            points.append(measure_point("bundled", root, None, queries, args, real_index, models_home))
         for size in args.sizes:
-            points.append(measure_point(f"synthetic-{size // 1000}k", root, size, queries, args.seed, None))
+            corpus = Path(args.corpus_cache) / f"synthetic-{size}-seed{args.seed}"
+            info = in_new_process(corpus_step, str(corpus), size, args.seed, models_home)
+            print(f"corpus {corpus}: {info['papers']} papers, {info['chunks']} chunks", flush=True)
+            label = f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M"
+            if not args.server_only:
+                points.append(measure_point(f"synthetic-{label}", root, corpus, queries, args, None, models_home))
+            if args.chroma_server or args.server_only:
+                points.append(measure_point(f"synthetic-{label}-server", root, corpus, queries, args, None, models_home,
+                                            server=True))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_tables(points)
     result = {
-        "command": "python benchmarks/scale.py " + " ".join(
-            [f"--sizes {' '.join(map(str, args.sizes))}", f"--queries {args.queries}"]),
+        "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "cpu_count": os.cpu_count(), "k": K, "candidates": settings.candidates, "queries": query_counts,
         "points": points,

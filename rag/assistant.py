@@ -172,12 +172,25 @@ class Assistant:
     # --- search ---------------------------------------------------------------------------
     @_guarded
     def search(
-        self, question: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None
+        self,
+        question: str,
+        k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        source: str | None = None,
+        year: int | None = None,
+        author: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
     ) -> list[Hit]:
-        """The k most relevant passages, at most one per paper."""
+        """The k most relevant passages, at most one per paper; only of the papers that pass the filters
+        (a source whose name contains `source`, an author whose name holds the words of `author`,
+        published in `year`, or from `since` to `until`, both included)."""
         text, _ = clean_question(question)
         self._open_for_search()
-        return self.retriever.search(text, k, mode=mode, source=source, year=year)
+        return self.retriever.search(
+            text, k, mode=mode, source=source, year=year, author=author, since=since, until=until
+        )
 
     # --- answers --------------------------------------------------------------------------
     @property

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from .datadir import storage_problem
 from .errors import IndexCorruptError
 from .text import name_key, own_names
-from .types import Chunk, Paper
+from .types import Chunk, Paper, normalise_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +39,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY,
     paper_id TEXT NOT NULL REFERENCES papers(paper_id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(paper_id);
 CREATE TABLE IF NOT EXISTS paper_names (
@@ -46,6 +51,39 @@ CREATE TABLE IF NOT EXISTS paper_names (
 CREATE INDEX IF NOT EXISTS names_by_paper ON paper_names(paper_id);
 """
 NAMES_VERSION = "2"  # bump when `own_names` changes: the next ingest recomputes the table
+# What filters (`--source`, `--author`, `--year`/`--since`/`--until`) read: sources and authors as
+# tables, indexed both ways. A catalog from before them gets them from the next ingest (the writer
+# fills them from the papers' JSON columns); until then readers filter from those columns.
+FILTER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (source_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS paper_sources (
+    paper_id TEXT NOT NULL REFERENCES papers(paper_id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL,
+    PRIMARY KEY (paper_id, source_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS papers_by_source ON paper_sources(source_id);
+CREATE INDEX IF NOT EXISTS papers_by_year ON papers(year);
+CREATE TABLE IF NOT EXISTS authors (author_id INTEGER PRIMARY KEY, name_key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS author_words (
+    word TEXT NOT NULL,
+    author_id INTEGER NOT NULL,
+    PRIMARY KEY (word, author_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS paper_authors (
+    paper_id TEXT NOT NULL REFERENCES papers(paper_id) ON DELETE CASCADE,
+    author_id INTEGER NOT NULL,
+    PRIMARY KEY (paper_id, author_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS papers_by_author ON paper_authors(author_id);
+"""
+FILTERS_VERSION = "1"  # bump when FILTER_SCHEMA or `author_key` changes: the next ingest refills the tables
+VECTOR_DTYPE = np.float16  # chunk vectors kept in the catalog (for filtered searches), 2 bytes a dimension
+
+
+def author_key(name: str) -> str:
+    """An author's name as looked up: case, accents and punctuation do not matter ("Schölkopf, B." = "scholkopf b")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return normalise_text("".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def committed_paper_ids(path: Path) -> set[str]:
@@ -75,10 +113,16 @@ class Catalog:
             self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
+            new = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'papers'").fetchone() is None
             self.db.executescript(SCHEMA)
+            if new:  # a new catalog starts with every table; an older one gets them from `migrate` (the writer)
+                self.db.executescript(FILTER_SCHEMA)
+                self.set_meta({"filters_version": FILTERS_VERSION, "vectors_kept": "1"})
             self.inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as exc:
             raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
+        self._source_ids: dict[str, int] = {}
+        self._author_ids: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -165,6 +209,9 @@ class Catalog:
         return list(self.get_papers(ids).values())
 
     def source_names(self) -> list[str]:
+        if self.filters_ready:
+            return sorted(row[0] for row in self.db.execute(
+                "SELECT name FROM sources WHERE source_id IN (SELECT DISTINCT source_id FROM paper_sources)"))
         names: set[str] = set()
         for (sources,) in self.db.execute("SELECT sources FROM papers"):
             names.update(json.loads(sources))
@@ -199,16 +246,131 @@ class Catalog:
         """Every paper as (paper id, title, abstract), in a stable order."""
         return list(self.db.execute("SELECT paper_id, title, abstract FROM papers ORDER BY rowid"))
 
-    def chunk_ids_matching(self, source: str | None, year: int | None) -> set[str]:
-        query = "SELECT c.chunk_id, p.sources, p.year FROM chunks c JOIN papers p USING(paper_id)"
-        out = set()
-        for cid, sources, paper_year in self.db.execute(query):
-            if year is not None and paper_year != year:
+    def chunk_vectors(self, paper_ids: Sequence[str]) -> tuple[list[str], np.ndarray] | None:
+        """The chunks of these papers with their vectors (float32 rows), or None if some have none kept."""
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        for cid, blob in self._rows_where_in("SELECT chunk_id, vector FROM chunks WHERE paper_id IN ({})", list(paper_ids)):
+            if blob is None:
+                return None
+            ids.append(cid)
+            blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1) if blobs else np.zeros((0, 0))
+        return ids, matrix.astype(np.float32)
+
+    # --- filters ----------------------------------------------------------------------
+    @property
+    def filters_ready(self) -> bool:
+        """Are the source and author tables filled (else filters read the papers' JSON columns)?"""
+        return self.get_meta("filters_version") == FILTERS_VERSION
+
+    @property
+    def vectors_kept(self) -> bool:
+        """Does every chunk row hold its vector?"""
+        return self.get_meta("vectors_kept") == "1"
+
+    @property
+    def sources_version(self) -> int:
+        """Bumped by every change of a known paper's sources (which does not change the chunks)."""
+        return int(self.get_meta("sources_version") or 0)
+
+    def paper_years(self) -> Iterator[tuple[str, int | None]]:
+        return iter(self.db.execute("SELECT paper_id, year FROM papers"))
+
+    def source_links(self) -> tuple[dict[int, str], list[tuple[str, int]]]:
+        """(source id -> name, [(paper id, source id)]) for every paper."""
+        if self.filters_ready:
+            names = dict(self.db.execute("SELECT source_id, name FROM sources"))
+            return names, list(self.db.execute("SELECT paper_id, source_id FROM paper_sources"))
+        ids: dict[str, int] = {}  # a catalog from before the tables: from the JSON column
+        links = [(pid, ids.setdefault(name, len(ids)))
+                 for pid, sources in self.db.execute("SELECT paper_id, sources FROM papers") for name in json.loads(sources)]
+        return {i: name for name, i in ids.items()}, links
+
+    def papers_by_author(self, name: str) -> list[str]:
+        """The papers with an author whose name holds every word of `name` ("hinton", "Geoffrey Hinton")."""
+        words = author_key(name).split()
+        if not words:
+            return []
+        if self.filters_ready:
+            matching = " INTERSECT ".join(["SELECT author_id FROM author_words WHERE word = ?"] * len(words))
+            query = f"SELECT DISTINCT paper_id FROM paper_authors WHERE author_id IN ({matching})"
+            return [row[0] for row in self.db.execute(query, words)]
+        wanted = set(words)
+        return [pid for pid, authors in self.db.execute("SELECT paper_id, authors FROM papers")
+                if any(wanted <= set(author_key(a).split()) for a in json.loads(authors))]
+
+    def migrate(self) -> bool:
+        """Writer only: create and fill the filter tables of a catalog from before them (and the chunks'
+        vector column). One transaction; True if there was anything to do."""
+        if self.filters_ready:
+            return False
+        with self._transaction():
+            for statement in FILTER_SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            if "vector" not in {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN vector BLOB")
+            rows = self.db.execute("SELECT paper_id, sources, authors FROM papers").fetchall()
+            self.db.execute("DELETE FROM paper_sources")
+            self.db.execute("DELETE FROM paper_authors")
+            for pid, sources, authors in rows:
+                self._link(pid, json.loads(sources), json.loads(authors))
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('filters_version', ?)", (FILTERS_VERSION,))
+        return True
+
+    def chunks_without_vectors(self, limit: int, after: str = "") -> list[str]:
+        """Chunk ids (in order, after `after`) whose vector the catalog does not keep."""
+        return [row[0] for row in self.db.execute(
+            "SELECT chunk_id FROM chunks WHERE vector IS NULL AND chunk_id > ? ORDER BY chunk_id LIMIT ?", (after, limit))]
+
+    def set_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Writer only: keep these chunks' vectors (filling a catalog from before they were kept)."""
+        with self.db:
+            self.db.executemany("UPDATE chunks SET vector = ? WHERE chunk_id = ?",
+                                [(np.asarray(v, dtype=VECTOR_DTYPE).tobytes(), cid) for cid, v in vectors.items()])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; a rollback also forgets the name ids it may have handed out."""
+        try:
+            with self.db:
+                yield
+        except BaseException:
+            self._source_ids.clear()
+            self._author_ids.clear()
+            raise
+        if len(self._author_ids) > 200_000:  # a large corpus has millions of authors: keep the cache small
+            self._author_ids.clear()
+
+    def _id_of(self, table: str, column: str, key: str, cache: dict[str, int]) -> int:
+        """The id of a source (or author) name, created if new; inside the caller's transaction."""
+        found = cache.get(key)
+        if found is None:
+            row = self.db.execute(f"SELECT rowid FROM {table} WHERE {column} = ?", (key,)).fetchone()
+            created = None if row else self.db.execute(f"INSERT INTO {table}({column}) VALUES (?)", (key,)).lastrowid
+            found = int(row[0] if row else created or 0)
+            cache[key] = found
+        return found
+
+    def _link(self, paper_id: str, sources: Sequence[str], authors: Sequence[str] | None) -> None:
+        """Record a paper's sources (and authors) in the filter tables; inside the caller's transaction."""
+        self.db.execute("DELETE FROM paper_sources WHERE paper_id = ?", (paper_id,))
+        self.db.executemany("INSERT OR IGNORE INTO paper_sources VALUES (?, ?)",
+                            [(paper_id, self._id_of("sources", "name", s, self._source_ids)) for s in sources])
+        if authors is None:
+            return
+        self.db.execute("DELETE FROM paper_authors WHERE paper_id = ?", (paper_id,))
+        for author in authors:
+            key = author_key(author)
+            if not key:
                 continue
-            if source is not None and not any(source in s for s in json.loads(sources)):
-                continue
-            out.add(cid)
-        return out
+            known = key in self._author_ids
+            author_id = self._id_of("authors", "name_key", key, self._author_ids)
+            if not known:
+                self.db.executemany("INSERT OR IGNORE INTO author_words VALUES (?, ?)",
+                                    [(word, author_id) for word in set(key.split())])
+            self.db.execute("INSERT OR IGNORE INTO paper_authors VALUES (?, ?)", (paper_id, author_id))
 
     # --- names ------------------------------------------------------------------------
     def papers_named(self, keys: Sequence[str]) -> dict[str, list[str]]:
@@ -232,9 +394,15 @@ class Catalog:
         return len(rows)
 
     # --- writes -------------------------------------------------------------------------
-    def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str]) -> None:
-        """One atomic step: drop replaced papers, record new papers and their chunks."""
-        with self.db:
+    def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str],
+                     vectors: np.ndarray | None = None) -> None:
+        """One atomic step: drop replaced papers, record new papers and their chunks (with their vectors,
+        row i of `vectors` for chunk i)."""
+        if vectors is not None and len(vectors) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        blobs = [None] * len(chunks) if vectors is None else [row.tobytes() for row in vectors.astype(VECTOR_DTYPE)]
+        filters = self.filters_ready
+        with self._transaction():
             self.db.executemany("DELETE FROM papers WHERE paper_id = ?", [(pid,) for pid in removed])
             self.db.executemany(
                 "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -245,9 +413,14 @@ class Catalog:
                 ],
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
-                [(c.chunk_id, c.paper_id, c.position, c.text) for c in chunks],
+                "INSERT OR REPLACE INTO chunks(chunk_id, paper_id, position, text, vector) VALUES (?, ?, ?, ?, ?)",
+                [(c.chunk_id, c.paper_id, c.position, c.text, blob) for c, blob in zip(chunks, blobs)],
             )
+            if filters:
+                for p in papers:
+                    self._link(p.paper_id, p.sources, p.authors)
+            if vectors is None and chunks:
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('vectors_kept', '0')")
             self.db.executemany(
                 "INSERT OR IGNORE INTO paper_names VALUES (?, ?)",
                 [(name_key(n), p.paper_id) for p in papers for n in own_names(p.title, p.abstract)],
@@ -257,8 +430,15 @@ class Catalog:
             )
 
     def set_sources(self, updates: dict[str, list[str]]) -> None:
-        with self.db:
+        filters = self.filters_ready
+        with self._transaction():
             self.db.executemany(
                 "UPDATE papers SET sources = ? WHERE paper_id = ?",
                 [(json.dumps(sources), pid) for pid, sources in updates.items()],
+            )
+            if filters:
+                for pid, sources in updates.items():
+                    self._link(pid, sources, None)
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('sources_version', ?)", (str(self.sources_version + 1),)
             )

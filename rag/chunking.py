@@ -13,7 +13,9 @@ TokenCounter = Callable[[list[str]], list[int]]
 _ABBREVIATIONS = "".join(
     rf"(?<!\b{a}\.)" for a in (r"e\.g", r"i\.e", "et al", "vs", "cf", "Fig", "Eq", "etc", "approx", "No", "resp")
 )
-_SENTENCE_END = re.compile(_ABBREVIATIONS + r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# The end-punctuation test comes first: it fails at almost every position, so the abbreviation
+# tests (zero-width, at the same position, hence in any order) run only after a full stop.
+_SENTENCE_END = re.compile(r"(?<=[.!?])" + _ABBREVIATIONS + r"[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -47,11 +49,12 @@ def chunk_paper(paper: Paper, count: TokenCounter, max_tokens: int = 160, overla
 
     `max_tokens` counts the title that is embedded with every chunk, plus the two special tokens.
     """
-    title_tokens, *sentence_tokens = count([paper.title + ". ", *split_sentences(paper.abstract)])
+    split = split_sentences(paper.abstract)
+    title_tokens, *sentence_tokens = count([paper.title + ". ", *split])
     budget = max(16, max_tokens - title_tokens - 2)
     sentences: list[str] = []
     sizes: list[int] = []
-    for sentence, size in zip(split_sentences(paper.abstract), sentence_tokens):
+    for sentence, size in zip(split, sentence_tokens):
         if size <= budget:
             sentences.append(sentence)
             sizes.append(size)
@@ -75,7 +78,8 @@ def chunk_paper(paper: Paper, count: TokenCounter, max_tokens: int = 160, overla
         used += size
     if current:
         chunks.append(current)
+    paper_id = paper.paper_id  # a hash of the normalised text: computed once, not per chunk
     return [
-        Chunk(paper_id=paper.paper_id, position=position, title=paper.title, text=" ".join(sentences[i] for i in group))
+        Chunk(paper_id=paper_id, position=position, title=paper.title, text=" ".join(sentences[i] for i in group))
         for position, group in enumerate(chunks)
     ]

@@ -202,18 +202,32 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100), help="Number of passages.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--source", help="Only papers from sources containing this text.")
+@click.option("--author", help="Only papers with an author whose name holds these words ('hinton', 'Geoffrey Hinton').")
 @click.option("--year", type=int, help="Only papers from this year.")
+@click.option("--since", type=int, metavar="YEAR", help="Only papers from this year or later.")
+@click.option("--until", type=int, metavar="YEAR", help="Only papers from this year or earlier.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def search(
-    ctx: click.Context, question: str, k: int, mode: Mode, source: str | None, year: int | None, as_json: bool
+    ctx: click.Context,
+    question: str,
+    k: int,
+    mode: Mode,
+    source: str | None,
+    author: str | None,
+    year: int | None,
+    since: int | None,
+    until: int | None,
+    as_json: bool,
 ) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
     from .assistant import clean_question
 
     clean_question(question)  # fail on an empty question before any model loads
     _ensure_index(ctx)
-    hits = _assistant(ctx).search(question, k=k, mode=mode, source=source, year=year)
+    hits = _assistant(ctx).search(
+        question, k=k, mode=mode, source=source, author=author, year=year, since=since, until=until
+    )
     if as_json:
         from .types import SearchReport
 

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from .catalog import Catalog
 from .chunking import chunk_paper
 from .datadir import BYTES_PER_CHUNK, storage_problem
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, ModelError, RagError
+from .filters import PaperTable
 from .lexical import LexicalIndex
 from .locking import WriterLock
 from .protocols import Embedder
@@ -30,7 +34,7 @@ from .settings import Settings
 from .types import Chunk, Paper
 from .vectors import VectorStore, check_files, file_manifest
 
-# progress(stage, advance, total): stage is "embed"; total is known from the first call.
+# progress(stage, advance, total): stage is "embed"; total (chunks) is an estimate that the calls refine.
 Progress = Callable[[str, int, int], None]
 FORMAT_VERSION = "1"
 PAPERS_PER_BATCH = 64
@@ -90,6 +94,58 @@ class IndexStats(BaseModel):
     disk_bytes: int
 
 
+def _advance(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    """The embedder's progress(n) as the index's progress("embed", n, total)."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda n: report("embed", n, total)
+
+
+class BatchWriter:
+    """Writes embedded batches in a thread of its own, in order, while the caller embeds the next one.
+
+    `write(batch, chunks, vectors, report)` runs for each `put`, one at a time, in the order given: each
+    batch keeps the commit order of the index (vectors -> catalog -> stale vectors), so a kill at any
+    moment still leaves at worst orphan vectors. At most one batch waits while another is written. On
+    leaving the block, the batches handed over are written (also when the caller stops with an error
+    or Ctrl-C: what was embedded is kept); a write's error is raised in the caller's thread.
+    """
+
+    def __init__(self, write: Callable[..., None], report: IngestReport):
+        self.write = write
+        self.report = report
+        self.queue: queue.Queue[tuple | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="rag-index-writer", daemon=True)
+
+    def __enter__(self) -> BatchWriter:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.write(*item, self.report)
+                except BaseException as exc:  # handed to the caller's thread
+                    self.error = exc
+
+    def put(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], vectors: np.ndarray) -> None:
+        self._raise()
+        self.queue.put((batch, chunks, vectors))
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc_info[0] is None:
+            self._raise()
+
+
 class Index:
     def __init__(self, settings: Settings, embedder: Embedder, *, directory: Path | None = None,
                  collection: str | None = None):
@@ -103,6 +159,7 @@ class Index:
         self._catalog: Catalog | None = None
         self._vectors: VectorStore | None = None
         self._lexical: LexicalIndex | None = None
+        self._papers: PaperTable | None = None
         self._checked_generation: int | None = None
         self.lock = WriterLock(settings.home, settings.lock_timeout)
         self._writing = False
@@ -219,6 +276,13 @@ class Index:
             self._lexical = lexical
         return self._lexical
 
+    def paper_table(self, lexical: LexicalIndex) -> PaperTable:
+        """Years and sources of the papers in `lexical`'s order (for filters), read once per catalog state."""
+        key = (lexical.generation, self.catalog.sources_version)
+        if self._papers is None or self._papers.key != key or self._papers.doc_ids is not lexical.doc_ids:
+            self._papers = PaperTable.load(self.catalog, key, lexical.doc_ids, lexical.position)
+        return self._papers
+
     def _save_lexical(self, lexical: LexicalIndex, path: Path) -> None:
         """Saved by the writer; a reader saves it only while no ingest runs (else it keeps it in memory)."""
         if self._writing:
@@ -236,6 +300,7 @@ class Index:
             self._catalog.close()
             self._catalog = None
         self._lexical = None
+        self._papers = None
         self._checked_generation = None
 
     # --- ingest ---------------------------------------------------------------------------
@@ -323,6 +388,7 @@ class Index:
         self.check_model()
         catalog.check_integrity()
         catalog.index_names()
+        catalog.migrate()  # catalogs from before the filter tables get them here
         if layout := self.outdated_layout():
             report.problems.append(layout)  # catalogs from before the names table get it here
         self._drop_damaged_vectors(report)
@@ -355,6 +421,7 @@ class Index:
         if todo:
             self._embed_and_commit(todo, report, progress)
             self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
+        self._keep_vectors()
         manifest = {}
         if not self.settings.chroma_url:
             self.vectors.snapshot()  # so that no later read rewrites the files recorded here
@@ -381,34 +448,53 @@ class Index:
                 f"the index holds {catalog.get_meta('dimension')}-d vectors but the embedder makes "
                 f"{embedder.dimension}-d ones; run `rag ingest --rebuild`"
             )
-        chunks_of = {
-            paper.paper_id: chunk_paper(paper, embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
-            for paper, _ in todo
-        }
-        total = sum(len(c) for c in chunks_of.values())
-        if progress:
-            progress("embed", 0, total)
-        vectors = self.vectors
-        for start in range(0, len(todo), PAPERS_PER_BATCH):
-            batch = todo[start : start + PAPERS_PER_BATCH]
-            chunks: list[Chunk] = [c for paper, _ in batch for c in chunks_of[paper.paper_id]]
-            t0 = time.perf_counter()
-            embedded = embedder.encode(
-                [c.embedded_text for c in chunks], progress=(lambda n: progress("embed", n, total)) if progress else None
-            )
-            report.embed_seconds += time.perf_counter() - t0
-            replaced = [old for _, old in batch if old is not None]
-            new_ids = {c.chunk_id for c in chunks}
-            stale = [cid for cid in catalog.chunk_ids_of(replaced) if cid not in new_ids]
-            vectors.add(
-                [c.chunk_id for c in chunks], embedded, [c.text for c in chunks],
-                [{"paper_id": c.paper_id, "position": c.position, "title": c.title} for c in chunks],
-            )
-            catalog.commit_batch([paper for paper, _ in batch], chunks, replaced)
-            # Only now: until the catalog moved on, readers still use the old vectors.
-            vectors.delete(stale)
-            report.chunks_added += len(chunks)
-            report.chunks_removed += len(stale)
+        todo_batches = [todo[i : i + PAPERS_PER_BATCH] for i in range(0, len(todo), PAPERS_PER_BATCH)]
+        # Chunks are cut batch by batch (the first vectors are written seconds after the start at any
+        # size); the total for the progress bar is extrapolated from the batches cut so far.
+        papers_seen = chunks_seen = 0
+        with BatchWriter(self._write_batch, report) as writer:
+            for batch in todo_batches:
+                chunks: list[Chunk] = [
+                    c for paper, _ in batch
+                    for c in chunk_paper(paper, embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
+                ]
+                papers_seen += len(batch)
+                chunks_seen += len(chunks)
+                total = chunks_seen + round((len(todo) - papers_seen) * chunks_seen / papers_seen)
+                if progress:
+                    progress("embed", 0, total)
+                t0 = time.perf_counter()
+                embedded = embedder.encode([c.embedded_text for c in chunks], progress=_advance(progress, total))
+                report.embed_seconds += time.perf_counter() - t0
+                writer.put(batch, chunks, embedded)
+
+    def _write_batch(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], embedded: np.ndarray,
+                     report: IngestReport) -> None:
+        """Commit one embedded batch: vectors, then the catalog (with the vectors), then the removal of
+        the vectors it replaced (until the catalog moved on, readers still use them)."""
+        catalog, vectors = self.catalog, self.vectors
+        replaced = [old for _, old in batch if old is not None]
+        new_ids = {c.chunk_id for c in chunks}
+        stale = [cid for cid in catalog.chunk_ids_of(replaced) if cid not in new_ids]
+        vectors.add([c.chunk_id for c in chunks], embedded)
+        catalog.commit_batch([paper for paper, _ in batch], chunks, replaced, embedded)
+        vectors.delete(stale)
+        report.chunks_added += len(chunks)
+        report.chunks_removed += len(stale)
+
+    def _keep_vectors(self) -> None:
+        """A catalog from before it kept the chunks' vectors gets them from the vector store, once
+        (committed 1,000 at a time: a cut run resumes). Chunks whose vectors are missing there were
+        re-embedded by this ingest's repairs."""
+        catalog = self.catalog
+        if catalog.vectors_kept:
+            return
+        after = ""
+        while ids := catalog.chunks_without_vectors(1000, after):
+            catalog.set_vectors(self.vectors.get_vectors(ids))
+            after = ids[-1]
+        if not catalog.chunks_without_vectors(1):
+            catalog.set_meta({"vectors_kept": "1"})
 
     def _drop_damaged_vectors(self, report: IngestReport) -> None:
         """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again."""

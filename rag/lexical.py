@@ -83,6 +83,11 @@ class LexicalIndex:
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties in index order
         return [(self.doc_ids[d], float(scores[d])) for d in top if scores[d] > 0]
 
+    @property
+    def position(self) -> dict[str, int]:
+        """doc id -> its document number."""
+        return self._position
+
     def mask_for(self, doc_ids: set[str]) -> np.ndarray:
         mask = np.zeros(len(self.doc_ids), dtype=np.float32)
         for did in doc_ids:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+
+from .filters import Filters, PaperTable
 from .index import Index
 from .settings import Settings
-from .text import content_words, name_key, name_spans
+from .text import content_words, name_key, name_spans, tokenize
 from .types import Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
 MAX_NAMESAKES = 3
+# Dense search under a filter (see `Retriever._dense`): exact below this many chunks, else over-fetch.
+EXACT_MAX_CHUNKS = 4000
+OVERFETCH = 1.5
+OVERFETCH_MAX = 2000
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -32,30 +40,31 @@ class Retriever:
 
     def search(
         self, query: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None,
+        author: str | None = None, since: int | None = None, until: int | None = None,
     ) -> list[Hit]:
         """The k best papers, each with its passage that best matches the query.
 
         Dense ranks chunks (a paper counts with its best chunk), BM25 ranks whole papers; the two
         paper rankings are fused by reciprocal rank. Papers the query calls by their own name come first.
+        Filters (see `rag.filters.Filters`) keep only the papers that pass them.
         """
+        filters = Filters.of(source=source, author=author, year=year, since=since, until=until)
         index, catalog, n = self.index, self.index.catalog, self.settings.candidates
-        allowed = catalog.chunk_ids_matching(source, year) if (source or year) else None
-        if allowed is not None and not allowed:
-            return []
-        allowed_papers = {cid.split(":", 1)[0] for cid in allowed} if allowed is not None else None
+        lex = index.lexical if (filters or mode != "dense") else None
+        table, mask = None, None
+        if filters and lex is not None:
+            table = index.paper_table(lex)
+            mask = table.mask(filters, catalog)
+            if not mask.any():
+                return []
 
         best_chunk: dict[str, tuple[str, float]] = {}  # paper -> its best dense chunk and cosine, in rank order
         if mode in ("hybrid", "dense"):
             vector = index.embedder.encode_query(query)
-            # Chroma cannot filter by our chunk-id set cheaply: over-fetch, then filter.
-            dense = index.vectors.query(vector, n * 5 if allowed is not None else n)
-            for cid, score in dense:
-                if allowed is None or cid in allowed:
-                    best_chunk.setdefault(cid.split(":", 1)[0], (cid, score))
+            for cid, score in self._dense(vector, n, table, mask):
+                best_chunk.setdefault(cid.split(":", 1)[0], (cid, score))
         lexical: list[tuple[str, float]] = []
-        if mode in ("hybrid", "lexical"):
-            lex = index.lexical
-            mask = lex.mask_for(allowed_papers) if allowed_papers is not None else None
+        if mode in ("hybrid", "lexical") and lex is not None:
             lexical = lex.search(query, n, allowed=mask)
 
         dense_rank = {pid: r for r, pid in enumerate(best_chunk, start=1)}
@@ -68,14 +77,14 @@ class Retriever:
             fused = dict(lexical)
         ranked = sorted(fused, key=lambda pid: -fused[pid])
         named = self._named_papers(query)
-        if allowed_papers is not None:
-            named &= allowed_papers
+        if table is not None and mask is not None:
+            named = {pid for pid in named if (i := table.position.get(pid)) is not None and mask[i]}
         ranked = [pid for pid in ranked if pid in named] + sorted(named - set(ranked)) + \
             [pid for pid in ranked if pid not in named]
 
         papers = catalog.get_papers(ranked[: k * 2])  # a few spare: a paper may have left the catalog
         picked = [pid for pid in ranked[: k * 2] if pid in papers][:k]
-        passages = self._passages(query, picked, best_chunk, allowed)
+        passages = self._passages(query, picked, best_chunk)
         hits = []
         for pid in picked:
             if pid not in passages:
@@ -90,23 +99,57 @@ class Retriever:
             ))
         return hits
 
-    def _passages(self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]],
-                  allowed: set[str] | None) -> dict[str, tuple[str, str]]:
+    def _dense(self, vector: np.ndarray, n: int, table: PaperTable | None, mask: np.ndarray | None) -> list[tuple[str, float]]:
+        """The n nearest chunks as (chunk id, cosine), only of the papers `mask` keeps.
+
+        Chroma's own filters cost time linear in the chunks they keep (measured in BENCHMARKS "Scale"),
+        so a filter is answered in one of two ways: the chunks of a narrow filter are scored exactly
+        from the vectors the catalog keeps; for a broad one, Chroma's unfiltered top n / share is
+        fetched and filtered (a filter keeping 10% of the chunks fetches ~15n).
+        """
+        vectors = self.index.vectors
+        if table is None or mask is None:
+            return vectors.query(vector, n)
+        catalog = self.index.catalog
+        expected = int(mask.sum()) * table.chunks / max(len(table), 1)  # chunks the filter keeps, about
+        if expected <= EXACT_MAX_CHUNKS:
+            papers = table.papers(mask)
+            kept = catalog.chunk_vectors(papers) if catalog.vectors_kept else None
+            if kept is None:  # an index from before the catalog kept vectors, until its next ingest
+                ids = catalog.chunk_ids_of(papers)
+                return vectors.query(vector, min(n, len(ids)), ids=ids) if ids else []
+            ids, matrix = kept
+            if not ids:
+                return []
+            norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
+            scores = (matrix @ vector.astype(np.float32)) / np.maximum(norms, 1e-12)
+            top = np.argsort(-scores, kind="stable")[:n]
+            return [(ids[i], float(scores[i])) for i in top]
+        fetch = min(OVERFETCH_MAX, max(n, math.ceil(n * table.chunks / expected * OVERFETCH)))
+        out = []
+        for cid, score in vectors.query(vector, fetch):
+            i = table.position.get(cid.split(":", 1)[0])
+            if i is not None and mask[i]:
+                out.append((cid, score))
+        return out[:n]
+
+    def _passages(self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]]) -> dict[str, tuple[str, str]]:
         """paper id -> (chunk id, text) of its passage: its best dense chunk, else the chunk sharing most query words."""
         catalog = self.index.catalog
         wanted = [best_chunk[pid][0] for pid in paper_ids if pid in best_chunk]
         others = [pid for pid in paper_ids if pid not in best_chunk]
-        candidates = [c for c in catalog.chunk_ids_of(others) if allowed is None or c in allowed]
+        candidates = catalog.chunk_ids_of(others)
         rows = catalog.get_chunks(wanted + candidates)
         out = {pid: (cid, rows[cid][2]) for pid in paper_ids if pid in best_chunk and (cid := best_chunk[pid][0]) in rows}
         words = content_words(query)
-        for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])):
-            if cid not in rows:
-                continue
+        ordered = [cid for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])) if cid in rows]
+        overlaps = [len(words & set(tokens)) for tokens in tokenize([rows[cid][2] for cid in ordered])] if ordered else []
+        best: dict[str, int] = {}  # paper -> the overlap of its passage so far
+        for cid, overlap in zip(ordered, overlaps):
             pid, _, text = rows[cid]
-            overlap = len(words & content_words(text))
-            if pid not in out or overlap > len(words & content_words(out[pid][1])):
+            if pid not in out or overlap > best.get(pid, -1):
                 out[pid] = (cid, text)
+                best[pid] = overlap
         return out
 
     def _named_papers(self, query: str) -> set[str]:

@@ -1,0 +1,116 @@
+"""Search filters (`--source`, `--author`, `--year`, `--since`, `--until`) answered by arrays, not scans.
+
+A filter is a property of papers. `PaperTable` holds, for one state of the catalog, each paper's
+year and sources as numpy arrays in the order of the BM25 documents, so that a filter becomes a
+boolean mask over papers with a few array operations (no loop over the corpus per query): the
+mask weighs BM25's scores directly and decides how the dense side is searched (see `rag.retrieve`).
+Authors are looked up in the catalog's author tables (a name matches few papers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which papers a search may return; None means any."""
+
+    source: str | None = None  # a source (file) whose name contains this text
+    author: str | None = None  # an author whose name holds these words ("hinton", "Geoffrey Hinton")
+    since: int | None = None  # published in this year or later
+    until: int | None = None  # published in this year or earlier
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source: str | None = None,
+        author: str | None = None,
+        year: int | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> Filters:
+        """`year` is since = until = year (combined with since/until if given too)."""
+        if year is not None:
+            since = year if since is None else max(since, year)
+            until = year if until is None else min(until, year)
+        return cls(source=source or None, author=(author or "").strip() or None, since=since, until=until)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.source, self.author, self.since, self.until))
+
+
+class PaperTable:
+    """Years and sources of the papers, position i being BM25 document i (`doc_ids[i]`)."""
+
+    def __init__(
+        self,
+        key: tuple[int, int],
+        doc_ids: Sequence[str],
+        position: Mapping[str, int],
+        years: np.ndarray,
+        source_names: dict[int, str],
+        src_ptr: np.ndarray,
+        src_pos: np.ndarray,
+        chunks: int,
+    ):
+        self.key = key  # (catalog generation, sources version) it was read at
+        self.doc_ids = doc_ids
+        self.position = position
+        self.years = years  # 0: unknown
+        self.source_names = source_names
+        self.src_ptr = src_ptr  # papers of source s: src_pos[src_ptr[s]:src_ptr[s + 1]]
+        self.src_pos = src_pos
+        self.chunks = chunks  # chunks in the catalog, for the share of them a filter keeps
+
+    @classmethod
+    def load(
+        cls, catalog: Catalog, key: tuple[int, int], doc_ids: Sequence[str], position: Mapping[str, int]
+    ) -> PaperTable:
+        """One pass over the catalog's papers and their sources (per catalog state, not per query)."""
+        years = np.zeros(len(doc_ids), dtype=np.int32)
+        for pid, year in catalog.paper_years():
+            i = position.get(pid)
+            if i is not None and year:
+                years[i] = year
+        names, links = catalog.source_links()
+        at = np.fromiter((position.get(pid, -1) for pid, _ in links), dtype=np.int64, count=len(links))
+        sid = np.fromiter((s for _, s in links), dtype=np.int64, count=len(links))
+        keep = at >= 0
+        at, sid = at[keep], sid[keep]
+        order = np.argsort(sid, kind="stable")
+        counts = np.bincount(sid, minlength=max(names, default=-1) + 1)
+        src_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(key, doc_ids, position, years, names, src_ptr, at[order].astype(np.int32), catalog.chunk_count())
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    def mask(self, filters: Filters, catalog: Catalog) -> np.ndarray:
+        """Boolean mask over papers: True where the paper passes every filter."""
+        keep = np.ones(len(self), dtype=bool)
+        if filters.since is not None:
+            keep &= self.years >= filters.since
+        if filters.until is not None:
+            keep &= (self.years <= filters.until) & (self.years > 0)
+        if filters.source is not None:
+            from_source = np.zeros(len(self), dtype=bool)
+            for sid, name in self.source_names.items():
+                if filters.source in name and sid + 1 < len(self.src_ptr):
+                    from_source[self.src_pos[self.src_ptr[sid] : self.src_ptr[sid + 1]]] = True
+            keep &= from_source
+        if filters.author is not None:
+            by_author = np.zeros(len(self), dtype=bool)
+            found = [i for pid in catalog.papers_by_author(filters.author) if (i := self.position.get(pid)) is not None]
+            by_author[np.asarray(found, dtype=np.int64)] = True
+            keep &= by_author
+        return keep
+
+    def papers(self, mask: np.ndarray) -> list[str]:
+        return [self.doc_ids[int(i)] for i in np.flatnonzero(mask)]

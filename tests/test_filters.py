@@ -1,0 +1,181 @@
+"""Search filters (source, author, year, since/until): the papers they keep, the same whichever way the
+dense side is searched, and catalogs from before the filter tables (readers filter without writing;
+the next ingest fills the tables)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import rag.retrieve as retrieve
+from rag import Assistant, Settings
+from rag.catalog import author_key
+from rag.filters import Filters
+from rag.testing import HashEmbedder
+
+QUERY = "graph networks forecast traffic flow"
+WORDS = "attention sensors weather holidays accidents highways rail buses lanes signals bridges tolls".split()
+AUTHORS = ["Geoffrey Hinton", "Yann LeCun", "Bernhard Schölkopf", "Fei-Fei Li", "Geoffrey West"]
+
+
+def write_corpus(folder: Path) -> list[dict]:
+    """40 papers about traffic forecasting (so every filter has several to rank), over two files, 8 years
+    and 5 authors; papers 0-4 carry no year."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(40):
+        records.append({
+            "title": f"Traffic study {i} with graph networks",
+            "abstract": f"We forecast traffic flow on road graphs with {WORDS[i % 12]} and {WORDS[(i * 5) % 11]}. "
+                        f"Graph networks and {WORDS[(i * 7) % 12]} improve the forecast.",
+            "authors": [AUTHORS[i % 5], f"Student Number{i}"],
+            **({"year": 2016 + i % 8} if i >= 5 else {}),
+        })
+    for name, part in (("alpha.jsonl", records[:25]), ("beta.jsonl", records[25:])):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    return records
+
+
+@pytest.fixture
+def indexed(settings, tmp_path):
+    records = write_corpus(tmp_path / "corpus")
+    assistant = Assistant(settings, embedder=HashEmbedder())
+    assistant.ingest([tmp_path / "corpus"])
+    yield assistant, records
+    assistant.close()
+
+
+def titles(hits) -> set[str]:
+    return {h.title for h in hits}
+
+
+def expected(records: list[dict], keep) -> set[str]:
+    return {r["title"] for i, r in enumerate(records) if keep(i, r)}
+
+
+def test_filters_of_combines_year_with_since_and_until():
+    assert Filters.of(year=2020) == Filters(since=2020, until=2020)
+    assert Filters.of(year=2020, since=2018, until=2024) == Filters(since=2020, until=2020)
+    assert Filters.of(since=2030, year=2020).since == 2030  # nothing can pass: an empty result, not an error
+    assert not Filters.of(source="", author="  ") and Filters.of(author="x")
+
+
+def test_author_keys_ignore_case_accents_and_punctuation():
+    assert author_key("Schölkopf, B.") == "scholkopf b"
+    assert author_key("FEI-FEI Li") == "fei fei li"
+
+
+def test_each_filter_keeps_exactly_its_papers(indexed):
+    assistant, records = indexed
+    k = 40
+    cases = {
+        "source": ({"source": "beta"}, lambda i, r: i >= 25),
+        "year": ({"year": 2020}, lambda i, r: r.get("year") == 2020),
+        "since": ({"since": 2021}, lambda i, r: r.get("year", 0) >= 2021),
+        "until": ({"until": 2017}, lambda i, r: 0 < r.get("year", 0) <= 2017),
+        "author word": ({"author": "hinton"}, lambda i, r: i % 5 == 0),
+        "author words": ({"author": "Geoffrey Hinton"}, lambda i, r: i % 5 == 0),
+        "first name": ({"author": "geoffrey"}, lambda i, r: i % 5 in (0, 4)),
+        "accents": ({"author": "Scholkopf"}, lambda i, r: i % 5 == 2),
+        "combined": ({"author": "lecun", "since": 2019, "source": "alpha"},
+                     lambda i, r: i % 5 == 1 and r.get("year", 0) >= 2019 and i < 25),
+    }
+    for name, (given, keep) in cases.items():
+        want = expected(records, keep)
+        assert want, name
+        for mode in ("hybrid", "dense", "lexical"):
+            got = titles(assistant.search(QUERY, k=k, mode=mode, **given))
+            assert got <= want, (name, mode, got - want)
+            if mode == "hybrid":
+                assert got == want, (name, want - got)
+    assert assistant.search(QUERY, author="nobody at all") == []
+    assert assistant.search(QUERY, since=2030) == []
+    assert assistant.search(QUERY, source="gamma") == []
+
+
+def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed, monkeypatch):
+    """A narrow filter is scored exactly from the catalog's vectors, a broad one over-fetched from Chroma,
+    an index without kept vectors asks Chroma for the kept chunks: the same papers in the same order."""
+    assistant, _ = indexed
+    results = {}
+    for path, (exact_max, kept) in {"exact": (10**6, True), "over-fetched": (0, True), "chroma ids": (10**6, False)}.items():
+        monkeypatch.setattr(retrieve, "EXACT_MAX_CHUNKS", exact_max)
+        assistant.index.catalog.set_meta({"vectors_kept": "1" if kept else "0"})
+        hits = assistant.search(QUERY, k=10, mode="dense", since=2019)
+        results[path] = [(h.title, round(h.dense_score or 0, 3)) for h in hits]
+    # the hashed vectors tie often: the same scores in order, the same papers above the last score
+    scores = {path: [s for _, s in hits] for path, hits in results.items()}
+    above = {path: {t for t, s in hits if s > hits[-1][1]} for path, hits in results.items()}
+    assert scores["exact"] == scores["over-fetched"] == scores["chroma ids"]
+    assert above["exact"] == above["over-fetched"] == above["chroma ids"]
+    assert len(results["exact"]) == 10 and len(set(scores["exact"])) > 2
+
+
+def test_a_known_paper_seen_in_a_new_file_is_found_by_that_source(indexed, tmp_path):
+    assistant, records = indexed
+    assert assistant.search(QUERY, source="gamma") == []
+    (tmp_path / "gamma.jsonl").write_text(json.dumps(records[3]) + "\n")
+    report = assistant.ingest([tmp_path / "gamma.jsonl"])
+    assert report.sources_updated == 1
+    assert titles(assistant.search(QUERY, source="gamma")) == {records[3]["title"]}
+
+
+def test_a_replaced_paper_keeps_its_sources_and_takes_its_new_authors(indexed, tmp_path):
+    assistant, records = indexed
+    changed = {**records[7], "abstract": records[7]["abstract"] + " A new sentence.", "authors": ["Ada Lovelace"]}
+    (tmp_path / "gamma.jsonl").write_text(json.dumps(changed) + "\n")
+    assert assistant.ingest([tmp_path / "gamma.jsonl"]).replaced == 1
+    assert titles(assistant.search(QUERY, author="lovelace")) == {changed["title"]}
+    assert changed["title"] not in titles(assistant.search(QUERY, k=40, author="lecun"))
+    assert titles(assistant.search(QUERY, k=40, source="alpha")) >= {changed["title"]}
+    assert titles(assistant.search(QUERY, k=40, source="gamma")) == {changed["title"]}
+
+
+def _schema_and_meta(path: Path) -> tuple[list, list]:
+    with sqlite3.connect(path) as db:
+        return sorted(db.execute("SELECT type, name, sql FROM sqlite_master")), sorted(db.execute("SELECT * FROM meta"))
+
+
+def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
+    """Readers filter it from the papers' JSON columns without writing to it; the next ingest fills the
+    tables and the vectors, and the results stay the same."""
+    records = write_corpus(tmp_path / "corpus")
+    writer = Assistant(settings, embedder=HashEmbedder())
+    writer.ingest([tmp_path / "corpus"])
+    queries = [{"author": "hinton"}, {"source": "beta", "since": 2018}, {"year": 2022}, {}]
+    before = [titles(writer.search(QUERY, k=40, **q)) for q in queries]  # sets: the hashed vectors tie often
+    writer.close()
+    catalog = settings.index_dir / "catalog.sqlite"
+    with sqlite3.connect(catalog) as db:  # what a catalog written by the previous version holds
+        for table in ("paper_authors", "author_words", "authors", "paper_sources", "sources"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("DROP INDEX papers_by_year")
+        db.execute("ALTER TABLE chunks DROP COLUMN vector")
+        db.execute("DELETE FROM meta WHERE key IN ('filters_version', 'vectors_kept')")
+    old = _schema_and_meta(catalog)
+
+    reader = Assistant(Settings(home=settings.home), embedder=HashEmbedder())
+    assert [titles(reader.search(QUERY, k=40, **q)) for q in queries] == before
+    reader.close()
+    assert _schema_and_meta(catalog) == old
+
+    writer = Assistant(Settings(home=settings.home), embedder=HashEmbedder())
+    report = writer.ingest([tmp_path / "corpus"])
+    assert (report.added, report.unchanged) == (0, 40)
+    catalog_now = writer.index.catalog
+    assert catalog_now.filters_ready and catalog_now.vectors_kept
+    assert [titles(writer.search(QUERY, k=40, **q)) for q in queries] == before
+    writer.close()
+
+
+def test_progress_totals_converge_on_the_chunks_embedded(settings, tmp_path):
+    write_corpus(tmp_path / "corpus")
+    calls: list[tuple[str, int, int]] = []
+    assistant = Assistant(settings, embedder=HashEmbedder())
+    report = assistant.ingest([tmp_path / "corpus"], progress=lambda *a: calls.append(a))
+    assert sum(advance for _, advance, _ in calls) == report.chunks_added
+    assert calls[-1][2] == report.chunks_added
+    assistant.close()
