@@ -213,6 +213,13 @@ class Assistant:
             self._generator = make_generator(self.settings, registry=self._models, progress=progress)
         return self._generator
 
+    def unload_model(self) -> None:
+        """Free the language model's memory; the next question loads the model the settings name again."""
+        generator, self._generator = self._generator, None
+        close = getattr(generator, "close", None)
+        if callable(close):
+            close()
+
     @property
     def model_loaded(self) -> bool:
         return self._generator is not None
@@ -296,6 +303,11 @@ class Assistant:
     @_guarded
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+    @_guarded
+    def paper_count(self) -> int:
+        """How many papers the index holds (0 without an index)."""
+        return self.index.catalog.paper_count() if self.index.catalog_path.exists() else 0
 
     @_guarded
     def has_index(self) -> bool:

@@ -506,6 +506,32 @@ def chat(ctx: click.Context, question: str | None, model: str | None, base_url: 
 
 
 @cli.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (off loopback: RAG_SERVER_TOKEN)."
+)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
+@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, model: str | None, base_url: str | None) -> None:
+    """Serve the assistant over HTTP (OpenAI-compatible /v1/chat/completions, /v1/search) with the model kept loaded."""
+    from .server import check_host
+    from .server import serve as run_server
+
+    token = _settings(ctx).server_token
+    check_host(host, token.get_secret_value() if token else None)  # before anything loads
+    _choose_model(ctx, model, base_url)
+    _ensure_index(ctx)
+    _load_model(ctx)
+    assistant = _assistant(ctx)
+    _err(f"Serving {assistant.model_name} on http://{host}:{port}/v1 (Ctrl-C stops)")
+    try:
+        run_server(assistant, host, port)
+    finally:
+        assistant.close()
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:

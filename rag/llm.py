@@ -71,6 +71,13 @@ class LlamaCppGenerator:
                     ) from exc
             return self._llm
 
+    def close(self) -> None:
+        """Free the weights (they load again on next use)."""
+        with self._lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

@@ -26,7 +26,7 @@ def remote_model(name: str | None) -> str | None:
 
 
 # Values never repeated in messages (they may hold tokens).
-_SECRET = {"api_key", "chroma_headers"}
+_SECRET = {"api_key", "chroma_headers", "server_token"}
 _JSON_FIELDS = {"chroma_headers": 'a JSON object, e.g. \'{"Authorization": "Bearer TOKEN"}\''}
 
 
@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     )
     request_retries: int = Field(
         default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
+    )
+    # `rag serve`
+    server_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `rag serve` requires on every endpoint but /health (needed off loopback).",
+    )
+    keep_alive: float = Field(
+        default=300.0,
+        description="Seconds `rag serve` keeps an idle model loaded (0: unload after each answer; negative: never).",
     )
     chunk_tokens: int = Field(default=110, ge=32, le=254, description="Word pieces per chunk, title included.")
     chunk_overlap: int = Field(default=1, ge=0, le=3, description="Sentences shared by neighbouring chunks.")
