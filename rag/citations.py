@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
-from .text import content_words, contradicts, mentions, names, numbers, word_set
+from .text import content_words, contradicts, mentions, names, numbers, ordered_names, word_set
 from .types import Citation, Dropped, Hit
 
 _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
@@ -34,6 +34,9 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus
 _LINKS_BACK = re.compile(
     r"^(?:this|these|that|it|they)\s+(?:\w+\s+)?(?:suggests?|shows?|indicates?|means?|implies|demonstrates?|confirms?)"
     r"\s+that\b[\s,]*(?P<claim>.+)$", re.IGNORECASE | re.S)
+
+# Where a sentence joining two papers turns from one to the other.
+_CLAUSE = re.compile(r";|,?\s+(?:while|whereas|compared (?:to|with)|versus|vs\.?|but|and(?=\s+\S*[A-Z0-9]))\s+")
 
 MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
@@ -78,7 +81,8 @@ class Evidence:
                    set().union(*(p.aliases for p in parts)))
 
 
-def judge(claim: str, evidence: Evidence, asked: frozenset[str] = frozenset()) -> tuple[float, str | None, str | None]:
+def judge(claim: str, evidence: Evidence, asked: frozenset[str] = frozenset(),
+          asked_names: frozenset[str] = frozenset()) -> tuple[float, str | None, str | None]:
     """(share of the claim's words the evidence holds, why it cannot hold at all, the passage sentence it rests on).
 
     The share is 0 with a reason when a number, name, link or the stance is not in the evidence. Words
@@ -92,7 +96,7 @@ def judge(claim: str, evidence: Evidence, asked: frozenset[str] = frozenset()) -
         return 0.0, f"states {sorted(missing)[0]}, which the passage does not", None
     # A claim about a named thing the passage never mentions is about some other paper's result
     # (small models pin a passage's number on the entity the question asked about).
-    unknown = [n for n in sorted(names(claim)) if not mentions(n, evidence.spelled)]
+    unknown = [n for n in sorted(names(claim, asked_names)) if not mentions(n, evidence.spelled)]
     if unknown:
         return 0.0, f"names {unknown[0]}, which the passage does not mention", None
     for link in _LINK.findall(claim):
@@ -135,6 +139,7 @@ class CitationChecker:
         self.evidence = [Evidence.of(h) for h in passages]
         self.min_support = min_support
         self.asked = frozenset(content_words(question))
+        self.asked_names = frozenset(names(question))
         self.order: list[int] = []  # passage indexes in order of first citation
         self.basis: dict[int, list[str]] = {}  # passage index -> the sentences kept claims rest on
         self.kept: list[str] = []
@@ -144,7 +149,7 @@ class CitationChecker:
 
     def _supports(self, claim: str, evidence: Evidence) -> tuple[bool, str | None, str | None]:
         """(supported, why not, the passage sentence it rests on)."""
-        score, reason, basis = judge(claim, evidence, self.asked)
+        score, reason, basis = judge(claim, evidence, self.asked, self.asked_names)
         if reason is None and score < self.min_support:
             reason = _OFF_PASSAGE
         return reason is None, reason, basis
@@ -162,12 +167,28 @@ class CitationChecker:
         for i in range(len(self.evidence)):
             for j in range(i + 1, len(self.evidence)):
                 own = [any(holds(a, f) and not holds(b, f) for f in facts) for a, b in ((i, j), (j, i))]
-                if not all(own):
+                if not all(own) or not self._numbers_with_their_subjects(body, [i, j]):
                     continue
-                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked)
+                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked, self.asked_names)
                 if why is None and score >= self.min_support and (best is None or score > best[0]):
                     best = (score, [i, j])
         return best[1] if best else None
+
+    def _numbers_with_their_subjects(self, body: str, keys: Sequence[int]) -> bool:
+        """In a sentence resting on several passages, each number must come from a passage that mentions
+        what its clause is about (the clause's first name): one paper's score is never pinned on
+        another paper's method ("BiGR reaches 1.80 FID [1][2]" with 1.80 from [2])."""
+        subject = None
+        for clause in _CLAUSE.split(body):
+            first = ordered_names(clause, self.asked_names)
+            subject = first[0] if first else subject
+            if subject is None:
+                continue
+            for number in numbers(clause):
+                holders = [self.evidence[k] for k in keys if number in self.evidence[k].numbers]
+                if holders and not any(mentions(subject, e.spelled) for e in holders):
+                    return False
+        return True
 
     def drop(self, sentence: str, reason: str) -> None:
         self.dropped.append(Dropped(text=sentence, reason=reason))
@@ -200,19 +221,20 @@ class CitationChecker:
             # One sentence joining two papers ("X reports 83.8% [1] while Y reports 85.4% [2]").
             ok, why, _ = self._supports(body, Evidence.joined([self.evidence[i] for i in keys]))
             claim_words = content_words(body) | numbers(body)
-            if ok and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys):
+            if (ok and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys)
+                    and self._numbers_with_their_subjects(body, keys)):
                 cited = keys
-                bases = {i: judge(body, self.evidence[i], self.asked)[2] for i in keys}
+                bases = {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in keys}
             reason = reason or why
         if not cited:
             # Cited nothing, a key that does not exist, or the wrong passage: find the right one (or two).
-            judged = [(judge(body, e, self.asked), i) for i, e in enumerate(self.evidence)]
+            judged = [(judge(body, e, self.asked, self.asked_names), i) for i, e in enumerate(self.evidence)]
             good = [(score, i, basis) for (score, why, basis), i in judged if why is None and score >= self.min_support]
             if good:
                 _, index, basis = max(good, key=lambda g: g[0])
                 cited, bases = [index], {index: basis}
             elif pair := self._pair(body):
-                cited, bases = pair, {i: judge(body, self.evidence[i], self.asked)[2] for i in pair}
+                cited, bases = pair, {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in pair}
             else:
                 self.drop(sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1]
                           or "no passage holds it")

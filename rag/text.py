@@ -40,20 +40,26 @@ def numbers(text: str) -> set[str]:
 _WORD = re.compile(r"[A-Za-z0-9][\w\-+.]*[\w+]|[A-Za-z0-9]")
 
 
-def names(text: str) -> set[str]:
-    """Words that name something (SimCSE, Vim-S, GPT-3, UCF-101, OpenAI): capitals inside, or letters with digits.
+def ordered_names(text: str, known: frozenset[str] = frozenset()) -> list[str]:
+    """Words that name something (SimCSE, Vim-S, GPT-3, UCF-101, OpenAI), in order: capitals inside,
+    letters with digits, or a capitalised word.
 
-    The first word of the text is skipped when it is merely capitalised ("The", "This").
+    The first word of the text is skipped when it is merely capitalised ("The", "This"), unless it is
+    one of the `known` names (an answer that opens with the name its question used: "Phenaki has ...").
     """
-    out = set()
+    out: list[str] = []
     for index, match in enumerate(_WORD.finditer(text)):
         word = match.group(0).rstrip(".")
         has_inner_capital = any(c.isupper() for c in word[1:])
         mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
-        capitalised = word[:1].isupper() and index > 0
-        if has_inner_capital or mixed or capitalised:
-            out.add(word)
+        capitalised = word[:1].isupper() and (index > 0 or word in known)
+        if (has_inner_capital or mixed or capitalised) and word not in out:
+            out.append(word)
     return out
+
+
+def names(text: str, known: frozenset[str] = frozenset()) -> set[str]:
+    return set(ordered_names(text, known))
 
 
 def acronyms(text: str) -> set[str]:

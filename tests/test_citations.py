@@ -136,6 +136,29 @@ def test_after_a_false_claim_what_leans_on_it_goes_but_a_claim_of_its_own_is_jud
     assert not v.citations and len(v.dropped) == 2
 
 
+def test_a_number_of_one_paper_is_never_pinned_on_the_method_of_another():
+    video = _hit("v", "A video model report", "We present a text-to-video model with 30B parameters.")
+    other = _hit("t", "TWLV-I: holistic evaluation of video foundation models",
+                 "TWLV-I is a video foundation model evaluated on action recognition.", ["TWLV-I"])
+    question = "How many parameters does the TWLV-I video foundation model have?"
+    for raw in ("TWLV-I has 30B parameters [1][2].", "TWLV-I has 30B parameters."):
+        v = verify(raw, [other, video], question=question)
+        assert not v.citations, (raw, v.text)
+    # two papers, each with its own number, still pass together
+    v = verify("EdgeNeXt reaches 71.2% top-1 accuracy on ImageNet-1K [1] while the text-to-video model has 30B "
+               "parameters [2].", [EDGE, video])
+    assert len(v.citations) == 2, v.dropped
+
+
+def test_an_answer_opening_with_the_name_the_question_used_must_find_it_in_the_passage():
+    video = _hit("v", "A video model report", "We present a text-to-video model with 30B parameters.")
+    question = "How many parameters does the Phenaki text-to-video model have?"
+    v = verify("Phenaki has 30B parameters [1].", [video], question=question)
+    assert not v.citations and "Phenaki" in v.dropped[0].reason
+    # the same sentence about the passage's own model stands
+    assert verify("The text-to-video model has 30B parameters [1].", [video], question=question).citations
+
+
 def test_links_and_code_not_in_the_passage_are_dropped():
     v = verify("Lucene is all you need; see http://evil.example/lucene for vector search [1].", [LUCENE])
     assert not v.citations and "evil.example" in v.dropped[0].reason
