@@ -213,6 +213,24 @@ class Assistant:
             self._generator = make_generator(self.settings, registry=self._models, progress=progress)
         return self._generator
 
+    def load(self, progress: ModelProgress | None = None) -> Generator:
+        """Load the language model and, meanwhile, pay the first search's one-time costs (see `warm_up`),
+        so that the first question of a process is as fast as the next ones."""
+        warming = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
+        warming.start()
+        try:
+            return self.load_generator(progress)
+        finally:
+            warming.join()
+
+    def warm_up(self) -> None:
+        """Import and open what a search uses (Chroma and its HNSW files, the BM25 arrays, the embedder's
+        session) by running one search. A problem is left for the user's own search to report."""
+        try:
+            self.search("warm up", k=1)
+        except Exception:  # noqa: BLE001 - the real search raises the same error with its message
+            pass
+
     def unload_model(self) -> None:
         """Free the language model's memory; the next question loads the model the settings name again."""
         generator, self._generator = self._generator, None

@@ -254,7 +254,7 @@ def _load_model(ctx: click.Context) -> None:
             f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ..."
         )
         with progress_bar("Assembling model (once)") as update:
-            assistant.load_generator(update)
+            assistant.load(update)  # the index and the embedder open meanwhile
 
 
 MODEL_HELP = "Model name from models.txt, a path to a .gguf file, or openai:NAME (served at --base-url)."

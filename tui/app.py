@@ -298,7 +298,7 @@ class ChatApp(App[None]):
         self.post_message(TaskStarted(f"Loading model {label}"))
         progress = self._progress(cancelled, {"assemble": f"Assembling {label} from its packages (first use)"})
         try:
-            generator = self.assistant.set_model(name, progress) if name else self.assistant.load_generator(progress)
+            generator = self.assistant.set_model(name, progress) if name else self.assistant.load(progress)
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - a model that fails to load must not end the app
