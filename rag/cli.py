@@ -321,7 +321,7 @@ def ask(
 
     clean_question(question)
     _choose_model(ctx, model, base_url)
-    server = _server(ctx, model or base_url, no_server)
+    server = _server(ctx, model, no_server)
     if server is not None:
         with contextlib.closing(server):
             _answer(server, question, as_json, events, via={"via": "server", "server": server.url})
@@ -539,13 +539,17 @@ def eval_(
 @click.argument("question", required=False)
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP + " Default: the one last chosen in the chat (F2).")
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("--no-server", is_flag=True, help=NO_SERVER_HELP)
 @click.pass_context
-def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None) -> None:
-    """Open the terminal chat; with QUESTION, it starts by asking it."""
-    from tui.app import make_app
+def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None, no_server: bool) -> None:
+    """Open the terminal chat; with QUESTION, it starts by asking it.
+
+    A running `rag serve` of the same data dir and model writes the answers; --no-server loads the model here."""
+    from tui.app import chosen_model, make_app
 
     _choose_model(ctx, model, base_url)
-    make_app(_settings(ctx), question=question).run()
+    server = _server(ctx, chosen_model(_settings(ctx)), no_server)
+    make_app(_settings(ctx), question=question, server=server).run()
 
 
 @cli.command()

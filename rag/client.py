@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import errors
+from .answering import AnswerPipeline, AnswerStream
 from .errors import RagError, ServerError
 from .remote import iter_sse_data
 from .settings import Settings
@@ -47,6 +49,7 @@ class ServerClient:
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 120.0):
         self.url = _root(url)
+        self.model = "?"  # the served model's name, once /health said it
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         # `timeout` is the silence allowed between two events: a queued question waits its turn.
         self.http = httpx.Client(
@@ -63,6 +66,7 @@ class ServerClient:
         data = self._json(response)
         if not isinstance(data, dict) or data.get("status") != "ok" or "home" not in data:
             raise ServerError(f"{self.url} does not answer as a `rag serve` of this version does; check RAG_SERVER_URL")
+        self.model = str(data.get("model") or "?")
         return data
 
     def events(self, question: str, history: Sequence[Answer] | None = None) -> Iterator[AnswerEvent]:
@@ -87,6 +91,25 @@ class ServerClient:
                 f"the rag server at {self.url} stopped answering ({detail}); ask again, or pass --no-server"
             ) from exc
         raise ServerError(f"the rag server at {self.url} ended the answer before it was complete; ask again")
+
+    def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
+        """As `Assistant.stream`: iterate for verified pieces or call `.events()`; `cancel()` (from
+        any thread) closes the connection at the next event, which stops the server's model."""
+
+        def pipeline(cancel: threading.Event) -> AnswerPipeline:
+            steps = self.events(question, history)
+            try:
+                for event in steps:
+                    if cancel.is_set():
+                        return None
+                    if event.kind == "done":
+                        return event.answer
+                    yield event
+            finally:
+                steps.close()  # type: ignore[attr-defined]
+            return None
+
+        return AnswerStream(pipeline)
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
         for event in self.events(question, history):

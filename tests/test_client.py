@@ -24,8 +24,9 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from rag import Assistant, GenerationError
+from rag import Assistant, GenerationError, Settings
 from rag.cli import cli
+from rag.client import find_server
 from rag.protocols import Message
 from rag.server import create_app
 from rag.testing import ScriptedGenerator
@@ -201,6 +202,41 @@ def test_errors_of_the_server_read_as_they_do_in_process(served):
     assert through.stderr == here.stderr == "Error: the model failed while generating; ask again\n"
     assert empty.stderr == "Error: the question is empty; type a question about the papers\n"
     assert r.status_code == 400 and r.json()["error"]["type"] == "EmptyQuestionError"
+
+
+async def test_the_chat_answers_through_a_running_server(served):
+    from tui.app import make_app
+    from tui.widgets import AnswerView
+
+    served_model = served.load_generator()
+    local = Assistant(Settings(home=served.settings.home), embedder=served.embedder)  # no model: it must not load one
+    with serving(served) as url:
+        server = find_server(Settings(home=served.settings.home, server_probe_url=url), None, print)
+        assert server is not None
+        app = make_app(assistant=local, server=server)
+        async with app.run_test(size=(140, 40)) as pilot:
+            app.prompt.focus()
+            app.prompt.load_text(ASK_SURFACE)
+            await pilot.press("enter")
+            deadline = time.monotonic() + 20
+            while not app.answers and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            [answer] = app.answers
+            [view] = app.query(AnswerView)
+            assert answer.text == SURFACE and "falls by a factor of 2.1" in view.text
+            assert app.status.model == "scripted" and url in app.status.model_state
+            assert app.papers[answer.citations[0].paper_id].title.startswith("Quantum Error Correction")
+            # a follow-up sends the earlier answer, citations and all
+            app.prompt.load_text("What processor was it demonstrated on?")
+            await pilot.press("enter")
+            while len(app.answers) < 2 and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+    local.close()
+    assert not local.model_loaded and len(app.answers) == 2
+    assert len(served_model.calls) == 2  # type: ignore[attr-defined]
+    assert "Quantum Error Correction" in served_model.calls[1][-1]["content"]  # type: ignore[attr-defined]
 
 
 LIGHT_ASK = """
