@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from . import __version__
 from .errors import RagError
 from .safety import terminal_safe
 from .settings import Settings
@@ -167,7 +166,7 @@ class RagGroup(click.Group):
     metavar="URL",
     help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.",
 )
-@click.version_option(__version__, prog_name="rag-abstracts")
+@click.version_option(package_name="rag-abstracts", prog_name="rag-abstracts")  # looked up only for --version
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""
@@ -230,7 +229,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
-    from .assistant import clean_question
+    from .questions import clean_question
 
     clean_question(question)  # fail on an empty question before any model loads
     _ensure_index(ctx)
@@ -317,7 +316,7 @@ def ask(
     """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it).
 
     A running `rag serve` of the same data dir answers it (no start-up cost); --no-server answers here."""
-    from .assistant import clean_question
+    from .questions import clean_question
 
     clean_question(question)
     _choose_model(ctx, model, base_url)

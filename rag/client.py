@@ -18,17 +18,19 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from . import errors
-from .answering import AnswerPipeline, AnswerStream
 from .errors import RagError, ServerError
-from .remote import iter_sse_data
 from .settings import Settings
+from .sse import iter_sse_data
 from .types import Answer, AnswerEvent, SearchReport
+
+if TYPE_CHECKING:
+    from .answering import AnswerPipeline, AnswerStream
 
 PROBE_TIMEOUT_S = 0.3  # a refused connection is instant; a server that is up answers /health in milliseconds
 CONNECT_TIMEOUT_S = 5.0  # a server named in RAG_SERVER_URL may be on another machine
@@ -95,6 +97,7 @@ class ServerClient:
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """As `Assistant.stream`: iterate for verified pieces or call `.events()`; `cancel()` (from
         any thread) closes the connection at the next event, which stops the server's model."""
+        from .answering import AnswerStream  # for the chat only: `rag ask` does without it
 
         def pipeline(cancel: threading.Event) -> AnswerPipeline:
             steps = self.events(question, history)
