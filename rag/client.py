@@ -14,6 +14,7 @@ from another corpus would look right and be wrong.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -41,9 +42,13 @@ def _root(url: str) -> str:
     return url.strip().rstrip("/").removesuffix("/v1")
 
 
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host == "::1" or host.startswith("127.")
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ServerClient:
@@ -207,7 +212,9 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
         try:
             health = client.health()
             problem = mismatch(settings, model, health)
-            if problem and (model or _loopback(client.url)):  # another machine's paths are its own
+            if problem and (
+                model or is_loopback(urlsplit(client.url).hostname or "")
+            ):  # another machine's paths are its own
                 raise ServerError(
                     f"not answering through the rag server at {client.url}: {problem}; "
                     "unset RAG_SERVER_URL or pass --no-server to answer here"
@@ -232,4 +239,4 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
     return client
 
 
-__all__ = ["ServerClient", "find_server", "mismatch"]
+__all__ = ["ServerClient", "find_server", "is_loopback", "mismatch"]

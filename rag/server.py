@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -39,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .answering import AnswerStream
 from .assistant import Assistant, clean_question
+from .client import is_loopback
 from .errors import (
     IndexBusyError,
     IndexMissingError,
@@ -57,15 +57,6 @@ MAX_BODY_BYTES = 1_000_000  # a conversation of questions; anything bigger is no
 _REMEMBERED = 256  # answers kept for follow-ups
 _END = object()  # the end of an answer's pieces
 T = TypeVar("T")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str, token: str | None) -> None:
