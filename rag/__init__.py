@@ -1,10 +1,14 @@
-"""A local, private question-answering assistant over scientific paper abstracts."""
+"""A local, private question-answering assistant over scientific paper abstracts.
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
+The public names are imported when first used (PEP 562): `rag ask` through a running `rag serve`
+needs the errors, the settings and the answer types, not the index, the models and their libraries.
+"""
 
-from .answering import AnswerStream
-from .assistant import Assistant, clean_question
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CorpusError,
     DataDirError,
@@ -20,19 +24,56 @@ from .errors import (
     OfflineError,
     PromptError,
     RagError,
+    ServerError,
     SettingsError,
     UnknownModelError,
     VectorStoreError,
 )
-from .index import IndexStats, IngestReport
-from .prompts import CANNOT_ANSWER
-from .settings import Settings
-from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, Timings
 
-try:
-    __version__ = _version("rag-abstracts")
-except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from .answering import AnswerStream
+    from .assistant import Assistant
+    from .index import IndexStats, IngestReport
+    from .prompts import CANNOT_ANSWER
+    from .questions import clean_question
+    from .settings import Settings
+    from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, Timings
+
+_HOME = {  # public name -> the module that defines it
+    "AnswerStream": "answering",
+    "Assistant": "assistant",
+    "IndexStats": "index",
+    "IngestReport": "index",
+    "CANNOT_ANSWER": "prompts",
+    "clean_question": "questions",
+    "Settings": "settings",
+    **dict.fromkeys(("Answer", "AnswerEvent", "Chunk", "Citation", "Dropped", "Hit", "Paper", "Timings"), "types"),
+}
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rag-abstracts")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _installed_version()
+    elif name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # once is enough
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CANNOT_ANSWER",
@@ -61,6 +102,7 @@ __all__ = [
     "Paper",
     "PromptError",
     "RagError",
+    "ServerError",
     "Settings",
     "SettingsError",
     "Timings",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import sqlite3
 import threading
 import time
@@ -17,7 +16,7 @@ from .catalog import damaged
 from .corpus import dedupe, read_corpus
 from .datadir import storage_problem
 from .embeddings import make_embedder
-from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError, IndexMissingError
+from .errors import CorpusError, GenerationError, IndexCorruptError, IndexMissingError
 from .followups import standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
@@ -27,27 +26,11 @@ from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
 from .protocols import Embedder, Generator
 from .provenance import Provenance
+from .questions import MAX_QUESTION_CHARS, clean_question
 from .retrieve import Mode, Retriever
 from .safety import SafeGenerator
 from .settings import Settings
 from .types import Answer, AnswerEvent, Hit, Paper
-
-MAX_QUESTION_CHARS = 2000
-_WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
-
-
-def clean_question(question: str) -> tuple[str, bool]:
-    """The question stripped and cut to a sane length; the flag says whether it was cut."""
-    text = " ".join((question or "").split())
-    if not text:
-        raise EmptyQuestionError("the question is empty; type a question about the papers")
-    if not _WORD.search(text):  # "?!?! ... ;;": nothing to search for, nothing to ask a model
-        raise EmptyQuestionError(
-            "the question has no words (only punctuation or symbols); type a question about the papers"
-        )
-    if len(text) > MAX_QUESTION_CHARS:
-        return text[:MAX_QUESTION_CHARS], True
-    return text, False
 
 
 @contextlib.contextmanager

@@ -8,20 +8,28 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from . import __version__
 from .errors import RagError
 from .safety import terminal_safe
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .assistant import Assistant
+    from .client import ServerClient
     from .index import IngestReport
     from .retrieve import Mode
-    from .types import Answer
+    from .types import Answer, AnswerEvent
+
+    class Answerer(Protocol):
+        """What `rag ask` needs of whoever answers: the Assistant, or a client of a running `rag serve`."""
+
+        def ask(self, question: str) -> Answer: ...
+
+        def events(self, question: str) -> Iterator[AnswerEvent]: ...
+
 
 # progress(stage, advance, total), as the library reports it
 Update = Callable[[str, int, int], None]
@@ -158,7 +166,7 @@ class RagGroup(click.Group):
     metavar="URL",
     help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.",
 )
-@click.version_option(__version__, prog_name="rag-abstracts")
+@click.version_option(package_name="rag-abstracts", prog_name="rag-abstracts")  # looked up only for --version
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """A local, private assistant that answers questions from paper abstracts, with citations."""
@@ -221,7 +229,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
-    from .assistant import clean_question
+    from .questions import clean_question
 
     clean_question(question)  # fail on an empty question before any model loads
     _ensure_index(ctx)
@@ -276,34 +284,64 @@ def _print_references(answer: Answer) -> None:
             _out(f"[{c.key}] {c.title}")
 
 
+NO_SERVER_HELP = "Answer in this process even if a `rag serve` runs (RAG_SERVER_URL, or one on 127.0.0.1:8765)."
+
+
+def _server(ctx: click.Context, model: str | None, no_server: bool) -> ServerClient | None:
+    """The running `rag serve` to answer through (see rag/client.py), or None to answer here."""
+    if no_server:
+        return None
+    from .client import find_server
+
+    return find_server(_settings(ctx), model, _err)
+
+
 @cli.command()
 @click.argument("question")
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (verified text only, no streaming).")
 @click.option("--events", is_flag=True, help="Print each step as a JSON line: token, sentence, dropped, done.")
+@click.option("--no-server", is_flag=True, help=NO_SERVER_HELP)
 @click.pass_context
 def ask(
-    ctx: click.Context, question: str, model: str | None, base_url: str | None, as_json: bool, events: bool
+    ctx: click.Context,
+    question: str,
+    model: str | None,
+    base_url: str | None,
+    as_json: bool,
+    events: bool,
+    no_server: bool,
 ) -> None:
-    """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it)."""
-    from .assistant import clean_question
+    """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it).
+
+    A running `rag serve` of the same data dir answers it (no start-up cost); --no-server answers here."""
+    from .questions import clean_question
 
     clean_question(question)
     _choose_model(ctx, model, base_url)
+    server = _server(ctx, model, no_server)
+    if server is not None:
+        with contextlib.closing(server):
+            _answer(server, question, as_json, events, via={"via": "server", "server": server.url})
+        return
     _ensure_index(ctx)
     _load_model(ctx)  # with progress: the first use assembles the model from its packages
-    assistant = _assistant(ctx)
+    _answer(_assistant(ctx), question, as_json, events, via={"via": "in-process"})
+
+
+def _answer(source: Answerer, question: str, as_json: bool, events: bool, via: dict[str, str]) -> None:
+    """Print the answer of `source` (the Assistant, or a server's client): the same output either way."""
     if as_json:
         from .types import AnswerReport
 
-        answer = assistant.ask(question)
+        answer = source.ask(question)
         for notice in answer.notices:
             _err(f"note: {notice}")
-        _print_json(AnswerReport.of(answer).model_dump(mode="json"))
+        _print_json({**AnswerReport.of(answer).model_dump(mode="json"), **via})
         return
     if events:
-        for event in assistant.events(question):
+        for event in source.events(question):
             line: dict[str, Any] = {"kind": event.kind, "text": event.text, "t": round(event.t, 3)}
             if event.reason:
                 line["reason"] = event.reason
@@ -313,7 +351,8 @@ def ask(
                 line["answer"] = AnswerReport.of(event.answer).model_dump(mode="json")
             click.echo(json.dumps(line))
         return
-    answer = _live_answer(assistant, question) if sys.stdout.isatty() else _plain_answer(assistant, question)
+    steps = source.events(question)
+    answer = _live_answer(steps) if sys.stdout.isatty() else _plain_answer(steps)
     for notice in answer.notices:
         _err(f"note: {notice}")
     _print_references(answer)
@@ -322,18 +361,21 @@ def ask(
     _err(f"({answer.model or 'no model call'}: retrieve {t.retrieve_s * 1000:.0f} ms{first}, total {t.total_s:.1f} s)")
 
 
-def _plain_answer(assistant: Assistant, question: str) -> Answer:
+def _plain_answer(steps: Iterator[AnswerEvent]) -> Answer:
     """Verified sentences only, as they are checked (for pipes and files)."""
-    stream = assistant.stream(question)
-    for piece in stream:
-        _out(piece, nl=False)
+    answer: Answer | None = None
+    for event in steps:
+        if event.kind == "sentence":
+            _out(event.text, nl=False)
+        elif event.answer is not None:
+            answer = event.answer
     _out()
-    if stream.answer is None:  # pragma: no cover - only a cancelled stream has none
+    if answer is None:  # pragma: no cover - only a cancelled stream has none
         raise click.ClickException("the answer was cancelled before it was complete; ask again")
-    return stream.answer
+    return answer
 
 
-def _live_answer(assistant: Assistant, question: str) -> Answer:
+def _live_answer(steps: Iterator[AnswerEvent]) -> Answer:
     """On a terminal: the model's text as it is written, dim until its sentence is checked; then the
     verified sentence in its place, or a dim line saying why it was not shown."""
     from rich.console import Console
@@ -352,7 +394,7 @@ def _live_answer(assistant: Assistant, question: str) -> Answer:
         return text
 
     with Live(view(), console=Console(), refresh_per_second=20, transient=False) as live:
-        for event in assistant.events(question):
+        for event in steps:
             if event.kind == "token":
                 pending += event.text
             elif event.kind == "sentence":
@@ -496,13 +538,17 @@ def eval_(
 @click.argument("question", required=False)
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP + " Default: the one last chosen in the chat (F2).")
 @click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("--no-server", is_flag=True, help=NO_SERVER_HELP)
 @click.pass_context
-def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None) -> None:
-    """Open the terminal chat; with QUESTION, it starts by asking it."""
-    from tui.app import make_app
+def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None, no_server: bool) -> None:
+    """Open the terminal chat; with QUESTION, it starts by asking it.
+
+    A running `rag serve` of the same data dir and model writes the answers; --no-server loads the model here."""
+    from tui.app import chosen_model, make_app
 
     _choose_model(ctx, model, base_url)
-    make_app(_settings(ctx), question=question).run()
+    server = _server(ctx, chosen_model(_settings(ctx)), no_server)
+    make_app(_settings(ctx), question=question, server=server).run()
 
 
 @cli.command()

@@ -69,3 +69,7 @@ class GenerationError(RagError):
 
 class IndexBusyError(RagError):
     """Another process is writing to the index and did not finish in time."""
+
+
+class ServerError(RagError):
+    """The `rag serve` this command was told to use cannot be reached, refused the request, or serves something else."""

@@ -24,6 +24,7 @@ import numpy as np
 from .errors import GenerationError, ModelError, RagError
 from .llm import Message
 from .settings import REMOTE_PREFIX, Settings
+from .sse import iter_sse_data
 
 CONNECT_TIMEOUT_S = 5.0
 FIRST_BACKOFF_S = 0.5
@@ -44,28 +45,6 @@ def api_root(url: str) -> str:
         raise ModelError(f"the server URL {url!r} is not of the form http[s]://host:port[/v1]")
     root = url.strip().rstrip("/")
     return root if parts.path.strip("/") else root + "/v1"
-
-
-def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """The `data` of each server-sent event (multi-line data joined by newlines).
-
-    Comments (`: ping`) and the other fields (`event`, `id`, `retry`) are skipped; a blank line ends
-    an event; an event cut off by the end of the stream is still delivered.
-    """
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
 
 
 class Deadline:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -39,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .answering import AnswerStream
 from .assistant import Assistant, clean_question
+from .client import is_loopback
 from .errors import (
     IndexBusyError,
     IndexMissingError,
@@ -49,7 +49,7 @@ from .errors import (
     VectorStoreError,
 )
 from .prompts import CANNOT_ANSWER
-from .types import Answer, AnswerReport, SearchReport
+from .types import Answer, AnswerEvent, AnswerReport, SearchReport
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ MAX_BODY_BYTES = 1_000_000  # a conversation of questions; anything bigger is no
 _REMEMBERED = 256  # answers kept for follow-ups
 _END = object()  # the end of an answer's pieces
 T = TypeVar("T")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str, token: str | None) -> None:
@@ -84,6 +75,13 @@ class _Body(BaseModel):
 class SearchBody(_Body):
     query: str
     k: int = Field(default=5, ge=1, le=100)
+
+
+class EventsBody(_Body):
+    """`POST /v1/answer/events`: a question and, for a follow-up, the earlier answers as the server gave them."""
+
+    question: str
+    history: list[Answer] = Field(default_factory=list, max_length=50)
 
 
 class ChatMessage(_Body):
@@ -204,9 +202,17 @@ class Server:
 
     # --- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
+        """What is served: `rag ask` uses a server it finds only if home and model are the ones it would use."""
         a = self.assistant
         return JSONResponse(
-            {"status": "ok", "model": a.model_name, "model_loaded": a.model_loaded, "papers": self.papers}
+            {
+                "status": "ok",
+                "model": a.model_name,
+                "model_spec": a.settings.model,  # as --model/RAG_MODEL named it (None: the catalogue default)
+                "model_loaded": a.model_loaded,
+                "papers": self.papers,
+                "home": str(a.settings.home.expanduser().resolve()),
+            }
         )
 
     @_json_errors
@@ -259,6 +265,18 @@ class Server:
             }
         )
 
+    @_json_errors
+    async def answer_events(self, request: Request) -> Response:
+        """Every step of an answer as server-sent events, as `Assistant.events` gives them (what `rag ask`
+        shows live); the last one, "done", carries the whole `Answer`."""
+        body = EventsBody.model_validate(await _json_body(request))
+        clean_question(body.question)  # an empty question is a 400, not a broken stream
+        return StreamingResponse(
+            self._sse_events(request, body.question, body.history),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
     # --- answering ---------------------------------------------------------------------------
     def _conversation(self, messages: list[ChatMessage]) -> tuple[str, list[Answer]]:
         """The last user message is the question; each earlier assistant turn is an answer of the history."""
@@ -294,29 +312,37 @@ class Server:
     async def _answer(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str | Answer]:
         """The verified pieces of the answer as they are checked, then the `Answer` (nothing more if
         the client left: its generation is cancelled)."""
+        async for event in self._events(request, question, history):
+            if event.kind == "sentence":
+                yield event.text
+            elif event.answer is not None:
+                yield event.answer
+
+    async def _events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[AnswerEvent]:
+        """The answer's events as `Assistant.events` gives them, ending with "done" (not if the client
+        left: its generation is cancelled)."""
         async with self.question_lock:
             self._stop_unload_timer()
             stream = self.assistant.stream(question, history)
-            pieces = iter(stream)
+            events = stream.events()
             try:
                 while not stream.cancelled:
-                    piece = await self._next_piece(request, stream, pieces)
-                    if not isinstance(piece, str):  # _END
+                    event = await self._next_piece(request, stream, events)
+                    if not isinstance(event, AnswerEvent):  # _END
                         break
-                    yield piece
+                    if event.answer is not None:
+                        self._remember(event.answer)
+                    yield event
             finally:
                 stream.cancel()  # a no-op once the answer is complete
                 with anyio.CancelScope(shield=True):  # a cancelled request still waits for the model to stop
-                    close = getattr(pieces, "close", None)  # a generator: closing it closes the model's stream
+                    close = getattr(events, "close", None)  # a generator: closing it closes the model's stream
                     if close is not None:
                         await self.run(close)
                     await self._after_answer()
-            if stream.answer is not None:
-                self._remember(stream.answer)
-                yield stream.answer
 
-    async def _next_piece(self, request: Request, stream: AnswerStream, pieces: Iterator[str]) -> object:
-        """The next verified piece (or _END); while the model writes it, a client that leaves cancels
+    async def _next_piece(self, request: Request, stream: AnswerStream, pieces: Iterator[AnswerEvent]) -> object:
+        """The next event (or _END); while the model writes it, a client that leaves cancels
         the answer, so it stops at its next token rather than at the end of the sentence."""
         if await request.is_disconnected():
             stream.cancel()
@@ -355,6 +381,21 @@ class Server:
             _, message, kind = _error_of(exc)
             yield _sse({"error": {"message": message, "type": kind}})
         yield _sse("[DONE]")
+
+    async def _sse_events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str]:
+        try:
+            async for event in self._events(request, question, history):
+                line: dict[str, Any] = {"kind": event.kind, "text": event.text, "t": event.t}
+                if event.reason:
+                    line["reason"] = event.reason
+                if event.pending:
+                    line["pending"] = event.pending
+                if event.answer is not None:
+                    line["answer"] = event.answer.model_dump(mode="json")
+                yield _sse(line)
+        except Exception as exc:  # the status line is sent: the error travels as an event
+            _, message, kind = _error_of(exc)
+            yield _sse({"error": {"message": message, "type": kind}})
 
     def _remember(self, answer: Answer) -> None:
         self.answers[answer.text.strip()] = answer
@@ -403,6 +444,7 @@ def create_app(assistant: Assistant, *, token: str | None = None, keep_alive: fl
             Route("/v1/models", server.models, methods=["GET"]),
             Route("/v1/search", server.search, methods=["POST"]),
             Route("/v1/chat/completions", server.chat, methods=["POST"]),
+            Route("/v1/answer/events", server.answer_events, methods=["POST"]),
         ],
         middleware=[Middleware(TokenAuth, token=token)] if token else [],
         lifespan=lifespan,

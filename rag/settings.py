@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token `rag serve` requires on every endpoint but /health (needed off loopback).",
     )
+    server_url: str | None = Field(
+        default=None,
+        description="A running `rag serve` that `rag ask` and `rag chat` must answer through (unreachable: an error).",
+    )
+    server_probe_url: str = Field(
+        default="http://127.0.0.1:8765",
+        description="Where `rag ask` and `rag chat` look for a running `rag serve` when server_url is unset "
+        "('': never look); one serving another data dir or model is not used.",
+    )
     keep_alive: float = Field(
         default=300.0,
         description="Seconds `rag serve` keeps an idle model loaded (0: unload after each answer; negative: never).",

@@ -46,10 +46,11 @@ def clean_session_environment() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def rag_home(tmp_path, monkeypatch) -> Path:
-    """Every test starts with no `RAG_*` setting but its own empty data dir."""
+    """Every test starts with no `RAG_*` setting but its own empty data dir (and looks for no server)."""
     _clear_rag_settings(monkeypatch)
     home = tmp_path / "home"
     monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("RAG_SERVER_PROBE_URL", "")  # a developer's own `rag serve` never answers for a test
     return home
 
 

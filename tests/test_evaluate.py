@@ -154,7 +154,8 @@ def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert list(data) == ["question", "answer", "refused", "citations", "timings", "model", "standalone_question",
-                          "prompt_tokens", "completion_tokens"]
+                          "prompt_tokens", "completion_tokens", "via"]
+    assert data["via"] == "in-process"  # no `rag serve` to answer through
     assert data["answer"] == REPLIES["q1"] and not data["refused"] and data["model"] == "scripted"
     assert [list(c) for c in data["citations"]] == [["key", "paper_id", "title", "text"]]
     assert list(data["timings"]) == ["retrieve_s", "first_token_s", "total_s"]

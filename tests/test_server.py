@@ -103,7 +103,14 @@ def test_health_says_what_is_served(served):
     with TestClient(create_app(served)) as client:
         r = client.get("/health")
         assert r.status_code == 200
-        assert r.json() == {"status": "ok", "model": "scripted", "model_loaded": False, "papers": 5}
+        assert r.json() == {
+            "status": "ok",
+            "model": "scripted",
+            "model_spec": "scripted",
+            "model_loaded": False,
+            "papers": 5,
+            "home": str(served.settings.home.resolve()),
+        }
         assert chat(client, ("user", ASK_SURFACE)).status_code == 200
         assert client.get("/health").json()["model_loaded"] is True  # kept for keep_alive (300 s)
         models = client.get("/v1/models").json()
@@ -315,15 +322,19 @@ def test_a_client_that_leaves_cancels_its_generation(served, loads):
     server = Server(served, keep_alive=-1)
 
     class LeavesAfterFirstSentence:
-        def __init__(self) -> None:
-            self.checks = 0
+        gone = False
 
         async def is_disconnected(self) -> bool:
-            self.checks += 1
-            return self.checks > 1
+            return self.gone
+
+    client = LeavesAfterFirstSentence()
 
     async def consume() -> list[Any]:
-        return [piece async for piece in server._answer(LeavesAfterFirstSentence(), ASK_EXPERTS, [])]  # type: ignore[arg-type]
+        pieces = []
+        async for piece in server._answer(client, ASK_EXPERTS, []):  # type: ignore[arg-type]
+            pieces.append(piece)
+            client.gone = True  # the first sentence arrived; then the client leaves
+        return pieces
 
     pieces = asyncio.run(consume())
     server.close()

@@ -980,11 +980,13 @@ def test_rag_chat_takes_a_model_and_a_question(monkeypatch, rag_home):
         def run(self):
             made.append("ran")
 
-    monkeypatch.setattr(app_module, "make_app", lambda settings, question=None: made.append((settings, question)) or Fake())
+    monkeypatch.setattr(app_module, "make_app",
+                        lambda settings, question=None, server=None: made.append((settings, question, server)) or Fake())
     result = CliRunner().invoke(cli, ["chat", "-m", "qwen2.5-coder-0.5b", "What is SimMIM?"], obj={})
     assert result.exit_code == 0, result.output
-    (settings, question), ran = made
+    (settings, question, server), ran = made
     assert settings.model == "qwen2.5-coder-0.5b" and question == "What is SimMIM?" and ran == "ran"
+    assert server is None  # no `rag serve` to use: the chat answers in its own process
 
 
 # --- 14. a burst of keys --------------------------------------------------------------------------

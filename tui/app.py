@@ -26,6 +26,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
 from rag import Answer, Assistant, Paper, RagError, Settings, clean_question
+from rag.client import ServerClient
 
 from . import keys
 from .clipboard import copy_out
@@ -99,9 +100,13 @@ class ChatApp(App[None]):
     CSS_PATH = "chat.tcss"
     BINDINGS = keys.bindings()
 
-    def __init__(self, assistant: Assistant, *, owns_assistant: bool = False, question: str | None = None):
+    def __init__(self, assistant: Assistant, *, owns_assistant: bool = False, question: str | None = None,
+                 server: ServerClient | None = None):
         super().__init__()
         self.assistant = assistant
+        # A running `rag serve` of the same data dir writes the answers (its model is loaded already);
+        # everything else (index, papers, ingest) stays with `assistant`. Switching models drops it.
+        self.server = server
         self.owns_assistant = owns_assistant
         home = assistant.settings.home
         self.store = ChatStore(home / "chats")
@@ -164,11 +169,14 @@ class ChatApp(App[None]):
 
     def on_mount(self) -> None:
         status = self.status
-        try:
-            status.model = self.assistant.model_name
-        except RagError:
-            status.model = self.assistant.settings.model or "?"
-        status.model_state = "ready" if self.assistant.model_loaded else "not loaded"
+        if self.server is not None:
+            status.model, status.model_state = self.server.model, f"rag serve at {self.server.url}"
+        else:
+            try:
+                status.model = self.assistant.model_name
+            except RagError:
+                status.model = self.assistant.settings.model or "?"
+            status.model_state = "ready" if self.assistant.model_loaded else "not loaded"
         self.prompt.focus()
         self.relayout()
         self.set_interval(1.0, self._tick)
@@ -183,6 +191,8 @@ class ChatApp(App[None]):
         for turn in [self.running, *self.queue]:
             if turn is not None and turn.stream is not None:
                 turn.stream.cancel()
+        if self.server is not None:
+            self.server.close()
         if self.owns_assistant:
             deadline = time.monotonic() + 5  # a prefill cannot be interrupted: do not wait for it to end
             try:
@@ -274,8 +284,9 @@ class ChatApp(App[None]):
                     self.post_message(self._problem(exc, "Index"))
                 finally:
                     self.post_message(TaskFinished())
-                holding.label = f"the model {self._model_label()} to load"
-                self._load_model(cancelled)
+                if self.server is None:  # a server's model is loaded already
+                    holding.label = f"the model {self._model_label()} to load"
+                    self._load_model(cancelled)
         except Cancelled:
             pass
         finally:
@@ -327,7 +338,8 @@ class ChatApp(App[None]):
                 turn.holding = holding
                 clock.gate = time.monotonic()
                 self._use_index()
-                if not self.assistant.model_loaded:  # not loaded yet, or it failed before: try again, visibly
+                server = self.server
+                if server is None and not self.assistant.model_loaded:  # not loaded yet, or failed: try again, visibly
                     label = self._model_label()
                     stage(f"loading model {label}")
                     holding.label = f"the model {label} to load"
@@ -340,7 +352,7 @@ class ChatApp(App[None]):
                 stage("searching → reading the passages → writing")
                 clock.stream_start = time.monotonic()
                 # The question as typed: the library cuts it to its limit and says so in the answer's notices.
-                stream = turn.stream = self.assistant.stream(turn.typed, history=history)
+                stream = turn.stream = (server or self.assistant).stream(turn.typed, history=history)
                 first, pending = True, ""
                 for event in stream.events():
                     if worker.is_cancelled:
@@ -422,6 +434,11 @@ class ChatApp(App[None]):
         worker = get_current_worker()
         try:
             with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
+                if self.server is not None:  # it serves one model: another one is loaded here
+                    self.post_message(Problem(f"answers come from this process now, not the rag server at "
+                                              f"{self.server.url}", "Model", "information"))
+                    self.server.close()
+                    self.server = None
                 error = self._load_model(lambda: worker.is_cancelled, name=name)
             if error is None:
                 try:
@@ -864,6 +881,8 @@ class ChatApp(App[None]):
     def _model_chosen(self, name: str | None) -> None:
         if name is None or (name == self.status.model and self.status.model_state == "ready"):
             return
+        if self.server is not None and name == self.server.model:  # the server already answers with it
+            return
         if self.running is not None:
             self.tell("the model changes once the answer is done", "Model", "warning")
         self.run_switch_model(name)
@@ -947,15 +966,20 @@ class ChatApp(App[None]):
                 yield command
 
 
+def chosen_model(settings: Settings) -> str | None:
+    """The model the chat uses: `-m`/RAG_MODEL, else the one last chosen with F2 (None: the default)."""
+    return settings.model or ChatSettings.load(settings.home / SETTINGS_FILE).model
+
+
 def make_app(settings: Settings | None = None, assistant: Assistant | None = None,
-             question: str | None = None) -> ChatApp:
+             question: str | None = None, server: ServerClient | None = None) -> ChatApp:
     """The chat app, for `rag chat` (settings) and for tests (an Assistant with a scripted model).
 
     With settings that name no model (no `-m`, no RAG_MODEL), the model last chosen with F2 is used.
+    With `server`, a running `rag serve` writes the answers.
     """
     if assistant is None:
         settings = settings or Settings.load()
-        if settings.model is None:
-            settings.model = ChatSettings.load(settings.home / SETTINGS_FILE).model
-        return ChatApp(Assistant(settings), owns_assistant=True, question=question)
-    return ChatApp(assistant, question=question)
+        settings.model = chosen_model(settings)
+        return ChatApp(Assistant(settings), owns_assistant=True, question=question, server=server)
+    return ChatApp(assistant, question=question, server=server)

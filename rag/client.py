@@ -1,0 +1,242 @@
+"""A client of a running `rag serve`, so that `rag ask` answers in about the time the answer takes.
+
+A new process that answers in-process pays ~5 s of imports and model loading before the question
+(BENCHMARKS "Start-up"); through a warm server it pays for this module instead. So this module and
+the CLI's path to it import only httpx, pydantic and the light parts of `rag` (never torch,
+chromadb, onnxruntime, llama_cpp or sentence_transformers; tests/test_client.py checks).
+
+Which server: `RAG_SERVER_URL` names one that must answer (an error if it does not); otherwise a
+quick look at `server_probe_url` (default http://127.0.0.1:8765) finds one if it runs. A server
+found that way is used only if it serves the data dir and the model this command would use: answers
+from another corpus would look right and be wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import errors
+from .errors import RagError, ServerError
+from .settings import Settings
+from .sse import iter_sse_data
+from .types import Answer, AnswerEvent, SearchReport
+
+if TYPE_CHECKING:
+    from .answering import AnswerPipeline, AnswerStream
+
+PROBE_TIMEOUT_S = 0.3  # a refused connection is instant; a server that is up answers /health in milliseconds
+CONNECT_TIMEOUT_S = 5.0  # a server named in RAG_SERVER_URL may be on another machine
+
+
+def _root(url: str) -> str:
+    """The server's root: `rag serve` prints its API as http://HOST:PORT/v1, and users paste that."""
+    return url.strip().rstrip("/").removesuffix("/v1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerClient:
+    """The answering part of `Assistant` (`events`, `ask`, `search`), done by a `rag serve` over HTTP."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 120.0):
+        self.url = _root(url)
+        self.model = "?"  # the served model's name, once /health said it
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # `timeout` is the silence allowed between two events: a queued question waits its turn.
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        )
+
+    # --- requests ------------------------------------------------------------------------------
+    def health(self, timeout: float | None = None) -> dict[str, Any]:
+        """What the server serves (see `rag.server.Server.health`)."""
+        try:
+            response = self.http.get("/health", timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from exc
+        data = self._json(response)
+        if not isinstance(data, dict) or data.get("status") != "ok" or "home" not in data:
+            raise ServerError(f"{self.url} does not answer as a `rag serve` of this version does; check RAG_SERVER_URL")
+        self.model = str(data.get("model") or "?")
+        return data
+
+    def events(self, question: str, history: Sequence[Answer] | None = None) -> Iterator[AnswerEvent]:
+        """The answer's steps as `Assistant.events` gives them; the last, "done", holds the `Answer`.
+        Stop iterating to stop the server's model (the connection closes)."""
+        body = {"question": question, "history": [a.model_dump(mode="json") for a in history or []]}
+        try:
+            with self.http.stream("POST", "/v1/answer/events", json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    self._json(response)  # raises the server's error
+                for data in iter_sse_data(response.iter_lines()):
+                    event = self._event(json.loads(data))
+                    yield event
+                    if event.kind == "done":
+                        return
+        except httpx.ConnectError as exc:
+            raise self.unreachable(exc) from exc
+        except httpx.HTTPError as exc:  # it went silent or away mid-answer
+            detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+            raise ServerError(
+                f"the rag server at {self.url} stopped answering ({detail}); ask again, or pass --no-server"
+            ) from exc
+        raise ServerError(f"the rag server at {self.url} ended the answer before it was complete; ask again")
+
+    def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
+        """As `Assistant.stream`: iterate for verified pieces or call `.events()`; `cancel()` (from
+        any thread) closes the connection at the next event, which stops the server's model."""
+        from .answering import AnswerStream  # for the chat only: `rag ask` does without it
+
+        def pipeline(cancel: threading.Event) -> AnswerPipeline:
+            steps = self.events(question, history)
+            try:
+                for event in steps:
+                    if cancel.is_set():
+                        return None
+                    if event.kind == "done":
+                        return event.answer
+                    yield event
+            finally:
+                steps.close()  # type: ignore[attr-defined]
+            return None
+
+        return AnswerStream(pipeline)
+
+    def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
+        for event in self.events(question, history):
+            if event.answer is not None:
+                return event.answer
+        raise ServerError(f"the rag server at {self.url} ended the answer before it was complete; ask again")
+
+    def search(self, query: str, k: int = 5) -> SearchReport:
+        try:
+            response = self.http.post("/v1/search", json={"query": query, "k": k})
+        except httpx.HTTPError as exc:
+            raise self.unreachable(exc) from exc
+        return SearchReport.model_validate(self._json(response))
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- what the server said -------------------------------------------------------------------
+    def unreachable(self, exc: Exception) -> ServerError:
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        return ServerError(
+            f"no rag server answers at {self.url} ({detail}); start one with `rag serve`, or pass --no-server"
+        )
+
+    def _json(self, response: httpx.Response) -> Any:
+        """The response's JSON; a server error becomes the error the library would have raised in-process."""
+        if response.status_code == 401:
+            raise ServerError(
+                f"the rag server at {self.url} needs its token: set RAG_SERVER_TOKEN to the one it was started with "
+                "(or pass --no-server)"
+            )
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ServerError(f"{self.url} answered {response.status_code} without JSON; is it a `rag serve`?") from exc
+        if response.status_code != 200 or (isinstance(data, dict) and "error" in data):
+            raise self._error(data)
+        return data
+
+    def _event(self, data: dict[str, Any]) -> AnswerEvent:
+        if "error" in data:
+            raise self._error(data)
+        answer = Answer.model_validate(data["answer"]) if data.get("answer") is not None else None
+        return AnswerEvent(
+            data["kind"], data["text"], data["t"], data.get("reason"), answer=answer, pending=data.get("pending", "")
+        )
+
+    def _error(self, data: Any) -> RagError:
+        error = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            return ServerError(f"the rag server at {self.url} answered with an error it did not explain")
+        message, kind = str(error.get("message", "")), str(error.get("type", ""))
+        cls = getattr(errors, kind, None)  # the server names the library's error class
+        if isinstance(cls, type) and issubclass(cls, RagError):
+            return cls(message)
+        return ServerError(f"the rag server at {self.url}: {message}")
+
+
+def _same_model(wanted: str, health: dict[str, Any]) -> bool:
+    from .models import parse_model_spec
+
+    served = health.get("model_spec") or health.get("model") or ""
+    if wanted in (served, health.get("model")):
+        return True
+    try:
+        a, b = parse_model_spec(wanted), parse_model_spec(served)
+    except RagError:
+        return False
+    if a.path is not None and b.path is not None:
+        return a.path.expanduser().resolve() == b.path.expanduser().resolve()
+    return (a.kind, a.name) == (b.kind, b.name)
+
+
+def mismatch(settings: Settings, model: str | None, health: dict[str, Any]) -> str | None:
+    """Why this server cannot answer for this command (None: it can)."""
+    home = settings.home.expanduser().resolve()
+    if Path(str(health["home"])) != home:
+        return f"it serves the data dir {health['home']}, not {home}"
+    if model and not _same_model(model, health):
+        return f"it serves the model {health.get('model')}, not {model}"
+    return None
+
+
+def find_server(settings: Settings, model: str | None, note: Callable[[str], object]) -> ServerClient | None:
+    """The server this command should answer through, or None to answer in-process.
+
+    `model`: the model the user asked for (--model/RAG_MODEL), None if any will do. `note` hears why
+    a server that was found is not used."""
+    token = settings.server_token.get_secret_value() if settings.server_token else None
+    if settings.server_url:
+        client = ServerClient(settings.server_url, token=token, timeout=settings.request_timeout)
+        try:
+            health = client.health()
+            problem = mismatch(settings, model, health)
+            if problem and (
+                model or is_loopback(urlsplit(client.url).hostname or "")
+            ):  # another machine's paths are its own
+                raise ServerError(
+                    f"not answering through the rag server at {client.url}: {problem}; "
+                    "unset RAG_SERVER_URL or pass --no-server to answer here"
+                )
+        except BaseException:
+            client.close()
+            raise
+        return client
+    if not settings.server_probe_url:
+        return None
+    client = ServerClient(settings.server_probe_url, token=token, timeout=settings.request_timeout)
+    with contextlib.ExitStack() as unused:
+        unused.callback(client.close)
+        try:
+            health = client.health(timeout=PROBE_TIMEOUT_S)
+        except ServerError:
+            return None  # nothing there (or not ours): answer here, silently
+        if problem := mismatch(settings, model, health):
+            note(f"note: not using the rag server at {client.url}: {problem}; answering here")
+            return None
+        unused.pop_all()
+    return client
+
+
+__all__ = ["ServerClient", "find_server", "is_loopback", "mismatch"]
