@@ -27,7 +27,7 @@ from .errors import (
 from .index import IndexStats, IngestReport
 from .prompts import CANNOT_ANSWER
 from .settings import Settings
-from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, Timings
+from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, PrefillReport, Prepared, Timings
 
 try:
     __version__ = _version("rag-abstracts")
@@ -59,6 +59,8 @@ __all__ = [
     "ModelVerificationError",
     "OfflineError",
     "Paper",
+    "PrefillReport",
+    "Prepared",
     "PromptError",
     "RagError",
     "Settings",
