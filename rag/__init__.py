@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .prompts import CANNOT_ANSWER
     from .questions import clean_question
     from .settings import Settings
-    from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, Timings
+    from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, PrefillReport, Prepared, Timings
 
 _HOME = {  # public name -> the module that defines it
     "AnswerStream": "answering",
@@ -47,7 +47,9 @@ _HOME = {  # public name -> the module that defines it
     "CANNOT_ANSWER": "prompts",
     "clean_question": "questions",
     "Settings": "settings",
-    **dict.fromkeys(("Answer", "AnswerEvent", "Chunk", "Citation", "Dropped", "Hit", "Paper", "Timings"), "types"),
+    **dict.fromkeys(
+        "Answer AnswerEvent Chunk Citation Dropped Hit Paper PrefillReport Prepared Timings".split(), "types"
+    ),
 }
 
 
@@ -100,6 +102,8 @@ __all__ = [
     "ModelVerificationError",
     "OfflineError",
     "Paper",
+    "PrefillReport",
+    "Prepared",
     "PromptError",
     "RagError",
     "ServerError",

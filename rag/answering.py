@@ -91,6 +91,17 @@ def render_messages(prompts: dict[str, Template], question: str, passages: Seque
     ]
 
 
+# Stands for the question while the prompt's prefix is prefilled (a private-use character: no
+# passage or prompt file holds it), so the prefix is cut exactly where the question goes.
+QUESTION_SLOT = "\ue000"
+
+
+def render_prefix(prompts: dict[str, Template], passages: Sequence[Hit]) -> list[Message]:
+    """The messages of an answer with `QUESTION_SLOT` for the question: the prompt up to the slot
+    is what can be evaluated before the question is known (the passages come first)."""
+    return render_messages(prompts, QUESTION_SLOT, passages)
+
+
 def _says_cannot_answer(text: str) -> bool:
     lowered = " ".join(text.lower().split())
     return "corpus does not answer" in lowered or "passages do not contain" in lowered or "not mentioned in the passages" in lowered

@@ -11,26 +11,26 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-from .answering import AnswerPipeline, AnswerRequest, AnswerStream, generate_answer
+from .answering import QUESTION_SLOT, AnswerPipeline, AnswerRequest, AnswerStream, generate_answer, render_prefix
 from .catalog import damaged
 from .corpus import dedupe, read_corpus
 from .datadir import storage_problem
 from .embeddings import make_embedder
-from .errors import CorpusError, GenerationError, IndexCorruptError, IndexMissingError
-from .followups import standalone
+from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError, IndexMissingError
+from .followups import Standalone, standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
-from .protocols import Embedder, Generator
+from .protocols import Embedder, Generator, Prefiller
 from .provenance import Provenance
 from .questions import MAX_QUESTION_CHARS, clean_question
 from .retrieve import Mode, Retriever
 from .safety import SafeGenerator
 from .settings import Settings
-from .types import Answer, AnswerEvent, Hit, Paper
+from .types import Answer, AnswerEvent, Hit, Paper, Prepared
 
 
 @contextlib.contextmanager
@@ -79,6 +79,11 @@ class Assistant:
         self.retriever = Retriever(self.index, self.settings)
         self.provenance = Provenance(self.settings.home, self.settings.index_dir)
         self._models: ModelRegistry | None = None
+        # A draft's preparation runs while the user types; an answer stops it (between two steps)
+        # and no preparation starts while an answer is on its way.
+        self._preparing = threading.Lock()
+        self._prepare_cancel: threading.Event | None = None
+        self._answers_running = 0
 
     # --- ingest ---------------------------------------------------------------------------
     @_guarded
@@ -272,22 +277,54 @@ class Assistant:
             raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
-        text, truncated = clean_question(question)
-        request = AnswerRequest(text, text)
-        if truncated:
-            request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
-        prompts = self.prompts  # fail early on a broken prompt file
+    def _retrieve(self, text: str, history: Sequence[Answer]) -> tuple[Standalone, list[Hit]]:
+        """The question as retrieval sees it (a follow-up rewritten with its topic) and what it finds."""
         self._open_for_search()
         catalog = self.index.catalog
         topic_ids = [c.paper_id for a in history for c in a.citations]
         resolved = standalone(text, history, catalog.get_papers(topic_ids) if topic_ids else {})
-        request.standalone = resolved.text
         hits = self.retriever.search(resolved.text, self.settings.candidates_for_answer)
         if resolved.topic_id is not None:
             hits = self.retriever.prefer(hits, resolved.topic_id, text)
+        return resolved, hits
+
+    def _gated(self, resolved: Standalone, hits: Sequence[Hit]) -> bool:
+        """Refused without the model: nothing retrieved is close enough (a follow-up has its topic)."""
+        return resolved.topic_id is None and not relevant(resolved.text, hits, self.settings)
+
+    def _passages(self, text: str, resolved: Standalone, hits: Sequence[Hit], generator: Generator) -> list[Hit]:
+        # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
+        # favour the sentences that repeat the title over the ones that answer.
+        focus = text if resolved.topic_id is not None else resolved.text
+        return build_passages(focus, hits, self.index.catalog, generator, self.settings)
+
+    def _stop_preparing(self) -> None:
+        """Stop a draft's preparation in flight and wait for it (at most one of its steps)."""
+        cancel = self._prepare_cancel
+        if cancel is not None:
+            cancel.set()
+        with self._preparing:
+            pass
+
+    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
+        text, truncated = clean_question(question)
+        request = AnswerRequest(text, text)  # the clock starts before a preparation in flight is stopped
+        if truncated:
+            request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
+        self._answers_running += 1
+        try:
+            self._stop_preparing()
+            return (yield from self._answer_request(request, history, cancel))
+        finally:
+            self._answers_running -= 1
+
+    def _answer_request(self, request: AnswerRequest, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
+        text = request.question
+        prompts = self.prompts  # fail early on a broken prompt file
+        resolved, hits = self._retrieve(text, history)
+        request.standalone = resolved.text
         request.timings.retrieve_s = time.perf_counter() - request.started
-        if resolved.topic_id is None and not relevant(resolved.text, hits, self.settings):
+        if self._gated(resolved, hits):
             best = max((h.dense_score or 0.0 for h in hits), default=0.0)
             answer = request.refusal(
                 f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"
@@ -295,11 +332,50 @@ class Assistant:
             yield AnswerEvent("sentence", answer.text, request.elapsed())
             return answer
         generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
-        # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
-        # favour the sentences that repeat the title over the ones that answer.
-        focus = text if resolved.topic_id is not None else resolved.text
-        passages = build_passages(focus, hits, catalog, generator, self.settings)
+        passages = self._passages(text, resolved, hits, generator)
         return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
+
+    @_guarded
+    def prepare(
+        self, draft: str, history: Sequence[Answer] | None = None, cancel: threading.Event | None = None
+    ) -> Prepared | None:
+        """Get ready to answer `draft` (a question still being typed): retrieve for it as `ask()`
+        would and, with an in-process llama.cpp model already loaded, evaluate the prompt up to the
+        question into its KV cache. If the question sent is the draft (or retrieves the same
+        passages), its answer then only evaluates the question and the answer cue.
+
+        Returns None for a draft with no words, or when an answer is running (a preparation never
+        competes with one). Stops between steps when `cancel` is set, and when an answer or the
+        preparation of a newer draft starts.
+        """
+        try:
+            text, _ = clean_question(draft)
+        except EmptyQuestionError:
+            return None
+        cancel = cancel or threading.Event()
+        if self._answers_running:
+            return None
+        self._stop_preparing()  # the newer draft wins
+        self._preparing.acquire()
+        try:
+            self._prepare_cancel = cancel
+            if self._answers_running:
+                return None
+            resolved, hits = self._retrieve(text, list(history or []))
+            prepared = Prepared(resolved.text)
+            generator = self._generator  # never loads the model: typing must not wait for that
+            if self._gated(resolved, hits) or generator is None or cancel.is_set():
+                return prepared
+            passages = self._passages(text, resolved, hits, generator)
+            prepared.paper_ids = [p.paper_id for p in passages]
+            if isinstance(generator, Prefiller) and not cancel.is_set():
+                prepared.prefill = generator.prefill(
+                    render_prefix(self.prompts, passages), upto=QUESTION_SLOT, cancel=cancel
+                )
+            return prepared
+        finally:
+            self._prepare_cancel = None
+            self._preparing.release()
 
     @_guarded
     def stats(self) -> IndexStats:

@@ -8,10 +8,14 @@ server (`rag.remote.OpenAIEmbedder`), or feature hashing (`rag.testing.HashEmbed
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .types import PrefillReport
 
 Message = dict[str, str]
 
@@ -29,6 +33,18 @@ class Generator(Protocol):
         self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
     ) -> Iterator[str]:
         """Yield the reply in pieces as it is generated."""
+        ...
+
+
+@runtime_checkable
+class Prefiller(Protocol):
+    """A generator that can evaluate a prompt's prefix ahead of the question (llama.cpp in-process);
+    others (a model server) simply lack `prefill`, and `Assistant.prepare` then only retrieves."""
+
+    def prefill(
+        self, messages: Sequence[Message], *, upto: str, cancel: threading.Event | None = None
+    ) -> PrefillReport:
+        """Evaluate the prompt of `messages` up to the text `upto`; stop between steps when `cancel` is set."""
         ...
 
 

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
     min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
     max_answer_tokens: int = Field(default=160, ge=16)
+    prefill_while_typing: bool = Field(
+        default=True,
+        description="The chat retrieves for the draft question and prefills the model's prompt while you type.",
+    )
     temperature: float = Field(default=0.0, ge=0.0)
     lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
     n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)

@@ -122,6 +122,29 @@ class Dropped(BaseModel):
     reason: str
 
 
+@dataclass
+class PrefillReport:
+    """What a prefill did: the prompt prefix's tokens, how many were already in the KV cache, how
+    many it evaluated now, and whether it got through them all (False: abandoned or not started)."""
+
+    tokens: int
+    cached: int
+    evaluated: int
+    complete: bool
+
+
+@dataclass
+class Prepared:
+    """What `Assistant.prepare` did for a draft question: the question as searched, the papers of
+    the passages an answer to it would be shown (in order; empty when it would be refused without
+    the model), and the model's prefill of the prompt up to the question (None: no in-process model
+    loaded, or nothing to prefill)."""
+
+    question: str
+    paper_ids: list[str] = field(default_factory=list)
+    prefill: PrefillReport | None = None
+
+
 class Timings(BaseModel):
     retrieve_s: float = 0.0
     first_token_s: float | None = None

@@ -10,6 +10,7 @@ from the committed index while it runs. No retrieval or prompt logic lives here.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -21,7 +22,8 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.timer import Timer
+from textual.widgets import Footer, Header, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
@@ -84,6 +86,7 @@ SHORT = 30  # rows: below this the input grows less
 JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
 SETTINGS_FILE = "chat-settings.json"
 HISTORY_FILE = "chat-history.jsonl"
+DRAFT_STILL = 0.4  # seconds a draft question stays unchanged before it is prepared (retrieval + prefill)
 
 
 class MainArea(Horizontal):
@@ -126,6 +129,8 @@ class ChatApp(App[None]):
         self.initial_question = question
         self._turns = 0
         self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
+        self._draft_timer: Timer | None = None
+        self._draft_cancel = threading.Event()  # set: the draft's preparation in flight stops at its next step
 
     # --- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -186,6 +191,7 @@ class ChatApp(App[None]):
             self.prompt.post_message(PromptInput.Submitted(self.prompt, self.initial_question))
 
     def on_unmount(self) -> None:
+        self._cancel_draft()
         if self.ingest_task is not None:
             self.ingest_task.cancel.set()
         for turn in [self.running, *self.queue]:
@@ -323,6 +329,46 @@ class ChatApp(App[None]):
             return None
         finally:
             self.post_message(TaskFinished())
+
+    # --- preparing the draft while it is typed ----------------------------------------------------
+    @on(TextArea.Changed, "PromptInput")
+    def _draft_changed(self) -> None:
+        """A keystroke: prepare the new draft once it is still. The prefill in flight goes on until
+        then: the next draft mostly retrieves the same passages, whose prompt it keeps (measured in
+        benchmarks/prefill_typing.py: stopping it at every keystroke gave 0.73x the time to first
+        token of no prefill, letting it run 0.59x)."""
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
+        if self.assistant.settings.prefill_while_typing:
+            self._draft_timer = self.set_timer(DRAFT_STILL, self._draft_still)
+
+    def _cancel_draft(self) -> None:
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
+        self._draft_cancel.set()
+
+    def _draft_still(self) -> None:
+        self._draft_timer = None
+        draft = self.prompt.text
+        # Never while an answer is written or waits (it needs the model), nor before the model is ready.
+        if not draft.strip() or self.generating or self.queue or not self.assistant.model_loaded:
+            return
+        self._draft_cancel.set()  # the previous draft's preparation stops at its next step
+        self._draft_cancel = threading.Event()
+        self.prepare_draft(draft, list(self.answers), self._draft_cancel)
+
+    @work(thread=True, group="draft", exit_on_error=False)
+    def prepare_draft(self, draft: str, history: list[Answer], cancel: threading.Event) -> None:
+        """Retrieve for the draft and prefill the model's prompt up to the question, so that Enter
+        only leaves the question to evaluate; a newer still draft or Enter stops it between two steps."""
+        give_up = lambda: cancel.is_set() or self.generating  # noqa: E731
+        try:
+            with self.gate.hold("the draft's preparation", give_up):
+                self.assistant.prepare(draft, history, cancel)
+        except Exception:  # noqa: BLE001 - stopped, or a draft's problem: it shows when the question is sent
+            pass
 
     @work(thread=True, group="answer")
     def run_answer(self, turn: Turn, history: list[Answer]) -> None:
@@ -656,6 +702,7 @@ class ChatApp(App[None]):
             self.tell(str(exc), "Cannot ask", "error")
             return
         typed = event.text.strip()
+        self._cancel_draft()  # the answer waits for at most one step of it
         self.history.add(typed)
         self.prompt.clear()
         await self._send(question, typed, sent_length(event.text) - len(question) if cut else 0)
