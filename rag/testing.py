@@ -152,10 +152,11 @@ class FakeEmbeddingServer:
     requests it holds at once. For tests and benchmarks of the client (`rag.remote.OpenAIEmbedder`).
 
     `fail_after(n)`: after n more answered requests, every request gets HTTP `status` until `heal()`;
-    `fail_next(n)`: the next n requests get HTTP `status` (a transient failure).
+    `fail_next(n)`: the next n requests get HTTP `status` (a transient failure). A client in another
+    process reads the counts at `GET /stats` and steers it with `POST /control` (see `control`).
     """
 
-    def __init__(self, latency_s: float = 0.0, per_input_s: float = 0.0, dimension: int = 64):
+    def __init__(self, latency_s: float = 0.0, per_input_s: float = 0.0, dimension: int = 64, port: int = 0):
         self.latency_s = latency_s
         self.per_input_s = per_input_s
         self.embedder = HashEmbedder(dimension)
@@ -173,11 +174,18 @@ class FakeEmbeddingServer:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # /v1/models
-                self._reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+            def do_GET(self) -> None:
+                if self.path == "/stats":  # for a client in another process (benchmarks/embedding_server.py)
+                    self._reply(200, server.stats())
+                else:
+                    self._reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                if self.path == "/control":  # {"reset": true} | {"heal": true} | {"fail_after": n, "status": s}
+                    server.control(body)
+                    self._reply(200, server.stats())
+                    return
                 status, payload = server._answer(body.get("input") or [])
                 self._reply(status, payload)
 
@@ -189,7 +197,7 @@ class FakeEmbeddingServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.http.daemon_threads = True
         self.http.handle_error = lambda request, client_address: None  # type: ignore[method-assign] # a client that gave up
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
@@ -232,6 +240,23 @@ class FakeEmbeddingServer:
     def heal(self) -> None:
         with self.lock:
             self._ok_left, self._fail_left = None, 0
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "max_in_flight": self.max_in_flight,
+                "answered": self.answered,
+                "refused": self.refused,
+                "inputs": self.inputs,
+            }
+
+    def control(self, body: dict) -> None:
+        if body.get("reset"):
+            self.reset_counts()
+        if body.get("heal"):
+            self.heal()
+        if "fail_after" in body:
+            self.fail_after(int(body["fail_after"]), int(body.get("status", 500)))
 
     def reset_counts(self) -> None:
         with self.lock:
