@@ -39,6 +39,18 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, PrefillReport, Prepared, Timings
 
+_TYPES = (
+    "Answer",
+    "AnswerEvent",
+    "Chunk",
+    "Citation",
+    "Dropped",
+    "Hit",
+    "Paper",
+    "PrefillReport",
+    "Prepared",
+    "Timings",
+)
 _HOME = {  # public name -> the module that defines it
     "AnswerStream": "answering",
     "Assistant": "assistant",
@@ -47,9 +59,7 @@ _HOME = {  # public name -> the module that defines it
     "CANNOT_ANSWER": "prompts",
     "clean_question": "questions",
     "Settings": "settings",
-    **dict.fromkeys(
-        "Answer AnswerEvent Chunk Citation Dropped Hit Paper PrefillReport Prepared Timings".split(), "types"
-    ),
+    **dict.fromkeys(_TYPES, "types"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -13,10 +14,17 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from .answering import QUESTION_SLOT, AnswerPipeline, AnswerRequest, AnswerStream, generate_answer, render_prefix
 from .catalog import damaged
-from .corpus import dedupe, read_corpus
+from .corpus import CategoryFilter, ReadResult, ReadTotals, stream_corpus
 from .datadir import storage_problem
 from .embeddings import make_embedder
-from .errors import CorpusError, EmptyQuestionError, GenerationError, IndexCorruptError, IndexMissingError
+from .errors import (
+    CorpusError,
+    EmptyQuestionError,
+    GenerationError,
+    IndexCorruptError,
+    IndexMissingError,
+    InputError,
+)
 from .followups import Standalone, standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
@@ -93,8 +101,17 @@ class Assistant:
         rebuild: bool = False,
         progress: Progress | None = None,
         on_wait: Callable[[str], object] | None = None,
+        *,
+        limit: int | None = None,
+        categories: Sequence[str] = (),
     ) -> IngestReport:
         """Index files or folders (None: the bundled corpus). Unchanged papers are not re-embedded.
+
+        Files are read as they are embedded (JSON Lines such as the arXiv snapshot in batches: memory
+        does not grow with the file). `categories` keeps only papers in one of these categories or
+        their subcategories ("cs" takes cs.CL, cs.LG, ...); `limit` stops after that many distinct
+        papers (in input order, after the category filter: the same command run again resumes where
+        a failure cut it, and a larger limit continues).
 
         `rebuild` embeds everything into a new index that replaces the current one once complete;
         with no paths it re-embeds the papers already indexed (e.g. after changing the embedding model).
@@ -102,24 +119,56 @@ class Assistant:
         If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
         """
         started = time.perf_counter()  # the report's seconds cover the whole run, reading included
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit must be at least 1 (got {limit})")
+        wanted = CategoryFilter(categories)
         if paths is None and rebuild and self.index.catalog_path.exists() and (indexed := self._indexed_papers()):
-            report = self.index.ingest(indexed, progress=progress, rebuild=True, on_wait=on_wait)
+            report = self.index.ingest(
+                [p for p in indexed if wanted(p)], progress=progress, rebuild=True, on_wait=on_wait, limit=limit
+            )
             report.papers_read = len(indexed)
             report.seconds = time.perf_counter() - started
             return report
-        read = read_corpus(list(paths) if paths is not None else None)
-        papers = dedupe(read.papers, read.where, read.problems)  # a replaced duplicate is a problem line
-        papers_read = len(read.papers)
-        read.papers.clear()  # only the records a duplicate replaced were not handed on: they can go
-        if not papers:
+        read = ReadTotals()
+        pieces = self._read(paths, wanted, read)
+        first = next(pieces, None)  # nothing usable: an error before any write
+        if first is None:
+            if wanted and read.papers:
+                raise CorpusError(
+                    f"none of the {read.papers} papers read is in {wanted} (give arXiv categories such as cs.CL, "
+                    "or a prefix such as cs)"
+                )
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
-        report = self.index.ingest(papers, progress=progress, rebuild=rebuild, on_wait=on_wait)
-        self.provenance.record((s for p in papers for s in p.sources), replace=rebuild)
-        report.files, report.papers_read, report.sanitized = read.files, papers_read, read.sanitized
+        report = self.index.ingest(
+            itertools.chain([first], pieces), progress=progress, rebuild=rebuild, on_wait=on_wait, limit=limit
+        )
+        self.provenance.record(sorted(read.sources), replace=rebuild)
+        report.files, report.papers_read, report.sanitized = read.files, read.papers, read.sanitized
+        report.left_out = read.left_out
         report.problems = read.problems + report.problems
         report.seconds = time.perf_counter() - started
         return report
+
+    def _read(
+        self, paths: Iterable[Path | str] | None, wanted: CategoryFilter, totals: ReadTotals
+    ) -> Iterator[ReadResult]:
+        """The corpus as pieces holding the papers in `wanted` categories, read as the index asks for
+        them; `totals` adds up what was read (counts, problems, source names: not the papers)."""
+        for piece in stream_corpus(list(paths) if paths is not None else None, self.index.papers_per_batch):
+            totals.files += piece.files
+            totals.sanitized += piece.sanitized
+            totals.problems += piece.problems
+            totals.papers += len(piece.papers)
+            if wanted:
+                kept = [(paper, place) for paper, place in zip(piece.papers, piece.where) if wanted(paper)]
+                totals.left_out += len(piece.papers) - len(kept)
+                piece.papers, piece.where = [p for p, _ in kept], [w for _, w in kept]
+            if not piece.papers:
+                continue
+            for paper in piece.papers:
+                totals.sources.update(paper.sources)
+            yield piece
 
     def _indexed_papers(self) -> list[Paper]:
         """The papers in the index, to embed anew on `rebuild` without paths (whatever corpus they came from)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -123,6 +124,8 @@ class Catalog:
             raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
         self._source_ids: dict[str, int] = {}
         self._author_ids: dict[str, int] = {}
+        # An ingest looks papers up in its own thread while its writer thread commits batches.
+        self.lock = threading.RLock()
 
     def close(self) -> None:
         self.db.close()
@@ -176,6 +179,30 @@ class Catalog:
     # --- papers -------------------------------------------------------------------------
     def paper_ids_by_title(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT title_key, paper_id FROM papers"))
+
+    def known_titles(self, title_keys: Sequence[str]) -> dict[str, tuple[str, list[str], str | None]]:
+        """title key -> (paper id, sources, where this ingest run read it or None) of the indexed papers
+        with these titles (`begin_run` must have been called on this connection)."""
+        with self.lock:
+            rows = list(self._rows_where_in(
+                "SELECT p.title_key, p.paper_id, p.sources, r.place FROM papers p "
+                "LEFT JOIN temp.ingest_run r ON r.paper_id = p.paper_id WHERE p.title_key IN ({})",
+                list(dict.fromkeys(title_keys)),
+            ))
+        return {key: (pid, json.loads(sources), place) for key, pid, sources, place in rows}
+
+    def begin_run(self) -> None:
+        """Start remembering which papers this ingest run has read (and where), on disk in SQLite's
+        temporary storage rather than in memory: a run may read millions."""
+        with self.lock:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_run (paper_id TEXT PRIMARY KEY, place TEXT NOT NULL)")
+            with self.db:
+                self.db.execute("DELETE FROM temp.ingest_run")
+
+    def mark_run(self, places: Sequence[tuple[str, str]]) -> None:
+        """Papers (id, place) this run read that were indexed already."""
+        with self.lock, self.db:
+            self.db.executemany("INSERT OR IGNORE INTO temp.ingest_run VALUES (?, ?)", places)
 
     def sources_of(self, paper_id: str) -> list[str]:
         row = self.db.execute("SELECT sources FROM papers WHERE paper_id = ?", (paper_id,)).fetchone()
@@ -395,14 +422,17 @@ class Catalog:
 
     # --- writes -------------------------------------------------------------------------
     def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str],
-                     vectors: np.ndarray | None = None) -> None:
+                     vectors: np.ndarray | None = None, places: Sequence[str] | None = None) -> None:
         """One atomic step: drop replaced papers, record new papers and their chunks (with their vectors,
-        row i of `vectors` for chunk i)."""
+        row i of `vectors` for chunk i); with `places`, where this ingest run read each paper (see `begin_run`)."""
         if vectors is not None and len(vectors) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         blobs = [None] * len(chunks) if vectors is None else [row.tobytes() for row in vectors.astype(VECTOR_DTYPE)]
         filters = self.filters_ready
-        with self._transaction():
+        with self.lock, self._transaction():
+            if places is not None:
+                self.db.executemany("INSERT OR REPLACE INTO temp.ingest_run VALUES (?, ?)",
+                                    [(p.paper_id, place) for p, place in zip(papers, places) if place])
             self.db.executemany("DELETE FROM papers WHERE paper_id = ?", [(pid,) for pid in removed])
             self.db.executemany(
                 "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -431,7 +461,7 @@ class Catalog:
 
     def set_sources(self, updates: dict[str, list[str]]) -> None:
         filters = self.filters_ready
-        with self._transaction():
+        with self.lock, self._transaction():
             self.db.executemany(
                 "UPDATE papers SET sources = ? WHERE paper_id = ?",
                 [(json.dumps(sources), pid) for pid, sources in updates.items()],

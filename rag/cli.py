@@ -109,9 +109,17 @@ def progress_bar(description: str, stages: dict[str, str] | None = None) -> Iter
             shown[0][0].stop()
 
 
-def _ingest(ctx: click.Context, paths: list[Path] | None, rebuild: bool) -> IngestReport:
+def _ingest(
+    ctx: click.Context,
+    paths: list[Path] | None,
+    rebuild: bool,
+    limit: int | None = None,
+    categories: tuple[str, ...] = (),
+) -> IngestReport:
     with progress_bar("Embedding chunks") as update:
-        return _assistant(ctx).ingest(paths, rebuild=rebuild, progress=update, on_wait=_err)
+        return _assistant(ctx).ingest(
+            paths, rebuild=rebuild, progress=update, on_wait=_err, limit=limit, categories=categories
+        )
 
 
 def _ensure_index(ctx: click.Context) -> None:
@@ -182,22 +190,44 @@ def cli(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     is_flag=True,
     help="Embed into a new index that replaces the current one when complete (no PATH: the papers already indexed).",
 )
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="CAT",
+    help="Only papers in this arXiv category or its subcategories (cs.CL; cs takes all cs.*). Repeatable.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop after the first N distinct papers of the input (after --category); run again to resume.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
+def ingest(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    rebuild: bool,
+    categories: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """Index corpus files or folders (default: the bundled abstracts).
 
-    Formats: page dumps (.txt), JSON Lines / arXiv metadata (.jsonl, .json), BibTeX (.bib), CSV (.csv).
-    Unchanged papers are not embedded again.
+    Formats: page dumps (.txt), JSON Lines / arXiv metadata snapshot (.jsonl, .json), BibTeX (.bib),
+    CSV (.csv). JSON Lines files are read as they are embedded (memory stays flat at any size).
+    Unchanged papers are not embedded again; an ingest cut short resumes when run again.
     """
-    report = _ingest(ctx, list(paths) or None, rebuild)
+    report = _ingest(ctx, list(paths) or None, rebuild, limit, categories)
     for problem in report.problems:
         _err(f"warning: {problem}")
     if as_json:
         _print_json(report.model_dump(mode="json"))
         return
+    left_out = f" ({report.left_out} not in {', '.join(categories)})" if categories else ""
     _err(
-        f"{report.files} files, {report.papers_read} papers read, {report.unique_papers} unique: "
+        f"{report.files} files, {report.papers_read} papers read{left_out}, {report.unique_papers} unique: "
         f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged "
         f"({report.chunks_added} chunks embedded) in {report.seconds:.1f} s"
     )

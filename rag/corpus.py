@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +47,7 @@ class ReadResult:
     files: int = 0
     sanitized: int = 0  # papers whose fields held control characters or escape sequences (removed)
     where: list[str] = field(default_factory=list)  # `file:line` of each paper, in step with `papers`
+    done: float = 1.0  # the share of the input's bytes read once this (piece of a) result was read
 
     def extend(self, other: ReadResult) -> None:
         self.papers.extend(other.papers)
@@ -54,6 +55,40 @@ class ReadResult:
         self.files += other.files
         self.sanitized += other.sanitized
         self.where.extend(other.where)
+
+
+@dataclass
+class ReadTotals:
+    """What a streamed read added up to, without the papers: counts, problems, the sources seen."""
+
+    files: int = 0
+    papers: int = 0
+    sanitized: int = 0
+    left_out: int = 0  # papers read that were not in the categories asked for
+    problems: list[str] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+
+
+class CategoryFilter:
+    """Papers in any of the given categories or their subcategories: "cs.CL" takes cs.CL, "cs" takes
+    cs.CL, cs.LG, ... (arXiv's `archive.subject` names; compared without regard to case). No
+    categories: every paper."""
+
+    def __init__(self, categories: Iterable[str] = ()):
+        self.categories = list(dict.fromkeys(c.strip() for c in categories if c.strip()))
+        self._exact = {c.lower() for c in self.categories}
+        self._prefixes = tuple(c.lower() + "." for c in self.categories)
+
+    def __bool__(self) -> bool:
+        return bool(self.categories)
+
+    def __str__(self) -> str:
+        return ", ".join(self.categories)
+
+    def __call__(self, paper: Paper) -> bool:
+        if not self.categories:
+            return True
+        return any(c.lower() in self._exact or c.lower().startswith(self._prefixes) for c in paper.categories)
 
 
 def clean(text: str) -> str:
@@ -272,7 +307,16 @@ def read_jsonl(text: str, source: str) -> ReadResult:
 def read_jsonl_stream(lines: Iterable[bytes], source: str) -> ReadResult:
     """JSON Lines read line by line from a binary file (a large file is never held whole in memory);
     a line that is not UTF-8 is one bad record."""
-    result = ReadResult(files=1)
+    result = ReadResult()
+    for piece in iter_jsonl_stream(lines, source):
+        result.extend(piece)
+    return result
+
+
+def iter_jsonl_stream(lines: Iterable[bytes], source: str, papers_per_piece: int = 1000) -> Iterator[ReadResult]:
+    """`read_jsonl_stream` as pieces of at most `papers_per_piece` papers (the first one counts the
+    file), so that a caller can use each piece and let it go before the next is read."""
+    piece = ReadResult(files=1)
     blank = True
     for number, raw in enumerate(lines, start=1):  # a binary file splits at \n only, as _lines does
         if number == 1:
@@ -280,14 +324,17 @@ def read_jsonl_stream(lines: Iterable[bytes], source: str) -> ReadResult:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            result.problems.append(f"{source}:{number}: not UTF-8 text (convert it with iconv -t UTF-8)")
+            piece.problems.append(f"{source}:{number}: not UTF-8 text (convert it with iconv -t UTF-8)")
             blank = False
             continue
         blank = blank and not line.strip()
-        _jsonl_line(result, source, number, line.removesuffix("\n").removesuffix("\r"))
+        _jsonl_line(piece, source, number, line.removesuffix("\n").removesuffix("\r"))
+        if len(piece.papers) >= papers_per_piece:
+            yield piece
+            piece = ReadResult()
     if blank:
-        result.problems.append(f"{source}: empty file")
-    return result
+        piece.problems.append(f"{source}: empty file")
+    yield piece
 
 
 def read_csv(text: str, source: str) -> ReadResult:
@@ -442,18 +489,38 @@ def read_file(path: Path, source: str | None = None) -> ReadResult:
     JSON Lines files are read line by line; the other formats are read whole (they hold one
     structure: an array, BibTeX entries, CSV with multi-line fields, page dumps).
     """
+    result = ReadResult()
+    for piece in iter_file(path, source):
+        result.extend(piece)
+    return result
+
+
+def iter_file(path: Path, source: str | None = None, papers_per_piece: int = 1000) -> Iterator[ReadResult]:
+    """`read_file` in pieces: a JSON Lines file (the arXiv snapshot) in pieces of at most
+    `papers_per_piece` papers, read as they are used; any other file in one piece. Each piece's
+    `done` is the share of the file read."""
     source = source or str(path)
     suffix = path.suffix.lower()
     reader = _READERS.get(suffix)
     if reader is None:
-        return ReadResult(problems=[f"{source}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"], files=1)
+        yield ReadResult(problems=[f"{source}: unsupported file type (use {', '.join(sorted(SUFFIXES))})"], files=1)
+        return
     try:
         with open(path, "rb") as f:
             if _is_json_lines(f, suffix):
-                return read_jsonl_stream(f, source)
+                size = max(1, os.fstat(f.fileno()).st_size)
+                for piece in iter_jsonl_stream(f, source, papers_per_piece):
+                    piece.done = min(1.0, f.tell() / size)
+                    yield piece
+                return
             data = f.read()
     except OSError as exc:
-        return ReadResult(problems=[f"{source}: cannot read: {exc.strerror or exc}"], files=1)
+        yield ReadResult(problems=[f"{source}: cannot read: {exc.strerror or exc}"], files=1)
+        return
+    yield _read_whole(data, reader, source)
+
+
+def _read_whole(data: bytes, reader: Callable[[str, str], ReadResult], source: str) -> ReadResult:
     if not data.strip():
         return ReadResult(problems=[f"{source}: empty file"], files=1)
     try:
@@ -510,19 +577,47 @@ def read_corpus(paths: Iterable[Path | str] | None = None) -> ReadResult:
     a folder holds that cannot be read is a problem of the result.
     """
     result = ReadResult()
+    for piece in stream_corpus(paths):
+        result.extend(piece)
+    return result
+
+
+def stream_corpus(paths: Iterable[Path | str] | None = None, papers_per_piece: int = 1000) -> Iterator[ReadResult]:
+    """`read_corpus` in pieces, read as they are used: JSON Lines files in pieces of at most
+    `papers_per_piece` papers, other files one piece each. Each piece's `done` is the share of all
+    the files' bytes read so far (for progress estimates). The paths are checked before the first
+    piece (a CorpusError as for `read_corpus`)."""
+    files: list[tuple[Path, str | None]] = []
     if paths is None:
-        for path in sorted(BUNDLED_CORPUS.glob("*.txt")):
-            result.extend(read_file(path, source=BUNDLED_PREFIX + path.name))
-        return result
+        files = [(path, BUNDLED_PREFIX + path.name) for path in sorted(BUNDLED_CORPUS.glob("*.txt"))]
+        return _stream_files([], files, papers_per_piece)
     given = [Path(p) for p in paths]
     for path in given:
         problem = _unusable(path)
         if problem is not None:
             raise CorpusError(problem)
+    found = ReadResult(done=0.0)  # the problems met while looking for files
     for path in given:
-        for file in _walk(path, result) if path.is_dir() else [path]:
-            result.extend(read_file(file))
-    return result
+        files += [(file, None) for file in (_walk(path, found) if path.is_dir() else [path])]
+    return _stream_files([found], files, papers_per_piece)
+
+
+def _stream_files(first: list[ReadResult], files: list[tuple[Path, str | None]],
+                  papers_per_piece: int) -> Iterator[ReadResult]:
+    sizes = []
+    for path, _ in files:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    total = max(1, sum(sizes))
+    before = 0
+    yield from first
+    for (path, source), size in zip(files, sizes):
+        for piece in iter_file(path, source, papers_per_piece):
+            piece.done = min(1.0, (before + piece.done * size) / total)
+            yield piece
+        before += size
 
 
 def dedupe(papers: Iterable[Paper], where: Sequence[str] | None = None, problems: list[str] | None = None) -> list[Paper]:

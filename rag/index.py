@@ -9,6 +9,8 @@ time (a file lock in the data dir); readers see the last committed batch.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import queue
@@ -16,7 +18,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from .catalog import Catalog
 from .chunking import chunk_paper
+from .corpus import ReadResult
 from .datadir import BYTES_PER_CHUNK, storage_problem
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, ModelError, RagError
 from .filters import PaperTable
@@ -77,6 +81,7 @@ class IngestReport(BaseModel):
     repaired: int = 0
     orphans_removed: int = 0
     sanitized: int = 0  # papers read with control characters or escape sequences (stored without them)
+    left_out: int = 0  # papers read that were not in the categories asked for (`--category`)
     problems: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -102,21 +107,47 @@ def _advance(progress: Progress | None, total: int) -> Callable[[int], None] | N
     return lambda n: report("embed", n, total)
 
 
+def _pieces(papers: Sequence[Paper] | Iterable[ReadResult], size: int) -> Iterator[ReadResult]:
+    """The input as pieces of a corpus: a list of papers is cut into pieces of `size`."""
+    if not isinstance(papers, Sequence):
+        yield from papers
+        return
+    total = len(papers)
+    for start in range(0, total, size):
+        part = list(papers[start : start + size])
+        yield ReadResult(papers=part, where=[p.source or "input" for p in part], done=(start + len(part)) / total)
+
+
+def _estimate_total(chunks: int, todo: int, papers_in: int, unique: int, done: float, limit: int | None) -> int:
+    """The chunks this ingest will embed, extrapolated: papers still to read (from the share of the
+    input read, or from `limit`) times the chunks per paper read so far."""
+    if papers_in == 0 or todo == 0:
+        return chunks
+    left = (1.0 - done) / done * papers_in if done > 0 else 0.0
+    if limit:
+        left = min(left, max(0, limit - unique)) if done > 0 else max(0, limit - unique)
+    return chunks + round(left * chunks / papers_in)
+
+
 class BatchWriter:
     """Writes embedded batches in a thread of its own, in order, while the caller embeds the next one.
 
-    `write(batch, chunks, vectors, report)` runs for each `put`, one at a time, in the order given: each
-    batch keeps the commit order of the index (vectors -> catalog -> stale vectors), so a kill at any
-    moment still leaves at worst orphan vectors. At most one batch waits while another is written. On
-    leaving the block, the batches handed over are written (also when the caller stops with an error
-    or Ctrl-C: what was embedded is kept); a write's error is raised in the caller's thread.
+    `write(batch, chunks, vectors, places, report)` runs for each `put`, one at a time, in the order
+    given: each batch keeps the commit order of the index (vectors -> catalog -> stale vectors), so a
+    kill at any moment still leaves at worst orphan vectors. `call(fn)` runs `fn(report)` in the same
+    order (updates that must follow the batches handed over before). At most one item waits while
+    another is written; `committed` is the number of batches written so far. On leaving the block,
+    the items handed over are written (also when the caller stops with an error or Ctrl-C: what was
+    embedded is kept); a write's error is raised in the caller's thread.
     """
 
     def __init__(self, write: Callable[..., None], report: IngestReport):
         self.write = write
         self.report = report
-        self.queue: queue.Queue[tuple | None] = queue.Queue(maxsize=1)
+        self.queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
+        self.put_count = 0
+        self.committed = 0
         self.thread = threading.Thread(target=self._run, name="rag-index-writer", daemon=True)
 
     def __enter__(self) -> BatchWriter:
@@ -127,13 +158,36 @@ class BatchWriter:
         while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    self.write(*item, self.report)
+                    item()
                 except BaseException as exc:  # handed to the caller's thread
                     self.error = exc
 
-    def put(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def put(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], vectors: np.ndarray,
+            places: list[str] | None = None) -> int:
+        """Hand over one batch; its number (`committed` reaches it once it is written)."""
         self._raise()
-        self.queue.put((batch, chunks, vectors))
+        self.put_count += 1
+        number = self.put_count
+
+        def write() -> None:
+            self.write(batch, chunks, vectors, places, self.report)
+            self.committed = number
+
+        self.queue.put(write)
+        return number
+
+    def call(self, fn: Callable[[IngestReport], None]) -> int:
+        """Run `fn(report)` after what was handed over before; its number (as `put`'s)."""
+        self._raise()
+        self.put_count += 1
+        number = self.put_count
+
+        def run() -> None:
+            fn(self.report)
+            self.committed = number
+
+        self.queue.put(run)
+        return number
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -144,6 +198,34 @@ class BatchWriter:
         self.thread.join()
         if exc_info[0] is None:
             self._raise()
+
+
+@dataclass
+class Resolved:
+    """What to do with one batch read: papers to embed (with the id each replaces) and their places;
+    indexed papers read again (title -> id, sources, place); whether the limit was reached."""
+
+    todo: list[tuple[Paper, str | None]] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[str, list[str], str]] = field(default_factory=dict)
+    stop: bool = False
+
+
+class InFlight:
+    """Papers of this run handed to the writer but maybe not committed yet, by title (the catalog
+    answers for the rest): a duplicate later in the input must find them, and no more than the
+    batches in flight is held in memory."""
+
+    def __init__(self) -> None:
+        self.by_title: dict[str, tuple[int, str, list[str], str]] = {}  # title -> (batch, id, sources, place)
+
+    def get(self, title_key: str) -> tuple[str, list[str], str] | None:
+        entry = self.by_title.get(title_key)
+        return entry[1:] if entry else None
+
+    def forget_committed(self, committed: int) -> None:
+        """Drop what batches up to `committed` hold (call it before asking the catalog: it has them)."""
+        self.by_title = {key: entry for key, entry in self.by_title.items() if entry[0] > committed}
 
 
 class Index:
@@ -304,41 +386,54 @@ class Index:
         self._checked_generation = None
 
     # --- ingest ---------------------------------------------------------------------------
+    @property
+    def papers_per_batch(self) -> int:
+        """Papers embedded and committed together: more when the embedder keeps several requests in
+        flight (each batch's last requests run alone; a larger batch makes that tail a smaller share)."""
+        return PAPERS_PER_BATCH * max(1, int(getattr(self.embedder, "concurrency", 1)))
+
     def ingest(
-        self, papers: Sequence[Paper], progress: Progress | None = None, *, rebuild: bool = False,
-        on_wait: Callable[[str], object] | None = None,
+        self, papers: Sequence[Paper] | Iterable[ReadResult], progress: Progress | None = None, *,
+        rebuild: bool = False, on_wait: Callable[[str], object] | None = None, limit: int | None = None,
     ) -> IngestReport:
         """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
+
+        `papers` is a list of papers, or pieces of a corpus as `rag.corpus.stream_corpus` reads them
+        (their `papers` and `where`, in step): a stream is embedded and committed batch by batch as it
+        is read, holding no more than a few batches in memory. Within it, a paper read twice is
+        ingested once (a title read again with another abstract replaces the earlier one, a problem
+        line of the report). `limit` stops after that many distinct papers.
 
         With `rebuild`, the papers are embedded into a new index beside the current one, which is
         replaced only once the new one is complete (any failure, kill -9 included, leaves it as it was).
         Holds the data dir's writer lock throughout (waiting for another ingest if needed).
         """
         self.embedder.dimension  # noqa: B018 - load the configured embedding model first: a bad name fails before any write
+        pieces = _pieces(papers, self.papers_per_batch)
         try:
             with self.lock.hold(on_wait):
                 self._writing = True
                 try:
                     self._clear_leftovers()
                     if rebuild:
-                        return self._rebuild(papers, progress)
-                    return self._ingest(papers, progress)
+                        return self._rebuild(pieces, progress, limit)
+                    return self._ingest(pieces, progress, limit)
                 finally:
                     self._writing = False
         except (RagError, KeyboardInterrupt):
             raise
         except Exception as exc:
-            if problem := storage_problem(exc, self.dir, BYTES_PER_CHUNK * len(papers) * 3):
+            if problem := storage_problem(exc, self.dir, BYTES_PER_CHUNK * self.papers_per_batch * 3):
                 raise problem from exc
             raise
 
-    def _rebuild(self, papers: Sequence[Paper], progress: Progress | None) -> IngestReport:
+    def _rebuild(self, pieces: Iterable[ReadResult], progress: Progress | None, limit: int | None) -> IngestReport:
         target = staging_dir(self.dir)
         collection = f"{self.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}" if self.settings.chroma_url else None
         new = Index(self.settings, self.embedder, directory=target, collection=collection)
         new._writing = True
         try:
-            report = new._ingest(papers, progress)
+            report = new._ingest(pieces, progress, limit)
         finally:
             new.close()
         (target / COMPLETE).write_text("complete\n")
@@ -381,9 +476,9 @@ class Index:
         if self.dir.exists():
             shutil.rmtree(retired, ignore_errors=True)
 
-    def _ingest(self, papers: Sequence[Paper], progress: Progress | None) -> IngestReport:
+    def _ingest(self, pieces: Iterable[ReadResult], progress: Progress | None, limit: int | None) -> IngestReport:
         started = time.perf_counter()
-        report = IngestReport(unique_papers=len(papers))
+        report = IngestReport()
         catalog = self.catalog
         self.check_model()
         catalog.check_integrity()
@@ -393,33 +488,10 @@ class Index:
             report.problems.append(layout)  # catalogs from before the names table get it here
         self._drop_damaged_vectors(report)
         catalog.set_meta({"vector_state": "writing"})
-        by_title = catalog.paper_ids_by_title()
-        known_ids = set(by_title.values())
-
-        todo: list[tuple[Paper, str | None]] = []  # (paper, the id of the version it replaces)
-        source_updates: dict[str, list[str]] = {}
-        for paper in papers:
-            if paper.paper_id in known_ids:
-                report.unchanged += 1
-                old_sources = catalog.sources_of(paper.paper_id)
-                merged = old_sources + [s for s in paper.sources if s not in old_sources]
-                if merged != old_sources:
-                    source_updates[paper.paper_id] = merged
-                continue
-            old_id = by_title.get(paper.title_key)
-            if old_id is not None:
-                # Keep the sources the old version was seen in.
-                old_sources = catalog.sources_of(old_id)
-                paper = paper.model_copy(update={"sources": old_sources + [s for s in paper.sources if s not in old_sources]})
-            todo.append((paper, old_id))
-        if source_updates:
-            catalog.set_sources(source_updates)
-            report.sources_updated = len(source_updates)
-        queued = {paper.paper_id for paper, _ in todo}
-        todo += [(paper, paper.paper_id) for paper in self._repairs(report) if paper.paper_id not in queued]
-
-        if todo:
-            self._embed_and_commit(todo, report, progress)
+        catalog.begin_run()
+        repairs = self._repairs(report)
+        report.repaired = len(repairs)
+        if self._embed_and_commit(pieces, repairs, report, progress, limit):
             self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
         self._keep_vectors()
         manifest = {}
@@ -427,13 +499,11 @@ class Index:
             self.vectors.snapshot()  # so that no later read rewrites the files recorded here
             manifest = file_manifest(self.vectors_path)
         catalog.set_meta({"vector_files": json.dumps(manifest), "vector_state": "clean"})
-        report.added = sum(1 for _, old in todo if old is None)
-        report.repaired = sum(1 for paper, old in todo if old == paper.paper_id)
-        report.replaced = len(todo) - report.added - report.repaired
         report.seconds = time.perf_counter() - started
         return report
 
-    def _embed_and_commit(self, todo: list[tuple[Paper, str | None]], report: IngestReport, progress: Progress | None) -> None:
+    def _record_model(self) -> None:
+        """Before the first vectors: the embedding model and layout the index is built with."""
         embedder, catalog = self.embedder, self.catalog
         if catalog.get_meta("embedding_model") is None:
             catalog.set_meta({
@@ -448,28 +518,149 @@ class Index:
                 f"the index holds {catalog.get_meta('dimension')}-d vectors but the embedder makes "
                 f"{embedder.dimension}-d ones; run `rag ingest --rebuild`"
             )
-        todo_batches = [todo[i : i + PAPERS_PER_BATCH] for i in range(0, len(todo), PAPERS_PER_BATCH)]
-        # Chunks are cut batch by batch (the first vectors are written seconds after the start at any
-        # size); the total for the progress bar is extrapolated from the batches cut so far.
-        papers_seen = chunks_seen = 0
+
+    def _embed_and_commit(self, pieces: Iterable[ReadResult], repairs: list[Paper], report: IngestReport,
+                          progress: Progress | None, limit: int | None) -> bool:
+        """Resolve, chunk and embed the input batch by batch, handing each to the writer thread; whether
+        anything was embedded."""
+        embedder = self.embedder
+        in_flight = InFlight()
+        embedded_any = False
+        # The progress total (chunks) is extrapolated from what was read so far: the share of the
+        # input's bytes read (or of `limit`), and the chunks per paper to embed seen so far.
+        papers_in = todo_papers = chunks_seen = 0
         with BatchWriter(self._write_batch, report) as writer:
-            for batch in todo_batches:
-                chunks: list[Chunk] = [
-                    c for paper, _ in batch
-                    for c in chunk_paper(paper, embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
-                ]
-                papers_seen += len(batch)
-                chunks_seen += len(chunks)
-                total = chunks_seen + round((len(todo) - papers_seen) * chunks_seen / papers_seen)
-                if progress:
-                    progress("embed", 0, total)
-                t0 = time.perf_counter()
-                embedded = embedder.encode([c.embedded_text for c in chunks], progress=_advance(progress, total))
-                report.embed_seconds += time.perf_counter() - t0
-                writer.put(batch, chunks, embedded)
+            size = self.papers_per_batch
+            repair_batches: Iterator[tuple[list[tuple[Paper, None, str]], list[Paper], float]] = (
+                ([], repairs[i : i + size], 0.0) for i in range(0, len(repairs), size)
+            )
+            input_batches: Iterator[tuple[list[tuple[Paper, None, str]], list[Paper], float]] = (
+                (batch, [], done) for batch, done in self._batches(pieces)
+            )
+            for batch, repair, done in itertools.chain(repair_batches, input_batches):
+                if repair:  # papers of the catalog whose vectors are missing: embedded again, not input
+                    todo: list[tuple[Paper, str | None]] = [(paper, paper.paper_id) for paper in repair]
+                    places = [""] * len(todo)
+                    seen: dict[str, tuple[str, list[str], str]] = {}
+                else:
+                    papers_in += len(batch)
+                    resolved = self._resolve(batch, in_flight, writer, report, limit)
+                    todo, places, seen = resolved.todo, resolved.places, resolved.seen
+                    if resolved.stop:
+                        limit = 0  # the batch was cut at the limit: read no further
+                if todo:
+                    if not embedded_any:
+                        self._record_model()
+                        embedded_any = True
+                    chunks: list[Chunk] = [
+                        c for paper, _ in todo
+                        for c in chunk_paper(paper, embedder.count_tokens, self.settings.chunk_tokens,
+                                             self.settings.chunk_overlap)
+                    ]
+                    todo_papers += len(todo)
+                    chunks_seen += len(chunks)
+                    total = _estimate_total(chunks_seen, todo_papers, papers_in, report.unique_papers, done, limit)
+                    if progress:
+                        progress("embed", 0, total)
+                    t0 = time.perf_counter()
+                    vectors = embedder.encode([c.embedded_text for c in chunks], progress=_advance(progress, total))
+                    report.embed_seconds += time.perf_counter() - t0
+                    number = writer.put(todo, chunks, vectors, places)
+                    for (paper, _), place in zip(todo, places):
+                        if place:  # a repair is not part of the input
+                            in_flight.by_title[paper.title_key] = (number, paper.paper_id, paper.sources, place)
+                if seen:
+                    number = writer.call(functools.partial(self._note_seen, list(seen.values())))
+                    for key, entry in seen.items():
+                        in_flight.by_title[key] = (number, *entry)
+                if limit == 0:
+                    break
+        return embedded_any
+
+    def _batches(self, pieces: Iterable[ReadResult]) -> Iterator[tuple[list[tuple[Paper, None, str]], float]]:
+        """The input's papers (with their `file:line`) in batches of `papers_per_batch`, and the share
+        of the input read when the batch was complete."""
+        size = self.papers_per_batch
+        batch: list[tuple[Paper, None, str]] = []
+        done = 0.0
+        for piece in pieces:
+            done = piece.done
+            for paper, place in zip(piece.papers, piece.where):
+                batch.append((paper, None, place))
+                if len(batch) == size:
+                    yield batch, done
+                    batch = []
+        if batch:
+            yield batch, done
+
+    def _resolve(self, batch: list[tuple[Paper, None, str]], in_flight: InFlight, writer: BatchWriter,
+                 report: IngestReport, limit: int | None) -> Resolved:
+        """Decide, for each paper of a batch read, whether it is new, replaces a paper of the same title,
+        is already indexed (maybe with a new source) or was read before in this run (then it is not
+        one more distinct paper; a later abstract under the same title replaces the earlier one)."""
+        in_flight.forget_committed(writer.committed)
+        known = self.catalog.known_titles([paper.title_key for paper, _, _ in batch])
+        state: dict[str, tuple[str, list[str], str | None]] = {}  # title -> (id, sources, place in this run)
+        todo: dict[str, tuple[Paper, str | None, str]] = {}  # title -> (paper to embed, the id it replaces, place)
+        seen: dict[str, tuple[str, list[str], str]] = {}  # title -> (id, sources, place) of papers not re-embedded
+        resolved = Resolved()
+        for paper, _, place in batch:
+            key = paper.title_key
+            current = state.get(key) or in_flight.get(key) or known.get(key)
+            if current is None:
+                todo[key] = (paper, None, place)
+                state[key] = (paper.paper_id, paper.sources, place)
+                report.added += 1
+            else:
+                pid, sources, run_place = current
+                merged = sources + [s for s in paper.sources if s not in sources]
+                if pid == paper.paper_id:
+                    first_place = run_place or place
+                    if key in todo:
+                        todo[key][0].sources = merged
+                    elif run_place is None or merged != sources:
+                        seen[key] = (pid, merged, first_place)
+                    state[key] = (pid, merged, first_place)
+                    if run_place is not None:
+                        continue  # a copy of a paper this run already took
+                    report.unchanged += 1
+                else:
+                    replacement = paper.model_copy(update={"sources": merged})
+                    state[key] = (replacement.paper_id, merged, place)
+                    seen.pop(key, None)
+                    if run_place is not None:
+                        report.problems.append(f"{run_place}: replaced by {place} (the same title with another abstract)")
+                        # An earlier version in this batch was never written: it replaces what that one replaced.
+                        todo[key] = (replacement, todo[key][1] if key in todo else pid, place)
+                        continue
+                    todo[key] = (replacement, pid, place)
+                    report.replaced += 1
+            report.unique_papers += 1
+            if limit is not None and report.unique_papers >= limit:
+                resolved.stop = True
+                break
+        resolved.todo = [(paper, old) for paper, old, _ in todo.values()]
+        resolved.places = [place for _, _, place in todo.values()]
+        resolved.seen = seen
+        return resolved
+
+    def _note_seen(self, seen: list[tuple[str, list[str], str]], report: IngestReport) -> None:
+        """In the writer thread, after the batches before it: record that this run read these indexed
+        papers (a later copy is then no new paper), adding the sources they were read in."""
+        catalog = self.catalog
+        changed = {}
+        for pid, sources, _ in seen:
+            old = catalog.sources_of(pid)
+            merged = old + [s for s in sources if s not in old]
+            if merged != old:
+                changed[pid] = merged
+        if changed:
+            catalog.set_sources(changed)
+            report.sources_updated += len(changed)
+        catalog.mark_run([(pid, place) for pid, _, place in seen])
 
     def _write_batch(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], embedded: np.ndarray,
-                     report: IngestReport) -> None:
+                     places: list[str] | None, report: IngestReport) -> None:
         """Commit one embedded batch: vectors, then the catalog (with the vectors), then the removal of
         the vectors it replaced (until the catalog moved on, readers still use them)."""
         catalog, vectors = self.catalog, self.vectors
@@ -477,7 +668,7 @@ class Index:
         new_ids = {c.chunk_id for c in chunks}
         stale = [cid for cid in catalog.chunk_ids_of(replaced) if cid not in new_ids]
         vectors.add([c.chunk_id for c in chunks], embedded)
-        catalog.commit_batch([paper for paper, _ in batch], chunks, replaced, embedded)
+        catalog.commit_batch([paper for paper, _ in batch], chunks, replaced, embedded, places=places)
         vectors.delete(stale)
         report.chunks_added += len(chunks)
         report.chunks_removed += len(stale)

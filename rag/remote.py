@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +31,10 @@ CONNECT_TIMEOUT_S = 5.0
 FIRST_BACKOFF_S = 0.5
 # 502/503: a proxy whose backend is restarting, a server still loading its model: worth a retry.
 RETRY_STATUS = frozenset({502, 503})
+# A request that may be sent twice (embeddings: the same input gives the same vectors) is also
+# retried after these answers (overloaded, rate-limited, a crashed worker) and after a timeout or a
+# connection cut mid-reply.
+IDEMPOTENT_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 # The OpenAI API does not report a model's context length; the prompts here need well under 1k tokens.
 REMOTE_N_CTX = 4096
 CHARS_PER_TOKEN = 4  # English text in BPE vocabularies: ~4 characters a token (the fallback count)
@@ -173,13 +178,16 @@ class OpenAIServer:
 
     # --- requests ----------------------------------------------------------------------------------
     def send(self, method: str, path: str, payload: dict | None = None, *, stream: bool = False,
-             error: type[RagError] = ModelError, accept_errors: bool = False) -> httpx.Response:
+             error: type[RagError] = ModelError, accept_errors: bool = False,
+             idempotent: bool = False) -> httpx.Response:
         """A successful response (any response, with `accept_errors`); retried with backoff while
         the server cannot be reached.
 
         Nothing is retried once the server has accepted the request, except 502/503 answers (the
-        server or the proxy in front of it is starting up): a slow answer is not sent twice.
+        server or the proxy in front of it is starting up): a slow answer is not sent twice. An
+        `idempotent` request is also retried after a timeout, a cut connection and 429/500/504.
         """
+        retry_status = IDEMPOTENT_RETRY_STATUS if idempotent else RETRY_STATUS
         delay = FIRST_BACKOFF_S
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -190,13 +198,15 @@ class OpenAIServer:
                 if last:
                     raise self.unreachable(exc, error) from exc
             except httpx.TimeoutException as exc:
-                raise self.timed_out(error) from exc
+                if last or not idempotent:
+                    raise self.timed_out(error) from exc
             except httpx.TransportError as exc:
-                raise self.broken(exc, error) from exc
+                if last or not idempotent:
+                    raise self.broken(exc, error) from exc
             else:
-                if response.status_code < 400 or (accept_errors and response.status_code not in RETRY_STATUS):
+                if response.status_code < 400 or (accept_errors and response.status_code not in retry_status):
                     return response
-                if response.status_code in RETRY_STATUS and not last:
+                if response.status_code in retry_status and not last:
                     response.close()
                 else:
                     try:
@@ -209,8 +219,9 @@ class OpenAIServer:
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def post_json(self, path: str, payload: dict, error: type[RagError] = ModelError) -> object:
-        response = self.send("POST", path, payload, error=error)
+    def post_json(self, path: str, payload: dict, error: type[RagError] = ModelError,
+                  idempotent: bool = False) -> object:
+        response = self.send("POST", path, payload, error=error, idempotent=idempotent)
         try:
             return response.json()
         except ValueError as exc:
@@ -400,16 +411,24 @@ class OpenAIEmbedder:
     packaged all-MiniLM-L6-v2 (loaded with `tokenizers`, no torch): the OpenAI API exposes no
     tokenizer, and a 160-word-piece chunk stays far inside the 512+ token windows of served
     embedding models, whatever their own tokenizer counts.
+
+    `encode` keeps `concurrency` requests of `batch_size` texts in flight (a GPU server batches
+    concurrent requests; one at a time leaves it idle while each reply travels back); the vectors
+    come back in input order. A failed request is retried with backoff (`retries`); if it still
+    fails, `encode` raises and the requests not yet sent are dropped.
     """
 
     def __init__(self, model: str, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 retries: int = 2, batch_size: int = 16):
+                 retries: int = 2, batch_size: int = 16, concurrency: int = 4):
         self.model = model
         self.name = REMOTE_PREFIX + model
         self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
         self.engine = f"server {api_root(base_url)}"
         self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="embedding",
                                    setting="RAG_EMBEDDING_BASE_URL")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> OpenAIEmbedder:
@@ -420,7 +439,7 @@ class OpenAIEmbedder:
             )
         return cls(model, base_url, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
                    timeout=settings.request_timeout, retries=settings.request_retries,
-                   batch_size=settings.embed_batch_size)
+                   batch_size=settings.embed_batch_size, concurrency=settings.embedding_concurrency)
 
     @functools.cached_property
     def _tokenizer(self):
@@ -441,11 +460,11 @@ class OpenAIEmbedder:
         return int(self.encode_query("dimension probe").shape[0])
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Unit vectors, one per text, in order; `progress(n)` after each batch."""
+        """Unit vectors, one per text, in order; `progress(n)` after each batch (in order)."""
         rows: list[np.ndarray] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            rows.extend(self._embed_batch(batch))
+        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        for batch, batch_vectors in zip(batches, self._embed_all(batches)):
+            rows.extend(batch_vectors)
             if progress:
                 progress(len(batch))
         if not rows:
@@ -461,8 +480,28 @@ class OpenAIEmbedder:
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def _embed_all(self, batches: list[list[str]]) -> Iterator[list[np.ndarray]]:
+        """The vectors of each batch, in order, with up to `concurrency` requests in flight."""
+        if self.concurrency == 1 or len(batches) <= 1:
+            yield from map(self._embed_batch, batches)
+            return
+        pool = self._executor()
+        futures = [pool.submit(self._embed_batch, batch) for batch in batches]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:  # on an error (or a caller that stops early): send nothing more
+            for future in futures:
+                future.cancel()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rag-embed")
+            return self._pool
+
     def _embed_batch(self, batch: list[str]) -> list[np.ndarray]:
-        body = self.server.post_json("embeddings", {"model": self.model, "input": batch})
+        body = self.server.post_json("embeddings", {"model": self.model, "input": batch}, idempotent=True)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or len(data) != len(batch):
             raise self.server.garbage(f"/embeddings returned no list of {len(batch)} embeddings", ModelError)
@@ -483,4 +522,7 @@ class OpenAIEmbedder:
         return out
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         self.server.close()

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     request_retries: int = Field(
         default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
     )
+    embedding_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests an openai:NAME embedding model keeps in flight on its server during ingest.",
+    )
     # `rag serve`
     server_token: SecretStr | None = Field(
         default=None,

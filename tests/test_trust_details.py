@@ -80,13 +80,13 @@ def test_ingest_seconds_cover_reading_the_files(rag_home, small_corpus, monkeypa
 
     import rag.assistant
 
-    real = rag.assistant.read_corpus
+    real = rag.assistant.stream_corpus
 
-    def slow_read(paths):
+    def slow_read(paths, *args):
         time.sleep(0.6)
-        return real(paths)
+        yield from real(paths, *args)
 
-    monkeypatch.setattr(rag.assistant, "read_corpus", slow_read)
+    monkeypatch.setattr(rag.assistant, "stream_corpus", slow_read)
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     try:
         assert a.ingest([small_corpus]).seconds >= 0.6
