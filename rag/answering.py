@@ -35,12 +35,18 @@ class AnswerRequest:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def refusal(self, reason: str, model: str | None = None, raw: str = "",
-                dropped: Sequence[Dropped] = ()) -> Answer:
+    def refusal(self, reason: str, model: str | None = None, raw: str = "", dropped: Sequence[Dropped] = ()) -> Answer:
         self.timings.total_s = time.perf_counter() - self.started
         return Answer(
-            question=self.question, text=CANNOT_ANSWER, refused=True, standalone_question=self.standalone,
-            timings=self.timings, notices=self.notices, model=model, refusal_reason=reason, raw_text=raw,
+            question=self.question,
+            text=CANNOT_ANSWER,
+            refused=True,
+            standalone_question=self.standalone,
+            timings=self.timings,
+            notices=self.notices,
+            model=model,
+            refusal_reason=reason,
+            raw_text=raw,
             dropped=list(dropped),
         )
 
@@ -104,12 +110,20 @@ def render_prefix(prompts: dict[str, Template], passages: Sequence[Hit]) -> list
 
 def _says_cannot_answer(text: str) -> bool:
     lowered = " ".join(text.lower().split())
-    return "corpus does not answer" in lowered or "passages do not contain" in lowered or "not mentioned in the passages" in lowered
+    return (
+        "corpus does not answer" in lowered
+        or "passages do not contain" in lowered
+        or "not mentioned in the passages" in lowered
+    )
 
 
 def generate_answer(
-    request: AnswerRequest, passages: Sequence[Hit], generator: Generator, prompts: dict[str, Template],
-    settings: Settings, cancel: threading.Event,
+    request: AnswerRequest,
+    passages: Sequence[Hit],
+    generator: Generator,
+    prompts: dict[str, Template],
+    settings: Settings,
+    cancel: threading.Event,
 ) -> AnswerPipeline:
     """Stream the model's answer as events: each token as it comes, each sentence once its citation
     checks out (or why it was dropped); return the `Answer` (None if cancelled)."""
@@ -137,8 +151,9 @@ def generate_answer(
                 yield AnswerEvent("sentence", ("" if shown == 0 else " ") + out, request.elapsed(), pending=pending)
                 shown += 1
 
-    for piece in generator.stream(messages, max_tokens=settings.max_answer_tokens, stop=STOP,
-                                  temperature=settings.temperature):
+    for piece in generator.stream(
+        messages, max_tokens=settings.max_answer_tokens, stop=STOP, temperature=settings.temperature
+    ):
         if cancel.is_set():
             return None  # leaving the loop closes the model's generator: generation stops here
         if timings.first_token_s is None:
@@ -159,16 +174,26 @@ def generate_answer(
         yield AnswerEvent("dropped", sentences[-1], request.elapsed(), reason=checker.dropped[-1].reason)
     verified = checker.result()
     if not verified.citations:
-        reason = "the model said the passages do not answer it" if _says_cannot_answer(raw) else (
-            "no sentence of the model's answer was supported by a retrieved passage")
+        reason = (
+            "the model said the passages do not answer it"
+            if _says_cannot_answer(raw)
+            else ("no sentence of the model's answer was supported by a retrieved passage")
+        )
         answer = request.refusal(reason, generator.name, raw, verified.dropped)
         yield AnswerEvent("sentence", CANNOT_ANSWER, request.elapsed())
     else:
         timings.total_s = time.perf_counter() - request.started
         answer = Answer(
-            question=request.question, text=verified.text, citations=verified.citations, refused=False,
-            standalone_question=request.standalone, raw_text=raw, model=generator.name, timings=timings,
-            notices=request.notices, dropped=verified.dropped,
+            question=request.question,
+            text=verified.text,
+            citations=verified.citations,
+            refused=False,
+            standalone_question=request.standalone,
+            raw_text=raw,
+            model=generator.name,
+            timings=timings,
+            notices=request.notices,
+            dropped=verified.dropped,
         )
     answer.passages = [
         Citation(key=i, paper_id=p.paper_id, title=p.title, text=p.text) for i, p in enumerate(passages, start=1)

@@ -184,18 +184,22 @@ class Catalog:
         """title key -> (paper id, sources, where this ingest run read it or None) of the indexed papers
         with these titles (`begin_run` must have been called on this connection)."""
         with self.lock:
-            rows = list(self._rows_where_in(
-                "SELECT p.title_key, p.paper_id, p.sources, r.place FROM papers p "
-                "LEFT JOIN temp.ingest_run r ON r.paper_id = p.paper_id WHERE p.title_key IN ({})",
-                list(dict.fromkeys(title_keys)),
-            ))
+            rows = list(
+                self._rows_where_in(
+                    "SELECT p.title_key, p.paper_id, p.sources, r.place FROM papers p "
+                    "LEFT JOIN temp.ingest_run r ON r.paper_id = p.paper_id WHERE p.title_key IN ({})",
+                    list(dict.fromkeys(title_keys)),
+                )
+            )
         return {key: (pid, json.loads(sources), place) for key, pid, sources, place in rows}
 
     def begin_run(self) -> None:
         """Start remembering which papers this ingest run has read (and where), on disk in SQLite's
         temporary storage rather than in memory: a run may read millions."""
         with self.lock:
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_run (paper_id TEXT PRIMARY KEY, place TEXT NOT NULL)")
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_run (paper_id TEXT PRIMARY KEY, place TEXT NOT NULL)"
+            )
             with self.db:
                 self.db.execute("DELETE FROM temp.ingest_run")
 
@@ -222,12 +226,19 @@ class Catalog:
         out: dict[str, Paper] = {}
         rows = self._rows_where_in(
             "SELECT paper_id, title, abstract, source, sources, authors, year, url, categories "
-            "FROM papers WHERE paper_id IN ({})", ids,
+            "FROM papers WHERE paper_id IN ({})",
+            ids,
         )
         for pid, title, abstract, source, sources, authors, year, url, categories in rows:
             out[pid] = Paper(
-                title=title, abstract=abstract, source=source, sources=json.loads(sources),
-                authors=json.loads(authors), year=year, url=url, categories=json.loads(categories),
+                title=title,
+                abstract=abstract,
+                source=source,
+                sources=json.loads(sources),
+                authors=json.loads(authors),
+                year=year,
+                url=url,
+                categories=json.loads(categories),
             )
         return out
 
@@ -237,8 +248,12 @@ class Catalog:
 
     def source_names(self) -> list[str]:
         if self.filters_ready:
-            return sorted(row[0] for row in self.db.execute(
-                "SELECT name FROM sources WHERE source_id IN (SELECT DISTINCT source_id FROM paper_sources)"))
+            return sorted(
+                row[0]
+                for row in self.db.execute(
+                    "SELECT name FROM sources WHERE source_id IN (SELECT DISTINCT source_id FROM paper_sources)"
+                )
+            )
         names: set[str] = set()
         for (sources,) in self.db.execute("SELECT sources FROM papers"):
             names.update(json.loads(sources))
@@ -249,12 +264,15 @@ class Catalog:
         """chunk id -> (paper id, title, text)."""
         rows = self._rows_where_in(
             "SELECT c.chunk_id, c.paper_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) "
-            "WHERE c.chunk_id IN ({})", list(chunk_ids),
+            "WHERE c.chunk_id IN ({})",
+            list(chunk_ids),
         )
         return {cid: (pid, title, text) for cid, pid, title, text in rows}
 
     def chunk_ids_of(self, paper_ids: Iterable[str]) -> list[str]:
-        return [row[0] for row in self._rows_where_in("SELECT chunk_id FROM chunks WHERE paper_id IN ({})", list(paper_ids))]
+        return [
+            row[0] for row in self._rows_where_in("SELECT chunk_id FROM chunks WHERE paper_id IN ({})", list(paper_ids))
+        ]
 
     def all_chunk_ids(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")]
@@ -265,9 +283,11 @@ class Catalog:
 
     def iter_chunks(self) -> list[tuple[str, str, str]]:
         """Every chunk as (chunk id, title, text), in a stable order."""
-        return list(self.db.execute(
-            "SELECT c.chunk_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) ORDER BY c.rowid"
-        ))
+        return list(
+            self.db.execute(
+                "SELECT c.chunk_id, p.title, c.text FROM chunks c JOIN papers p USING(paper_id) ORDER BY c.rowid"
+            )
+        )
 
     def iter_papers(self) -> list[tuple[str, str, str]]:
         """Every paper as (paper id, title, abstract), in a stable order."""
@@ -277,7 +297,9 @@ class Catalog:
         """The chunks of these papers with their vectors (float32 rows), or None if some have none kept."""
         ids: list[str] = []
         blobs: list[bytes] = []
-        for cid, blob in self._rows_where_in("SELECT chunk_id, vector FROM chunks WHERE paper_id IN ({})", list(paper_ids)):
+        for cid, blob in self._rows_where_in(
+            "SELECT chunk_id, vector FROM chunks WHERE paper_id IN ({})", list(paper_ids)
+        ):
             if blob is None:
                 return None
             ids.append(cid)
@@ -310,8 +332,11 @@ class Catalog:
             names = dict(self.db.execute("SELECT source_id, name FROM sources"))
             return names, list(self.db.execute("SELECT paper_id, source_id FROM paper_sources"))
         ids: dict[str, int] = {}  # a catalog from before the tables: from the JSON column
-        links = [(pid, ids.setdefault(name, len(ids)))
-                 for pid, sources in self.db.execute("SELECT paper_id, sources FROM papers") for name in json.loads(sources)]
+        links = [
+            (pid, ids.setdefault(name, len(ids)))
+            for pid, sources in self.db.execute("SELECT paper_id, sources FROM papers")
+            for name in json.loads(sources)
+        ]
         return {i: name for name, i in ids.items()}, links
 
     def papers_by_author(self, name: str) -> list[str]:
@@ -324,8 +349,11 @@ class Catalog:
             query = f"SELECT DISTINCT paper_id FROM paper_authors WHERE author_id IN ({matching})"
             return [row[0] for row in self.db.execute(query, words)]
         wanted = set(words)
-        return [pid for pid, authors in self.db.execute("SELECT paper_id, authors FROM papers")
-                if any(wanted <= set(author_key(a).split()) for a in json.loads(authors))]
+        return [
+            pid
+            for pid, authors in self.db.execute("SELECT paper_id, authors FROM papers")
+            if any(wanted <= set(author_key(a).split()) for a in json.loads(authors))
+        ]
 
     def migrate(self) -> bool:
         """Writer only: create and fill the filter tables of a catalog from before them (and the chunks'
@@ -348,14 +376,21 @@ class Catalog:
 
     def chunks_without_vectors(self, limit: int, after: str = "") -> list[str]:
         """Chunk ids (in order, after `after`) whose vector the catalog does not keep."""
-        return [row[0] for row in self.db.execute(
-            "SELECT chunk_id FROM chunks WHERE vector IS NULL AND chunk_id > ? ORDER BY chunk_id LIMIT ?", (after, limit))]
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT chunk_id FROM chunks WHERE vector IS NULL AND chunk_id > ? ORDER BY chunk_id LIMIT ?",
+                (after, limit),
+            )
+        ]
 
     def set_vectors(self, vectors: dict[str, np.ndarray]) -> None:
         """Writer only: keep these chunks' vectors (filling a catalog from before they were kept)."""
         with self.db:
-            self.db.executemany("UPDATE chunks SET vector = ? WHERE chunk_id = ?",
-                                [(np.asarray(v, dtype=VECTOR_DTYPE).tobytes(), cid) for cid, v in vectors.items()])
+            self.db.executemany(
+                "UPDATE chunks SET vector = ? WHERE chunk_id = ?",
+                [(np.asarray(v, dtype=VECTOR_DTYPE).tobytes(), cid) for cid, v in vectors.items()],
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -383,8 +418,10 @@ class Catalog:
     def _link(self, paper_id: str, sources: Sequence[str], authors: Sequence[str] | None) -> None:
         """Record a paper's sources (and authors) in the filter tables; inside the caller's transaction."""
         self.db.execute("DELETE FROM paper_sources WHERE paper_id = ?", (paper_id,))
-        self.db.executemany("INSERT OR IGNORE INTO paper_sources VALUES (?, ?)",
-                            [(paper_id, self._id_of("sources", "name", s, self._source_ids)) for s in sources])
+        self.db.executemany(
+            "INSERT OR IGNORE INTO paper_sources VALUES (?, ?)",
+            [(paper_id, self._id_of("sources", "name", s, self._source_ids)) for s in sources],
+        )
         if authors is None:
             return
         self.db.execute("DELETE FROM paper_authors WHERE paper_id = ?", (paper_id,))
@@ -395,16 +432,18 @@ class Catalog:
             known = key in self._author_ids
             author_id = self._id_of("authors", "name_key", key, self._author_ids)
             if not known:
-                self.db.executemany("INSERT OR IGNORE INTO author_words VALUES (?, ?)",
-                                    [(word, author_id) for word in set(key.split())])
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO author_words VALUES (?, ?)", [(word, author_id) for word in set(key.split())]
+                )
             self.db.execute("INSERT OR IGNORE INTO paper_authors VALUES (?, ?)", (paper_id, author_id))
 
     # --- names ------------------------------------------------------------------------
     def papers_named(self, keys: Sequence[str]) -> dict[str, list[str]]:
         """name key -> the papers that go by that name (their title's lead, a method their abstract introduces)."""
         out: dict[str, list[str]] = {}
-        for key, pid in self._rows_where_in("SELECT name_key, paper_id FROM paper_names WHERE name_key IN ({})",
-                                             list(dict.fromkeys(keys))):
+        for key, pid in self._rows_where_in(
+            "SELECT name_key, paper_id FROM paper_names WHERE name_key IN ({})", list(dict.fromkeys(keys))
+        ):
             out.setdefault(key, []).append(pid)
         return out
 
@@ -415,14 +454,22 @@ class Catalog:
         rows = list(self.db.execute("SELECT paper_id, title, abstract FROM papers"))
         with self.db:
             self.db.execute("DELETE FROM paper_names")
-            self.db.executemany("INSERT OR IGNORE INTO paper_names VALUES (?, ?)",
-                                [(name_key(n), pid) for pid, title, abstract in rows for n in own_names(title, abstract)])
+            self.db.executemany(
+                "INSERT OR IGNORE INTO paper_names VALUES (?, ?)",
+                [(name_key(n), pid) for pid, title, abstract in rows for n in own_names(title, abstract)],
+            )
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('names_version', ?)", (NAMES_VERSION,))
         return len(rows)
 
     # --- writes -------------------------------------------------------------------------
-    def commit_batch(self, papers: Sequence[Paper], chunks: Sequence[Chunk], removed: Sequence[str],
-                     vectors: np.ndarray | None = None, places: Sequence[str] | None = None) -> None:
+    def commit_batch(
+        self,
+        papers: Sequence[Paper],
+        chunks: Sequence[Chunk],
+        removed: Sequence[str],
+        vectors: np.ndarray | None = None,
+        places: Sequence[str] | None = None,
+    ) -> None:
         """One atomic step: drop replaced papers, record new papers and their chunks (with their vectors,
         row i of `vectors` for chunk i); with `places`, where this ingest run read each paper (see `begin_run`)."""
         if vectors is not None and len(vectors) != len(chunks):
@@ -431,14 +478,26 @@ class Catalog:
         filters = self.filters_ready
         with self.lock, self._transaction():
             if places is not None:
-                self.db.executemany("INSERT OR REPLACE INTO temp.ingest_run VALUES (?, ?)",
-                                    [(p.paper_id, place) for p, place in zip(papers, places) if place])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO temp.ingest_run VALUES (?, ?)",
+                    [(p.paper_id, place) for p, place in zip(papers, places) if place],
+                )
             self.db.executemany("DELETE FROM papers WHERE paper_id = ?", [(pid,) for pid in removed])
             self.db.executemany(
                 "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (p.paper_id, p.title_key, p.title, p.abstract, p.source, json.dumps(p.sources),
-                     json.dumps(p.authors), p.year, p.url, json.dumps(p.categories))
+                    (
+                        p.paper_id,
+                        p.title_key,
+                        p.title,
+                        p.abstract,
+                        p.source,
+                        json.dumps(p.sources),
+                        json.dumps(p.authors),
+                        p.year,
+                        p.url,
+                        json.dumps(p.categories),
+                    )
                     for p in papers
                 ],
             )
@@ -470,5 +529,6 @@ class Catalog:
                 for pid, sources in updates.items():
                     self._link(pid, sources, None)
             self.db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('sources_version', ?)", (str(self.sources_version + 1),)
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('sources_version', ?)",
+                (str(self.sources_version + 1),),
             )

@@ -33,7 +33,9 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus
 # ... unless it only links a claim of its own to it ("This suggests that <claim>"): then the claim is judged alone.
 _LINKS_BACK = re.compile(
     r"^(?:this|these|that|it|they)\s+(?:\w+\s+)?(?:suggests?|shows?|indicates?|means?|implies|demonstrates?|confirms?)"
-    r"\s+that\b[\s,]*(?P<claim>.+)$", re.IGNORECASE | re.S)
+    r"\s+that\b[\s,]*(?P<claim>.+)$",
+    re.IGNORECASE | re.S,
+)
 
 # Where a sentence joining two papers turns from one to the other.
 _CLAUSE = re.compile(r";|,?\s+(?:while|whereas|compared (?:to|with)|versus|vs\.?|but|and(?=\s+\S*[A-Z0-9]))\s+")
@@ -77,12 +79,16 @@ class Evidence:
 
     @classmethod
     def joined(cls, parts: Sequence[Evidence]) -> Evidence:
-        return cls(" ".join(p.text for p in parts), [s for p in parts for s in p.sentences],
-                   set().union(*(p.aliases for p in parts)))
+        return cls(
+            " ".join(p.text for p in parts),
+            [s for p in parts for s in p.sentences],
+            set().union(*(p.aliases for p in parts)),
+        )
 
 
-def judge(claim: str, evidence: Evidence, asked: frozenset[str] = frozenset(),
-          asked_names: frozenset[str] = frozenset()) -> tuple[float, str | None, str | None]:
+def judge(
+    claim: str, evidence: Evidence, asked: frozenset[str] = frozenset(), asked_names: frozenset[str] = frozenset()
+) -> tuple[float, str | None, str | None]:
     """(share of the claim's words the evidence holds, why it cannot hold at all, the passage sentence it rests on).
 
     The share is 0 with a reason when a number, name, link or the stance is not in the evidence. Words
@@ -169,7 +175,9 @@ class CitationChecker:
                 own = [any(holds(a, f) and not holds(b, f) for f in facts) for a, b in ((i, j), (j, i))]
                 if not all(own) or not self._numbers_with_their_subjects(body, [i, j]):
                     continue
-                score, why, _ = judge(body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked, self.asked_names)
+                score, why, _ = judge(
+                    body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked, self.asked_names
+                )
                 if why is None and score >= self.min_support and (best is None or score > best[0]):
                     best = (score, [i, j])
         return best[1] if best else None
@@ -221,8 +229,11 @@ class CitationChecker:
             # One sentence joining two papers ("X reports 83.8% [1] while Y reports 85.4% [2]").
             ok, why, _ = self._supports(body, Evidence.joined([self.evidence[i] for i in keys]))
             claim_words = content_words(body) | numbers(body)
-            if (ok and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys)
-                    and self._numbers_with_their_subjects(body, keys)):
+            if (
+                ok
+                and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys)
+                and self._numbers_with_their_subjects(body, keys)
+            ):
                 cited = keys
                 bases = {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in keys}
             reason = reason or why
@@ -236,8 +247,9 @@ class CitationChecker:
             elif pair := self._pair(body):
                 cited, bases = pair, {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in pair}
             else:
-                self.drop(sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1]
-                          or "no passage holds it")
+                self.drop(
+                    sentence, reason or self._supports(body, Evidence.joined(self.evidence))[1] or "no passage holds it"
+                )
                 return None
             self.repaired += 1
         self._false_before = False
@@ -255,8 +267,13 @@ class CitationChecker:
 
     def result(self) -> Verified:
         citations = [
-            Citation(key=n, paper_id=self.passages[i].paper_id, title=self.passages[i].title, text=self.passages[i].text,
-                     sentences=self.basis.get(i, []))
+            Citation(
+                key=n,
+                paper_id=self.passages[i].paper_id,
+                title=self.passages[i].title,
+                text=self.passages[i].text,
+                sentences=self.basis.get(i, []),
+            )
             for n, i in enumerate(self.order, start=1)
         ]
         return Verified(text=" ".join(self.kept), citations=citations, dropped=self.dropped, repaired=self.repaired)

@@ -113,8 +113,9 @@ def _dirty(values: Iterable[object]) -> bool:
     return False
 
 
-def _make_paper(result: ReadResult, where: str, source: str, title: object, abstract: object,
-                raw: Iterable[object] = (), **extra) -> None:
+def _make_paper(
+    result: ReadResult, where: str, source: str, title: object, abstract: object, raw: Iterable[object] = (), **extra
+) -> None:
     """Add the paper, or a problem `where: reason`; `raw` are the record's other raw field values
     (only looked at to count records that held control characters)."""
     if not isinstance(title, str) or not clean(title):
@@ -196,7 +197,11 @@ def _paper_from_record(result: ReadResult, where: str, source: str, record: dict
         url = f"https://arxiv.org/abs/{arxiv_id}"
     year = _year(record.get("year")) or _year(record.get("update_date")) or _year(record.get("published"))
     _make_paper(
-        result, where, source, record.get("title"), record.get("abstract", record.get("summary")),
+        result,
+        where,
+        source,
+        record.get("title"),
+        record.get("abstract", record.get("summary")),
         raw=[record.get("authors"), record.get("url"), record.get("categories")],
         authors=_string_list(record.get("authors"), r",\s*|\s+and\s+"),
         year=year,
@@ -378,7 +383,11 @@ def _read_csv_rows(result: ReadResult, text: str, source: str) -> None:
         where = f"{source}:{reader.line_num}"
         authors = row.get(columns.get("authors", ""), "") or ""
         _make_paper(
-            result, where, source, row.get(title_col), row.get(abstract_col),
+            result,
+            where,
+            source,
+            row.get(title_col),
+            row.get(abstract_col),
             raw=[authors, row.get(columns.get("url", ""), "")],
             authors=_string_list(authors, r";\s*|,\s*|\s+and\s+"),
             year=_year(row.get(columns.get("year", ""), "")),
@@ -452,7 +461,11 @@ def read_bibtex(text: str, source: str) -> ReadResult:
             continue
         url = clean(fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else "")) or None
         _make_paper(
-            result, where, source, _latex_to_text(fields.get("title", "")), _latex_to_text(fields["abstract"]),
+            result,
+            where,
+            source,
+            _latex_to_text(fields.get("title", "")),
+            _latex_to_text(fields["abstract"]),
             raw=[fields.get("title"), fields.get("abstract"), fields.get("author"), url, fields.get("keywords")],
             authors=_string_list(_latex_to_text(fields.get("author", "")), r"\s+and\s+"),
             year=_year(fields.get("year")),
@@ -552,6 +565,7 @@ def _unusable(path: Path) -> str | None:
 def _walk(folder: Path, result: ReadResult) -> Iterator[Path]:
     """Corpus files under `folder`, sorted; unreadable folders and broken or looping links are
     reported (and counted as files when they look like corpus files) instead of being skipped."""
+
     def unreadable(exc: OSError) -> None:
         result.problems.append(f"{exc.filename}: cannot read the folder: {exc.strerror}")
 
@@ -602,8 +616,9 @@ def stream_corpus(paths: Iterable[Path | str] | None = None, papers_per_piece: i
     return _stream_files([found], files, papers_per_piece)
 
 
-def _stream_files(first: list[ReadResult], files: list[tuple[Path, str | None]],
-                  papers_per_piece: int) -> Iterator[ReadResult]:
+def _stream_files(
+    first: list[ReadResult], files: list[tuple[Path, str | None]], papers_per_piece: int
+) -> Iterator[ReadResult]:
     sizes = []
     for path, _ in files:
         try:
@@ -620,7 +635,9 @@ def _stream_files(first: list[ReadResult], files: list[tuple[Path, str | None]],
         before += size
 
 
-def dedupe(papers: Iterable[Paper], where: Sequence[str] | None = None, problems: list[str] | None = None) -> list[Paper]:
+def dedupe(
+    papers: Iterable[Paper], where: Sequence[str] | None = None, problems: list[str] | None = None
+) -> list[Paper]:
     """One paper per normalised title, remembering every source it was seen in.
 
     When one title comes with two different abstracts, the last one read wins (a newer file
@@ -646,4 +663,3 @@ def dedupe(papers: Iterable[Paper], where: Sequence[str] | None = None, problems
         kept.sources = sources  # a new list: the one it replaces may be shared with the reader's copy
         by_title[key] = (kept, first)
     return [paper for paper, _ in by_title.values()]
-

@@ -162,8 +162,13 @@ class BatchWriter:
                 except BaseException as exc:  # handed to the caller's thread
                     self.error = exc
 
-    def put(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], vectors: np.ndarray,
-            places: list[str] | None = None) -> int:
+    def put(
+        self,
+        batch: list[tuple[Paper, str | None]],
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        places: list[str] | None = None,
+    ) -> int:
         """Hand over one batch; its number (`committed` reaches it once it is written)."""
         self._raise()
         self.put_count += 1
@@ -229,8 +234,9 @@ class InFlight:
 
 
 class Index:
-    def __init__(self, settings: Settings, embedder: Embedder, *, directory: Path | None = None,
-                 collection: str | None = None):
+    def __init__(
+        self, settings: Settings, embedder: Embedder, *, directory: Path | None = None, collection: str | None = None
+    ):
         """The index in `settings.index_dir` (or in `directory`, for a rebuild's new index)."""
         self.settings = settings
         self.embedder = embedder
@@ -320,8 +326,10 @@ class Index:
         recorded = self.catalog.get_meta("chunk_tokens")
         if recorded is None or int(recorded) == self.settings.chunk_tokens:
             return None
-        return (f"the index's chunks were cut at {recorded} word pieces, the settings ask for {self.settings.chunk_tokens} "
-                "(RAG_CHUNK_TOKENS); `rag ingest --rebuild` re-embeds the indexed papers with the new size")
+        return (
+            f"the index's chunks were cut at {recorded} word pieces, the settings ask for {self.settings.chunk_tokens} "
+            "(RAG_CHUNK_TOKENS); `rag ingest --rebuild` re-embeds the indexed papers with the new size"
+        )
 
     def open_for_search(self) -> None:
         """Check once per catalog generation that the index is there and consistent."""
@@ -393,8 +401,13 @@ class Index:
         return PAPERS_PER_BATCH * max(1, int(getattr(self.embedder, "concurrency", 1)))
 
     def ingest(
-        self, papers: Sequence[Paper] | Iterable[ReadResult], progress: Progress | None = None, *,
-        rebuild: bool = False, on_wait: Callable[[str], object] | None = None, limit: int | None = None,
+        self,
+        papers: Sequence[Paper] | Iterable[ReadResult],
+        progress: Progress | None = None,
+        *,
+        rebuild: bool = False,
+        on_wait: Callable[[str], object] | None = None,
+        limit: int | None = None,
     ) -> IngestReport:
         """Add new papers, replace changed ones, record new sources of known ones, repair what a crash left.
 
@@ -429,7 +442,9 @@ class Index:
 
     def _rebuild(self, pieces: Iterable[ReadResult], progress: Progress | None, limit: int | None) -> IngestReport:
         target = staging_dir(self.dir)
-        collection = f"{self.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}" if self.settings.chroma_url else None
+        collection = (
+            f"{self.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}" if self.settings.chroma_url else None
+        )
         new = Index(self.settings, self.embedder, directory=target, collection=collection)
         new._writing = True
         try:
@@ -456,8 +471,9 @@ class Index:
 
     def _drop_server_collection(self, name: str) -> None:
         try:
-            VectorStore(self.vectors_path, collection=name, url=self.settings.chroma_url,
-                        headers=self.settings.chroma_headers).drop()
+            VectorStore(
+                self.vectors_path, collection=name, url=self.settings.chroma_url, headers=self.settings.chroma_headers
+            ).drop()
         except RagError:
             pass  # the server is gone: the old collection stays there, unused
 
@@ -506,21 +522,29 @@ class Index:
         """Before the first vectors: the embedding model and layout the index is built with."""
         embedder, catalog = self.embedder, self.catalog
         if catalog.get_meta("embedding_model") is None:
-            catalog.set_meta({
-                "format": FORMAT_VERSION,
-                "embedding_model": embedder.name,
-                "dimension": embedder.dimension,
-                "chunk_tokens": self.settings.chunk_tokens,
-                **({"chroma_collection": self.collection_name} if self.settings.chroma_url else {}),
-            })
+            catalog.set_meta(
+                {
+                    "format": FORMAT_VERSION,
+                    "embedding_model": embedder.name,
+                    "dimension": embedder.dimension,
+                    "chunk_tokens": self.settings.chunk_tokens,
+                    **({"chroma_collection": self.collection_name} if self.settings.chroma_url else {}),
+                }
+            )
         elif int(catalog.get_meta("dimension") or 0) != embedder.dimension:
             raise IndexMismatchError(
                 f"the index holds {catalog.get_meta('dimension')}-d vectors but the embedder makes "
                 f"{embedder.dimension}-d ones; run `rag ingest --rebuild`"
             )
 
-    def _embed_and_commit(self, pieces: Iterable[ReadResult], repairs: list[Paper], report: IngestReport,
-                          progress: Progress | None, limit: int | None) -> bool:
+    def _embed_and_commit(
+        self,
+        pieces: Iterable[ReadResult],
+        repairs: list[Paper],
+        report: IngestReport,
+        progress: Progress | None,
+        limit: int | None,
+    ) -> bool:
         """Resolve, chunk and embed the input batch by batch, handing each to the writer thread; whether
         anything was embedded."""
         embedder = self.embedder
@@ -553,9 +577,11 @@ class Index:
                         self._record_model()
                         embedded_any = True
                     chunks: list[Chunk] = [
-                        c for paper, _ in todo
-                        for c in chunk_paper(paper, embedder.count_tokens, self.settings.chunk_tokens,
-                                             self.settings.chunk_overlap)
+                        c
+                        for paper, _ in todo
+                        for c in chunk_paper(
+                            paper, embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap
+                        )
                     ]
                     todo_papers += len(todo)
                     chunks_seen += len(chunks)
@@ -593,8 +619,14 @@ class Index:
         if batch:
             yield batch, done
 
-    def _resolve(self, batch: list[tuple[Paper, None, str]], in_flight: InFlight, writer: BatchWriter,
-                 report: IngestReport, limit: int | None) -> Resolved:
+    def _resolve(
+        self,
+        batch: list[tuple[Paper, None, str]],
+        in_flight: InFlight,
+        writer: BatchWriter,
+        report: IngestReport,
+        limit: int | None,
+    ) -> Resolved:
         """Decide, for each paper of a batch read, whether it is new, replaces a paper of the same title,
         is already indexed (maybe with a new source) or was read before in this run (then it is not
         one more distinct paper; a later abstract under the same title replaces the earlier one)."""
@@ -629,7 +661,9 @@ class Index:
                     state[key] = (replacement.paper_id, merged, place)
                     seen.pop(key, None)
                     if run_place is not None:
-                        report.problems.append(f"{run_place}: replaced by {place} (the same title with another abstract)")
+                        report.problems.append(
+                            f"{run_place}: replaced by {place} (the same title with another abstract)"
+                        )
                         # An earlier version in this batch was never written: it replaces what that one replaced.
                         todo[key] = (replacement, todo[key][1] if key in todo else pid, place)
                         continue
@@ -659,8 +693,14 @@ class Index:
             report.sources_updated += len(changed)
         catalog.mark_run([(pid, place) for pid, _, place in seen])
 
-    def _write_batch(self, batch: list[tuple[Paper, str | None]], chunks: list[Chunk], embedded: np.ndarray,
-                     places: list[str] | None, report: IngestReport) -> None:
+    def _write_batch(
+        self,
+        batch: list[tuple[Paper, str | None]],
+        chunks: list[Chunk],
+        embedded: np.ndarray,
+        places: list[str] | None,
+        report: IngestReport,
+    ) -> None:
         """Commit one embedded batch: vectors, then the catalog (with the vectors), then the removal of
         the vectors it replaced (until the catalog moved on, readers still use them)."""
         catalog, vectors = self.catalog, self.vectors
@@ -731,7 +771,8 @@ class Index:
             papers=catalog.paper_count(),
             chunks=catalog.chunk_count(),
             vectors=self.vectors.count(),
-            vector_store=f"{self.settings.chroma_url} ({self.settings.chroma_collection})" if self.settings.chroma_url
+            vector_store=f"{self.settings.chroma_url} ({self.settings.chroma_collection})"
+            if self.settings.chroma_url
             else "embedded",
             embedding_model=catalog.get_meta("embedding_model"),
             dimension=int(dimension) if dimension else None,

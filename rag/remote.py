@@ -128,8 +128,16 @@ class OpenAIServer:
     error messages, which say what to do.
     """
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 120.0, retries: int = 2,
-                 what: str = "model", setting: str = "RAG_BASE_URL"):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 2,
+        what: str = "model",
+        setting: str = "RAG_BASE_URL",
+    ):
         self.root = api_root(base_url)
         self.timeout = timeout
         self.retries = retries
@@ -177,9 +185,17 @@ class OpenAIServer:
         return error(f"the {self.what} server at {self.root} answered HTTP {code} to {path} ({message}); {hint}")
 
     # --- requests ----------------------------------------------------------------------------------
-    def send(self, method: str, path: str, payload: dict | None = None, *, stream: bool = False,
-             error: type[RagError] = ModelError, accept_errors: bool = False,
-             idempotent: bool = False) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        payload: dict | None = None,
+        *,
+        stream: bool = False,
+        error: type[RagError] = ModelError,
+        accept_errors: bool = False,
+        idempotent: bool = False,
+    ) -> httpx.Response:
         """A successful response (any response, with `accept_errors`); retried with backoff while
         the server cannot be reached.
 
@@ -219,8 +235,9 @@ class OpenAIServer:
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def post_json(self, path: str, payload: dict, error: type[RagError] = ModelError,
-                  idempotent: bool = False) -> object:
+    def post_json(
+        self, path: str, payload: dict, error: type[RagError] = ModelError, idempotent: bool = False
+    ) -> object:
         response = self.send("POST", path, payload, error=error, idempotent=idempotent)
         try:
             return response.json()
@@ -234,13 +251,22 @@ class OpenAIServer:
 class OpenAIGenerator:
     """A chat model on an OpenAI-compatible server, streamed (`--model openai:NAME --base-url URL`)."""
 
-    def __init__(self, model: str, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 retries: int = 2, n_ctx: int = REMOTE_N_CTX):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 2,
+        n_ctx: int = REMOTE_N_CTX,
+    ):
         self.model = model
         self.name = REMOTE_PREFIX + model
         self.n_ctx = n_ctx
-        self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="model",
-                                   setting="RAG_BASE_URL")
+        self.server = OpenAIServer(
+            base_url, api_key=api_key, timeout=timeout, retries=retries, what="model", setting="RAG_BASE_URL"
+        )
         self._count: Callable[[str], int] | None = None
         self._sampling: dict[str, float] = {}  # server-specific fields, found by the same probe
         self._lock = threading.Lock()
@@ -251,8 +277,13 @@ class OpenAIGenerator:
             raise ModelError(
                 f"model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_BASE_URL or pass --base-url"
             )
-        return cls(model, settings.base_url, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-                   timeout=settings.request_timeout, retries=settings.request_retries)
+        return cls(
+            model,
+            settings.base_url,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            timeout=settings.request_timeout,
+            retries=settings.request_retries,
+        )
 
     def check(self) -> None:
         """Fail now, with one line, if the server is down or is not an OpenAI-compatible one."""
@@ -283,11 +314,17 @@ class OpenAIGenerator:
 
     def _pick_counter(self) -> Callable[[str], int]:
         server_root = self.server.root.removesuffix("/v1")
-        candidates: list[tuple[str, Callable[[str], dict], Callable[[object], int]]] = [
-            (server_root + "/extras/tokenize/count", lambda t: {"model": self.model, "input": t},
-             lambda body: int(body["count"])),  # type: ignore[index]
-            (server_root + "/tokenize", lambda t: {"content": t, "add_special": False},
-             lambda body: len(body["tokens"])),  # type: ignore[index]
+        candidates: list[tuple[str, Callable[[str], dict], Callable[[dict], int]]] = [
+            (
+                server_root + "/extras/tokenize/count",
+                lambda t: {"model": self.model, "input": t},
+                lambda body: int(body["count"]),
+            ),
+            (
+                server_root + "/tokenize",
+                lambda t: {"content": t, "add_special": False},
+                lambda body: len(body["tokens"]),
+            ),
         ]
         for url, request, read in candidates:
             response = self.server.send("POST", url, request("probe text"), error=GenerationError, accept_errors=True)
@@ -320,8 +357,11 @@ class OpenAIGenerator:
         # temperature 0 is greedy decoding on llama.cpp, vLLM and Ollama alike; server-specific
         # sampling fields go only to the server known to take them (strict servers reject unknown ones).
         payload: dict = {
-            "model": self.model, "messages": list(messages), "max_tokens": max_tokens,
-            "temperature": temperature, "stream": True,
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
         }
         if stop:
             payload["stop"] = list(stop)[:4]  # the OpenAI API takes at most 4
@@ -335,8 +375,9 @@ class OpenAIGenerator:
         try:
             content_type = response.headers.get("content-type", "")
             if "text/event-stream" not in content_type:
-                raise server.garbage(f"a reply of type {content_type or 'unknown'!r}, not an event stream",
-                                     GenerationError)
+                raise server.garbage(
+                    f"a reply of type {content_type or 'unknown'!r}, not an event stream", GenerationError
+                )
             finished = False
             tokens = chars = 0
             for data in iter_sse_data(iter_lines_until(response.iter_bytes(), deadline)):
@@ -418,15 +459,30 @@ class OpenAIEmbedder:
     fails, `encode` raises and the requests not yet sent are dropped.
     """
 
-    def __init__(self, model: str, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 retries: int = 2, batch_size: int = 16, concurrency: int = 4):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 2,
+        batch_size: int = 16,
+        concurrency: int = 4,
+    ):
         self.model = model
         self.name = REMOTE_PREFIX + model
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
         self.engine = f"server {api_root(base_url)}"
-        self.server = OpenAIServer(base_url, api_key=api_key, timeout=timeout, retries=retries, what="embedding",
-                                   setting="RAG_EMBEDDING_BASE_URL")
+        self.server = OpenAIServer(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            what="embedding",
+            setting="RAG_EMBEDDING_BASE_URL",
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -437,9 +493,15 @@ class OpenAIEmbedder:
             raise ModelError(
                 f"embedding model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_EMBEDDING_BASE_URL"
             )
-        return cls(model, base_url, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-                   timeout=settings.request_timeout, retries=settings.request_retries,
-                   batch_size=settings.embed_batch_size, concurrency=settings.embedding_concurrency)
+        return cls(
+            model,
+            base_url,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            timeout=settings.request_timeout,
+            retries=settings.request_retries,
+            batch_size=settings.embed_batch_size,
+            concurrency=settings.embedding_concurrency,
+        )
 
     @functools.cached_property
     def _tokenizer(self):

@@ -39,8 +39,16 @@ class Retriever:
         self.settings = settings
 
     def search(
-        self, query: str, k: int = 10, *, mode: Mode = "hybrid", source: str | None = None, year: int | None = None,
-        author: str | None = None, since: int | None = None, until: int | None = None,
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        source: str | None = None,
+        year: int | None = None,
+        author: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
     ) -> list[Hit]:
         """The k best papers, each with its passage that best matches the query.
 
@@ -79,8 +87,11 @@ class Retriever:
         named = self._named_papers(query)
         if table is not None and mask is not None:
             named = {pid for pid in named if (i := table.position.get(pid)) is not None and mask[i]}
-        ranked = [pid for pid in ranked if pid in named] + sorted(named - set(ranked)) + \
-            [pid for pid in ranked if pid not in named]
+        ranked = (
+            [pid for pid in ranked if pid in named]
+            + sorted(named - set(ranked))
+            + [pid for pid in ranked if pid not in named]
+        )
 
         papers = catalog.get_papers(ranked[: k * 2])  # a few spare: a paper may have left the catalog
         picked = [pid for pid in ranked[: k * 2] if pid in papers][:k]
@@ -91,15 +102,26 @@ class Retriever:
                 continue  # committed vectors whose catalog rows are gone: never show them
             cid, text = passages[pid]
             paper = papers[pid]
-            hits.append(Hit(
-                chunk_id=cid, paper_id=pid, title=paper.title, text=text, score=fused.get(pid, 0.0),
-                dense_rank=dense_rank.get(pid), lexical_rank=lexical_rank.get(pid),
-                dense_score=best_chunk[pid][1] if pid in best_chunk else None, named=pid in named,
-                sources=paper.sources, year=paper.year,
-            ))
+            hits.append(
+                Hit(
+                    chunk_id=cid,
+                    paper_id=pid,
+                    title=paper.title,
+                    text=text,
+                    score=fused.get(pid, 0.0),
+                    dense_rank=dense_rank.get(pid),
+                    lexical_rank=lexical_rank.get(pid),
+                    dense_score=best_chunk[pid][1] if pid in best_chunk else None,
+                    named=pid in named,
+                    sources=paper.sources,
+                    year=paper.year,
+                )
+            )
         return hits
 
-    def _dense(self, vector: np.ndarray, n: int, table: PaperTable | None, mask: np.ndarray | None) -> list[tuple[str, float]]:
+    def _dense(
+        self, vector: np.ndarray, n: int, table: PaperTable | None, mask: np.ndarray | None
+    ) -> list[tuple[str, float]]:
         """The n nearest chunks as (chunk id, cosine), only of the papers `mask` keeps.
 
         Chroma's own filters cost time linear in the chunks they keep (measured in BENCHMARKS "Scale"),
@@ -133,17 +155,23 @@ class Retriever:
                 out.append((cid, score))
         return out[:n]
 
-    def _passages(self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]]) -> dict[str, tuple[str, str]]:
+    def _passages(
+        self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]]
+    ) -> dict[str, tuple[str, str]]:
         """paper id -> (chunk id, text) of its passage: its best dense chunk, else the chunk sharing most query words."""
         catalog = self.index.catalog
         wanted = [best_chunk[pid][0] for pid in paper_ids if pid in best_chunk]
         others = [pid for pid in paper_ids if pid not in best_chunk]
         candidates = catalog.chunk_ids_of(others)
         rows = catalog.get_chunks(wanted + candidates)
-        out = {pid: (cid, rows[cid][2]) for pid in paper_ids if pid in best_chunk and (cid := best_chunk[pid][0]) in rows}
+        out = {
+            pid: (cid, rows[cid][2]) for pid in paper_ids if pid in best_chunk and (cid := best_chunk[pid][0]) in rows
+        }
         words = content_words(query)
         ordered = [cid for cid in sorted(candidates, key=lambda c: int(c.rsplit(":", 1)[1])) if cid in rows]
-        overlaps = [len(words & set(tokens)) for tokens in tokenize([rows[cid][2] for cid in ordered])] if ordered else []
+        overlaps = (
+            [len(words & set(tokens)) for tokens in tokenize([rows[cid][2] for cid in ordered])] if ordered else []
+        )
         best: dict[str, int] = {}  # paper -> the overlap of its passage so far
         for cid, overlap in zip(ordered, overlaps):
             pid, _, text = rows[cid]
@@ -174,6 +202,13 @@ class Retriever:
             if paper is None or not rows:
                 return hits  # the paper left the index since it was cited
             chunk_id, (_, title, text) = next(iter(rows.items()))
-            topic = Hit(chunk_id=chunk_id, paper_id=paper_id, title=title, text=text, score=0.0,
-                        sources=paper.sources, year=paper.year)
+            topic = Hit(
+                chunk_id=chunk_id,
+                paper_id=paper_id,
+                title=title,
+                text=text,
+                score=0.0,
+                sources=paper.sources,
+                year=paper.year,
+            )
         return [topic, *others][: max(len(hits), 1)]

@@ -97,8 +97,14 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
 class VectorStore:
     """Chroma, embedded under `path`, or on the server at `url` (then `path` is unused)."""
 
-    def __init__(self, path: Path, *, collection: str = COLLECTION, url: str | None = None,
-                 headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        collection: str = COLLECTION,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         self.path = path
         self.url = url
         self.collection_name = collection
@@ -170,8 +176,13 @@ class VectorStore:
     def count(self) -> int:
         return self._call(self.collection.count)
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None,
-            metadatas: Sequence[dict] | None = None) -> None:
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        texts: Sequence[str] | None = None,
+        metadatas: Sequence[dict] | None = None,
+    ) -> None:
         """Store vectors (upsert: re-running a batch after a crash must not duplicate anything).
 
         The index sends ids and vectors only: the catalog holds the texts, and Chroma's copy of them
@@ -215,7 +226,10 @@ class VectorStore:
         """The stored vectors of these ids (those Chroma has)."""
         result = self._call(lambda: self.collection.get(ids=list(ids), include=["embeddings"]))
         embeddings = result["embeddings"]
-        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(result["ids"], embeddings if embeddings is not None else [])}
+        return {
+            cid: np.asarray(v, dtype=np.float32)
+            for cid, v in zip(result["ids"], embeddings if embeddings is not None else [])
+        }
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), 1000):
@@ -225,9 +239,11 @@ class VectorStore:
     def query(self, vector: np.ndarray, k: int, ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk id, cosine similarity); among `ids` only, if given."""
         within = {"ids": list(ids)} if ids is not None else {}
-        result = self._call(lambda: self.collection.query(
-            query_embeddings=[vector.astype(np.float32)], n_results=k, include=["distances"], **within
-        ))
+        result = self._call(
+            lambda: self.collection.query(
+                query_embeddings=[vector.astype(np.float32)], n_results=k, include=["distances"], **within
+            )
+        )
         return [(cid, 1.0 - float(d)) for cid, d in zip(result["ids"][0], result["distances"][0])]
 
     def drop(self) -> None:

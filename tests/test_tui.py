@@ -333,6 +333,18 @@ async def test_missing_model_is_a_notification_and_the_app_keeps_working(make_as
         assert isinstance(app.screen, HelpScreen)
 
 
+async def test_a_draft_timer_firing_while_the_app_closes_is_harmless(make_assistant):
+    # A question typed less than 0.4 s before quitting: the still-draft timer can fire once the
+    # chat's widgets are already gone.
+    app = make_app(assistant=make_assistant([REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.prompt.load_text("What is")
+        await app.prompt.remove()
+        app._draft_still()
+        assert app.return_code is None and app._exception is None
+
+
 async def test_refused_answer_is_shown_as_refused(make_assistant):
     app = make_app(assistant=make_assistant([CANNOT_ANSWER]))
     async with app.run_test(size=SIZE) as pilot:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, TextArea
@@ -103,8 +104,14 @@ class ChatApp(App[None]):
     CSS_PATH = "chat.tcss"
     BINDINGS = keys.bindings()
 
-    def __init__(self, assistant: Assistant, *, owns_assistant: bool = False, question: str | None = None,
-                 server: ServerClient | None = None):
+    def __init__(
+        self,
+        assistant: Assistant,
+        *,
+        owns_assistant: bool = False,
+        question: str | None = None,
+        server: ServerClient | None = None,
+    ):
         super().__init__()
         self.assistant = assistant
         # A running `rag serve` of the same data dir writes the answers (its model is loaded already);
@@ -229,8 +236,13 @@ class ChatApp(App[None]):
         """A notification that is also kept in the log (Ctrl+L)."""
         self.journal.append(LogEntry(datetime.now(), title, message, severity))
         del self.journal[:-JOURNAL_LIMIT]
-        self.notify(message, title=title, severity=severity,  # type: ignore[arg-type]
-                    timeout=timeout or (10 if severity == "error" else 6), markup=False)
+        self.notify(
+            message,
+            title=title,
+            severity=severity,  # type: ignore[arg-type]
+            timeout=timeout or (10 if severity == "error" else 6),
+            markup=False,
+        )
 
     # --- workers ----------------------------------------------------------------------------
     def _progress(self, cancelled: Callable[[], bool], labels: dict[str, str]) -> Callable[[str, int, int], None]:
@@ -281,8 +293,9 @@ class ChatApp(App[None]):
                             )
                             self.post_message(Problem("the bundled corpus is indexed", "Index", "information"))
                         except Cancelled:
-                            self.post_message(Problem("the first-run index build was stopped; F5 finishes it",
-                                                      "Index", "warning"))
+                            self.post_message(
+                                Problem("the first-run index build was stopped; F5 finishes it", "Index", "warning")
+                            )
                         finally:
                             self.post_message(IngestEnded(task, None, False, None))
                     self.post_message(CorpusChanged(self.assistant.stats().papers))
@@ -319,7 +332,9 @@ class ChatApp(App[None]):
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - a model that fails to load must not end the app
-            self.post_message(ModelChanged(self._model_label(), "ready" if self.assistant.model_loaded else "not loaded"))
+            self.post_message(
+                ModelChanged(self._model_label(), "ready" if self.assistant.model_loaded else "not loaded")
+            )
             problem = self._problem(exc, "Model")
             if notify:
                 self.post_message(problem)
@@ -351,7 +366,10 @@ class ChatApp(App[None]):
 
     def _draft_still(self) -> None:
         self._draft_timer = None
-        draft = self.prompt.text
+        try:
+            draft = self.prompt.text
+        except NoMatches:  # the app is closing: its widgets are gone before a pending timer is
+            return
         # Never while an answer is written or waits (it needs the model), nor before the model is ready.
         if not draft.strip() or self.generating or self.queue or not self.assistant.model_loaded:
             return
@@ -379,8 +397,11 @@ class ChatApp(App[None]):
             self.post_message(AnswerStage(turn.id, text))
 
         try:
-            with self.gate.hold("an answer being written", lambda: worker.is_cancelled,
-                                on_wait=lambda holder: stage(f"waiting for {holder}")) as holding:
+            with self.gate.hold(
+                "an answer being written",
+                lambda: worker.is_cancelled,
+                on_wait=lambda holder: stage(f"waiting for {holder}"),
+            ) as holding:
                 turn.holding = holding
                 clock.gate = time.monotonic()
                 self._use_index()
@@ -481,8 +502,13 @@ class ChatApp(App[None]):
         try:
             with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
                 if self.server is not None:  # it serves one model: another one is loaded here
-                    self.post_message(Problem(f"answers come from this process now, not the rag server at "
-                                              f"{self.server.url}", "Model", "information"))
+                    self.post_message(
+                        Problem(
+                            f"answers come from this process now, not the rag server at {self.server.url}",
+                            "Model",
+                            "information",
+                        )
+                    )
                     self.server.close()
                     self.server = None
                 error = self._load_model(lambda: worker.is_cancelled, name=name)
@@ -490,8 +516,9 @@ class ChatApp(App[None]):
                 try:
                     ChatSettings(model=name).save(self.home / SETTINGS_FILE)
                 except OSError as exc:
-                    self.post_message(Problem(f"cannot remember the model choice: {exc.strerror or exc}", "Model",
-                                              "warning"))
+                    self.post_message(
+                        Problem(f"cannot remember the model choice: {exc.strerror or exc}", "Model", "warning")
+                    )
         except Cancelled:
             pass
 
@@ -583,14 +610,21 @@ class ChatApp(App[None]):
             if task.rebuild and not REBUILD_KEEPS_OLD_INDEX:
                 self.tell(f"stopped{held} (the rebuild had started over); F9 rebuilds it again", task.label, "warning")
             else:
-                self.tell(f"stopped{held}: what was committed stays (64 papers a batch); running it again "
-                          "finishes the rest", task.label, "warning")
+                self.tell(
+                    f"stopped{held}: what was committed stays (64 papers a batch); running it again finishes the rest",
+                    task.label,
+                    "warning",
+                )
         elif message.report is not None:
             report = message.report
             self.journal += [LogEntry(datetime.now(), "skipped", problem, "warning") for problem in report.problems]
             skipped = f", {len(report.problems)} records skipped (Ctrl+L lists them)" if report.problems else ""
-            self.tell(f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged{skipped} "
-                      f"({report.seconds:.1f}s)", task.label, "warning" if report.problems else "information")
+            self.tell(
+                f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged{skipped} "
+                f"({report.seconds:.1f}s)",
+                task.label,
+                "warning" if report.problems else "information",
+            )
 
     @on(AnswerStage)
     def _answer_stage(self, message: AnswerStage) -> None:
@@ -743,8 +777,9 @@ class ChatApp(App[None]):
             other.select(other is view)
         self.selected = view
         if view is not None and view.pending:
-            await self.sources.show(None, self.papers, self.locations,
-                                    pending="The sources appear when this answer is done.")
+            await self.sources.show(
+                None, self.papers, self.locations, pending="The sources appear when this answer is done."
+            )
             self.status.show_stage(view.stage_line())
             return
         answer = view.answer if view is not None else None
@@ -829,8 +864,11 @@ class ChatApp(App[None]):
         if message.title is None:  # the open chat was deleted
             self.chat = None
             self.sub_title = ""
-            self.tell("this chat was deleted; what is on screen is saved again as a new chat if you continue",
-                      "Chats", "warning")
+            self.tell(
+                "this chat was deleted; what is on screen is saved again as a new chat if you continue",
+                "Chats",
+                "warning",
+            )
         else:
             self.chat.title = self.sub_title = message.title
 
@@ -919,7 +957,8 @@ class ChatApp(App[None]):
         options = [
             Option(
                 f"{'● ' if m.name == current else '  '}{m.name}{' (default)' if m.default else ''}  ·  {m.state}",
-                id=m.name, disabled=not m.state.startswith(usable),
+                id=m.name,
+                disabled=not m.state.startswith(usable),
             )
             for m in statuses
         ]
@@ -981,10 +1020,13 @@ class ChatApp(App[None]):
                 self._start_ingest(None, True, "Rebuilding the index")
 
         wait = "" if REBUILD_KEEPS_OLD_INDEX else " Questions wait until it is done."
-        self.push_screen(ConfirmScreen(
-            "Rebuild the index? Every indexed paper is embedded again into a new index, which replaces the "
-            f"current one when it is complete (a few minutes for the bundled corpus); answers use the current one until then.{wait}"
-        ), confirmed)
+        self.push_screen(
+            ConfirmScreen(
+                "Rebuild the index? Every indexed paper is embedded again into a new index, which replaces the "
+                f"current one when it is complete (a few minutes for the bundled corpus); answers use the current one until then.{wait}"
+            ),
+            confirmed,
+        )
 
     def action_ingest_path(self) -> None:
         def chosen(path: str | None) -> None:
@@ -1006,8 +1048,9 @@ class ChatApp(App[None]):
             if key.action == "cancel" and not self.check_action("cancel", ()):
                 continue
             shortcut = f" ({key.display})" if key.display else ""
-            yield SystemCommand(key.palette_title, key.help[:1].upper() + key.help[1:] + shortcut,
-                                partial(self.run_action, key.action))
+            yield SystemCommand(
+                key.palette_title, key.help[:1].upper() + key.help[1:] + shortcut, partial(self.run_action, key.action)
+            )
         for command in super().get_system_commands(screen):
             if command.title != "Keys":  # ours lists the chat's keys
                 yield command
@@ -1018,8 +1061,12 @@ def chosen_model(settings: Settings) -> str | None:
     return settings.model or ChatSettings.load(settings.home / SETTINGS_FILE).model
 
 
-def make_app(settings: Settings | None = None, assistant: Assistant | None = None,
-             question: str | None = None, server: ServerClient | None = None) -> ChatApp:
+def make_app(
+    settings: Settings | None = None,
+    assistant: Assistant | None = None,
+    question: str | None = None,
+    server: ServerClient | None = None,
+) -> ChatApp:
     """The chat app, for `rag chat` (settings) and for tests (an Assistant with a scripted model).
 
     With settings that name no model (no `-m`, no RAG_MODEL), the model last chosen with F2 is used.

@@ -45,8 +45,13 @@ def tmux_buffer(text: str) -> bool:
     if not os.environ.get("TMUX") or shutil.which("tmux") is None:
         return False
     try:
-        done = subprocess.run(["tmux", "load-buffer", "-w", "-"], input=text.encode("utf-8"), timeout=3,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["tmux", "load-buffer", "-w", "-"],
+            input=text.encode("utf-8"),
+            timeout=3,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

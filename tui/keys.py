@@ -45,34 +45,73 @@ class Key:
 
 # App-wide keys, in the order of the help screen (the footer shows those with footer=True).
 APP_KEYS = [
-    Key("escape,ctrl+c", "cancel", "Cancel", "stop the answer (the question comes back), or else the running ingest",
-        title="Cancel", priority=True),
+    Key(
+        "escape,ctrl+c",
+        "cancel",
+        "Cancel",
+        "stop the answer (the question comes back), or else the running ingest",
+        title="Cancel",
+        priority=True,
+    ),
     Key("ctrl+n", "new_chat", "New", "new chat (an unfinished question stays in the input)", title="New chat"),
     Key("ctrl+o", "chats", "Chats", "saved chats: open, search, rename, delete, export", title="Open saved chat"),
     Key("ctrl+r", "regenerate", "Again", "answer the last question again", title="Answer again", footer=False),
     Key("f2", "switch_model", "Model", "switch model (remembered for the next start)", title="Switch model"),
     Key("f3", "copy_answer", "Copy", "copy the selected answer with its references", title="Copy answer"),
-    Key("f4", "why", "Why?", "why this answer or refusal: question searched, passages, dropped sentences",
-        title="Why this answer?"),
-    Key("f5", "reingest", "Re-ingest", "re-ingest the bundled corpus (unchanged papers are skipped)",
-        title="Re-ingest corpus", footer=False),
-    Key("f8", "toggle_sources", "Sources", "show or hide the sources (hidden by itself when narrow)",
-        title="Show or hide sources"),
-    Key("f9", "rebuild", "Rebuild", "re-embed every indexed paper into a new index", title="Rebuild index", footer=False),
+    Key(
+        "f4",
+        "why",
+        "Why?",
+        "why this answer or refusal: question searched, passages, dropped sentences",
+        title="Why this answer?",
+    ),
+    Key(
+        "f5",
+        "reingest",
+        "Re-ingest",
+        "re-ingest the bundled corpus (unchanged papers are skipped)",
+        title="Re-ingest corpus",
+        footer=False,
+    ),
+    Key(
+        "f8",
+        "toggle_sources",
+        "Sources",
+        "show or hide the sources (hidden by itself when narrow)",
+        title="Show or hide sources",
+    ),
+    Key(
+        "f9", "rebuild", "Rebuild", "re-embed every indexed paper into a new index", title="Rebuild index", footer=False
+    ),
     Key("ctrl+l", "show_log", "Log", "the log: ingest reports, skipped records, errors", title="Log", footer=False),
     Key("f1", "help", "Keys", "these keys (also ? on an answer or a source)", title="Keys"),
 ]
 
 # Commands of the palette (Ctrl+P) that have no key of their own.
 COMMANDS = [
-    Key("", "ingest_path", "Ingest", "add papers from a .txt/.jsonl/.json/.bib/.csv file or a folder",
-        title="Ingest file or folder"),
-    Key("", "export_chat", "Export", "write this chat as Markdown, with references, to RAG_HOME/exports",
-        title="Export chat to Markdown"),
+    Key(
+        "",
+        "ingest_path",
+        "Ingest",
+        "add papers from a .txt/.jsonl/.json/.bib/.csv file or a folder",
+        title="Ingest file or folder",
+    ),
+    Key(
+        "",
+        "export_chat",
+        "Export",
+        "write this chat as Markdown, with references, to RAG_HOME/exports",
+        title="Export chat to Markdown",
+    ),
     Key("", "rename_chat", "Rename", "give this chat another title", title="Rename chat"),
     Key("", "delete_chat", "Delete", "delete this chat from RAG_HOME/chats", title="Delete chat"),
-    Key("", "search_chats", "Search", "find a saved chat by the words of its questions and answers",
-        title="Search saved chats"),
+    Key(
+        "",
+        "search_chats",
+        "Search",
+        "find a saved chat by the words of its questions and answers",
+        title="Search saved chats",
+    ),
 ]
 
 # Keys bound by a widget (documented in the help; the widgets read their key names from here).
@@ -97,7 +136,8 @@ def bindings() -> list[Binding | tuple[str, str] | tuple[str, str, str]]:
     # One Binding per key, so that the footer shows only the first key of each action.
     out: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
         Binding(key, k.action, k.label, show=k.footer and i == 0, priority=k.priority)
-        for k in APP_KEYS for i, key in enumerate(k.keys.split(","))
+        for k in APP_KEYS
+        for i, key in enumerate(k.keys.split(","))
     ]
     out.append(Binding("question_mark", "help", "Keys", show=False))  # from the answers and sources (not typing)
     return out

@@ -28,7 +28,7 @@ class SourceLocator:
     @staticmethod
     def path_of(source: str) -> Path:
         if source.startswith(BUNDLED_PREFIX):
-            return BUNDLED_CORPUS / source[len(BUNDLED_PREFIX):]
+            return BUNDLED_CORPUS / source[len(BUNDLED_PREFIX) :]
         return Path(source)
 
     def _normalised_lines(self, path: Path) -> list[str] | None:
@@ -54,7 +54,7 @@ class SourceLocator:
         line = self.line_of(paper)
         source = paper.source
         if source.startswith(BUNDLED_PREFIX):
-            page = source[len(BUNDLED_PREFIX):].split("_", 1)[0]
+            page = source[len(BUNDLED_PREFIX) :].split("_", 1)[0]
             where = f"bundled corpus, page {page}" + (f", line {line}" if line else "")
         else:
             where = Path(source).name + (f":{line}" if line else "")
@@ -78,7 +78,12 @@ def source_line(paper: Paper | None, location: str | None) -> str:
     """The grey line under a source's title: authors · year · file:line · URL."""
     if paper is None:
         return location or ""
-    parts = [authors_short(paper), str(paper.year) if paper.year else "", location or Path(paper.source).name, paper.url or ""]
+    parts = [
+        authors_short(paper),
+        str(paper.year) if paper.year else "",
+        location or Path(paper.source).name,
+        paper.url or "",
+    ]
     return " · ".join(p for p in parts if p)
 
 
@@ -107,9 +112,7 @@ def answer_markdown(answer: Answer, papers: dict[str, Paper], locations: dict[st
         lines += ["", f"*Note:* {notice}"]
     if answer.citations:
         lines += ["", "References:", ""]
-        lines += [
-            f"- {reference(c, papers.get(c.paper_id), locations.get(c.paper_id))}" for c in answer.citations
-        ]
+        lines += [f"- {reference(c, papers.get(c.paper_id), locations.get(c.paper_id))}" for c in answer.citations]
     return "\n".join(lines)
 
 

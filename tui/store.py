@@ -43,7 +43,9 @@ class SavedChat(BaseModel):
         words = query.casefold().split()
         if not words:
             return True
-        haystack = " ".join([self.title, *(a.question for a in self.answers), *(a.text for a in self.answers)]).casefold()
+        haystack = " ".join(
+            [self.title, *(a.question for a in self.answers), *(a.text for a in self.answers)]
+        ).casefold()
         return all(word in haystack for word in words)
 
 

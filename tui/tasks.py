@@ -44,8 +44,9 @@ class Gate:
         return holding.label if holding is not None else None
 
     @contextmanager
-    def hold(self, label: str, cancelled: Callable[[], bool],
-             on_wait: Callable[[str], None] | None = None) -> Iterator[Holding]:
+    def hold(
+        self, label: str, cancelled: Callable[[], bool], on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[Holding]:
         """Wait for the Assistant (telling `on_wait` who has it, whenever that changes); give up if cancelled."""
         told = None
         while not self._lock.acquire(timeout=0.05):

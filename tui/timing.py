@@ -72,8 +72,10 @@ def format_timings(answer: Answer | None, clock: WallClock | None = None) -> lis
     if answer is None:
         return ["no answer yet"]
     parts, total = breakdown(answer, clock)
-    pieces = [f"{'wall' if clock is not None and clock.wall is not None else 'total'} {total:.2f}s",
-              "= " + " + ".join(f"{label} {seconds:.2f}s" for label, seconds in parts if seconds >= 0.005)]
+    pieces = [
+        f"{'wall' if clock is not None and clock.wall is not None else 'total'} {total:.2f}s",
+        "= " + " + ".join(f"{label} {seconds:.2f}s" for label, seconds in parts if seconds >= 0.005),
+    ]
     pieces.append(model_calls(answer, clock))
     t = answer.timings
     if t.first_token_s is not None and answer.completion_tokens:

@@ -19,7 +19,24 @@ from .sources import SourceCard, SourcesPanel
 from .status import StatusLine, TaskBar
 
 __all__ = [
-    "AnswerView", "AskScreen", "ChatsScreen", "ChoiceScreen", "ConfirmScreen", "Conversation", "HelpScreen", "LogEntry",
-    "LogScreen", "Modal", "PaperScreen", "PathScreen", "PromptInput", "QuestionView", "SearchInput", "SourceCard",
-    "SourcesPanel", "StatusLine", "TaskBar", "WhyScreen",
+    "AnswerView",
+    "AskScreen",
+    "ChatsScreen",
+    "ChoiceScreen",
+    "ConfirmScreen",
+    "Conversation",
+    "HelpScreen",
+    "LogEntry",
+    "LogScreen",
+    "Modal",
+    "PaperScreen",
+    "PathScreen",
+    "PromptInput",
+    "QuestionView",
+    "SearchInput",
+    "SourceCard",
+    "SourcesPanel",
+    "StatusLine",
+    "TaskBar",
+    "WhyScreen",
 ]

@@ -194,8 +194,9 @@ class Conversation(VerticalScroll):
     def on_mount(self) -> None:
         self.anchor()
 
-    async def add_turn(self, question: str, answer: Answer | None = None,
-                       cut_chars: int = 0) -> tuple[QuestionView, AnswerView]:
+    async def add_turn(
+        self, question: str, answer: Answer | None = None, cut_chars: int = 0
+    ) -> tuple[QuestionView, AnswerView]:
         self.query("#welcome").remove()
         question_view = QuestionView(question, cut_chars)
         if answer is not None:

@@ -62,8 +62,12 @@ class PromptInput(InOrderKeys, TextArea):
 
     def __init__(self, history: list[str] | None = None, **kwargs) -> None:
         super().__init__(
-            soft_wrap=True, show_line_numbers=False, tab_behavior="focus", placeholder=PLACEHOLDER,
-            highlight_cursor_line=False, **kwargs,
+            soft_wrap=True,
+            show_line_numbers=False,
+            tab_behavior="focus",
+            placeholder=PLACEHOLDER,
+            highlight_cursor_line=False,
+            **kwargs,
         )
         self.past_questions = history if history is not None else []
         self._history_index: int | None = None  # None: editing the draft

@@ -114,10 +114,12 @@ class PaperScreen(Modal):
     def body(self) -> ComposeResult:
         paper = self.paper
         if paper is None:
-            yield Static(Content.assemble(
-                ("The paper is no longer in the index; the passage the answer cited:\n\n", "$text-warning"),
-                highlighted(self.citation.text, self.citation.text),
-            ))
+            yield Static(
+                Content.assemble(
+                    ("The paper is no longer in the index; the passage the answer cited:\n\n", "$text-warning"),
+                    highlighted(self.citation.text, self.citation.text),
+                )
+            )
             return
         meta = [source_line(paper, self.location)]
         if len(paper.authors) > 2:
@@ -151,8 +153,14 @@ class WhyScreen(Modal):
         else:
             parts += [("Searched as: ", "bold"), "the question as asked\n"]
         if a.refused:
-            parts += [("Outcome: ", "bold"), ("no answer from the corpus", "$text-warning"), "\n",
-                      ("Reason: ", "bold"), a.refusal_reason or "not recorded", "\n"]
+            parts += [
+                ("Outcome: ", "bold"),
+                ("no answer from the corpus", "$text-warning"),
+                "\n",
+                ("Reason: ", "bold"),
+                a.refusal_reason or "not recorded",
+                "\n",
+            ]
         else:
             parts += [("Outcome: ", "bold"), f"{len(a.citations)} cited source(s)\n"]
         for notice in a.notices:
@@ -183,9 +191,15 @@ class WhyScreen(Modal):
         pieces, total = breakdown(a, self.clock)
         for label, seconds in pieces:
             parts.append(f"{seconds:7.2f} s  {LONG_LABELS.get(label, label)}\n")
-        parts += [(f"{total:7.2f} s  {'total' if self.clock is None else 'wall time, from Enter to the answer shown'}",
-                   "bold"), "\n",
-                  model_calls(a, self.clock), "\n"]
+        parts += [
+            (
+                f"{total:7.2f} s  {'total' if self.clock is None else 'wall time, from Enter to the answer shown'}",
+                "bold",
+            ),
+            "\n",
+            model_calls(a, self.clock),
+            "\n",
+        ]
         yield Static(Content.assemble(*parts))
 
 
@@ -212,11 +226,16 @@ class LogScreen(Modal):
             yield Static("Nothing yet.", classes="meta")
             return
         styles = {"error": "$text-error", "warning": "$text-warning"}
-        yield Static(Content("\n").join(
-            Content.assemble((f"{e.when:%H:%M:%S} ", "$text-muted"), (f"{e.title}: " if e.title else "", "bold"),
-                             (e.text, styles.get(e.severity, "")))
-            for e in self.entries
-        ))
+        yield Static(
+            Content("\n").join(
+                Content.assemble(
+                    (f"{e.when:%H:%M:%S} ", "$text-muted"),
+                    (f"{e.title}: " if e.title else "", "bold"),
+                    (e.text, styles.get(e.severity, "")),
+                )
+                for e in self.entries
+            )
+        )
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -251,8 +270,10 @@ class ChoiceScreen(Modal):
 def chat_option(chat: SavedChat, current: str | None) -> Option:
     n = len(chat.answers)
     mark = "● " if chat.id == current else ""
-    return Option(f"{mark}{chat.title or '(untitled)'}  ·  {n} question{'s' if n != 1 else ''}  ·  {chat.updated:%Y-%m-%d %H:%M}",
-                  id=chat.id)
+    return Option(
+        f"{mark}{chat.title or '(untitled)'}  ·  {n} question{'s' if n != 1 else ''}  ·  {chat.updated:%Y-%m-%d %H:%M}",
+        id=chat.id,
+    )
 
 
 class ChatsScreen(Modal):
@@ -368,7 +389,9 @@ class ChatsScreen(Modal):
                 self.post_message(self.Changed(chat_id, None))
                 self.refresh_list()
 
-        self.app.push_screen(ConfirmScreen(f"Delete the chat “{chat.title}” ({len(chat.answers)} questions)?"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the chat “{chat.title}” ({len(chat.answers)} questions)?"), confirmed
+        )
 
     def action_export(self) -> None:
         if self.highlighted_id is not None:

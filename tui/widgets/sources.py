@@ -47,7 +47,8 @@ class SourceCard(Static, can_focus=True):
         self.citation, self.paper, self.location = citation, paper, location
         meta = terminal_safe(source_line(paper, location))  # corpus text: no escapes (Content is never markup)
         body = Content.assemble(
-            (f"[{citation.key}] {terminal_safe(citation.title)}", "bold"), "\n",
+            (f"[{citation.key}] {terminal_safe(citation.title)}", "bold"),
+            "\n",
             *(((meta, "$text-muted italic"), "\n") if meta else ()),
             (terminal_safe(citation.text), HIGHLIGHT),
         )
@@ -68,8 +69,9 @@ class SourcesPanel(VerticalScroll):
         self.border_title = "Sources"
         self.mount(Static(HINT, classes="hint"))
 
-    async def show(self, answer: Answer | None, papers: dict[str, Paper], locations: dict[str, str],
-                   pending: str | None = None) -> None:
+    async def show(
+        self, answer: Answer | None, papers: dict[str, Paper], locations: dict[str, str], pending: str | None = None
+    ) -> None:
         await self.remove_children()
         if answer is None:
             self.border_title = "Sources"
@@ -77,14 +79,18 @@ class SourcesPanel(VerticalScroll):
             return
         if answer.refused or not answer.citations:
             self.border_title = "Sources: none"
-            await self.mount(Static(
-                "No sources: the corpus does not answer this question. F4 shows why.", classes="refused", markup=False,
-            ))
+            await self.mount(
+                Static(
+                    "No sources: the corpus does not answer this question. F4 shows why.",
+                    classes="refused",
+                    markup=False,
+                )
+            )
             return
         self.border_title = f"Sources ({len(answer.citations)})"
-        await self.mount_all([
-            SourceCard(c, papers.get(c.paper_id), locations.get(c.paper_id)) for c in answer.citations
-        ])
+        await self.mount_all(
+            [SourceCard(c, papers.get(c.paper_id), locations.get(c.paper_id)) for c in answer.citations]
+        )
         self.scroll_home(animate=False)
 
     @property
