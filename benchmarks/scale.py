@@ -175,6 +175,54 @@ class RandomVectorEmbedder(Embedder):
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+class SentenceMixEmbedder(Embedder):
+    """Chunk vectors near what the real model gives, without embedding every chunk: synthetic
+    abstracts are made of bundled sentences, so a chunk's vector is the normalised mean of its
+    sentences' real embeddings (computed once, `sentence_vectors_step`), plus a little noise.
+
+    Random unit vectors are the worst case for HNSW (no clusters: every insertion searches a graph
+    with no structure), and its insertion cost grows much faster with them than with real embeddings
+    (BENCHMARKS "Scale")."""
+
+    def __init__(self, *args, seed: int = 0, table: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rng = np.random.default_rng(seed)
+        data = np.load(table)
+        self.table = data["vectors"]
+        self.row: dict[str, int] = {}
+        for i, sentence in enumerate(data["sentences"].tolist()):
+            for key in (sentence, "^" + sentence[:40], "$" + sentence[-40:]):
+                self.row.setdefault(key, i)
+
+    def _rows(self, text: str) -> list[int]:
+        rows = []
+        for sentence in split_sentences(text):
+            for key in (sentence, "^" + sentence[:40], "$" + sentence[-40:]):  # cut at a chunk's edge
+                if key in self.row:
+                    rows.append(self.row[key])
+                    break
+        return rows or [int(self.rng.integers(len(self.table)))]
+
+    def encode(self, texts: list[str], progress=None) -> np.ndarray:
+        vectors = np.stack([self.table[self._rows(text)].mean(axis=0) for text in texts])
+        vectors += 0.01 * self.rng.standard_normal(vectors.shape).astype(np.float32)
+        if progress:
+            progress(len(texts))
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def sentence_vectors_step(path: str, models_home: str | None) -> dict:
+    """The real model's embedding of every bundled sentence, saved once to `path` (.npz)."""
+    if Path(path).exists():
+        return {"path": path}
+    settings = base_settings(Path(path).parent, Path(models_home) if models_home else None)
+    sentences = sorted({s for p in bundled_papers() for s in split_sentences(p.abstract)})
+    t0 = time.perf_counter()
+    vectors = make_embedder(settings).encode(sentences)
+    np.savez(path, sentences=np.array(sentences), vectors=vectors.astype(np.float32))
+    return {"path": path, "sentences": len(sentences), "embed_s": time.perf_counter() - t0}
+
+
 def fresh_title(rng: random.Random, words: list[str], taken: set[str]) -> str:
     while True:
         title = " ".join(rng.sample(words, rng.randint(4, 9)))
@@ -245,10 +293,15 @@ def read_papers(corpus: str | None) -> list[Paper]:
     return dedupe(read_corpus([corpus]).papers if corpus else read_corpus(None).papers)
 
 
-def build_step(home: str, corpus: str | None, seed: int, models_home: str | None, chroma_url: str | None) -> dict:
-    """Index the bundled corpus (corpus None) or a synthetic one; where the time and memory went."""
+def build_step(home: str, corpus: str | None, seed: int, models_home: str | None, chroma_url: str | None,
+               table: str | None = None) -> dict:
+    """Index the bundled corpus (corpus None) or a synthetic one; where the time and memory went.
+    Chunk vectors: random, or mixes of real sentence vectors when `table` is given."""
     settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
-    embedder = make_embedder(settings, RandomVectorEmbedder, seed=seed)
+    if table:
+        embedder = make_embedder(settings, SentenceMixEmbedder, seed=seed, table=table)
+    else:
+        embedder = make_embedder(settings, RandomVectorEmbedder, seed=seed)
     embedder.encode_query("load the model")  # model load is not index-building work
     t0 = time.perf_counter()
     papers = read_papers(corpus)
@@ -508,7 +561,8 @@ def measure_point(name: str, root: Path, corpus: Path | None, queries: list[str]
         url, pid = running if running else (None, None)
         point["load_build"] = [load_average()[0]]
         print(f"[{name}] building (load avg {load_average()}) ...", flush=True)
-        build = in_new_process(build_step, str(home), str(corpus) if corpus else None, args.seed, models_home, url)
+        build = in_new_process(build_step, str(home), str(corpus) if corpus else None, args.seed, models_home, url,
+                               args.table)
         point["load_build"].append(load_average()[0])
         print(f"[{name}] {build['chunks']} chunks in {build['build_s']:.1f} s ({build['build_ms_per_chunk']:.2f} ms/chunk)",
               flush=True)
@@ -527,7 +581,8 @@ def measure_point(name: str, root: Path, corpus: Path | None, queries: list[str]
             in_new_process(corpus_step, str(sample), args.ingest_sample, args.seed + 99, models_home, "sample")
             point["ingest_ratio"] = in_new_process(ingest_ratio_step, str(home), str(sample), models_home, url)
             print(f"[{name}] ingest vs embedder: {point['ingest_ratio']['ratio_streaming']:.2f}", flush=True)
-    point.update(build=build, query=query, query_vectors="real" if query_home != home else "random")
+    point.update(build=build, query=query,
+                 query_vectors="real" if query_home != home else ("sentence mixes" if args.table else "random"))
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(root / f"{name}-chroma", ignore_errors=True)
     return point
@@ -550,8 +605,11 @@ def main() -> None:
     parser.add_argument("--llm", help="also measure RSS with this language model loaded (e.g. qwen2.5-coder-1.5b)")
     parser.add_argument("--ingest-sample", type=int, default=0, help="chunks embedded for real into each index")
     parser.add_argument("--corpus-cache", default=str(Path(tempfile.gettempdir()) / "rag-scale-corpus"))
+    parser.add_argument("--vectors", choices=("random", "sentences"), default="random",
+                        help="chunk vectors: random unit vectors, or means of real bundled-sentence vectors")
     parser.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
+    args.table = None
 
     settings = Settings()
     models_home = str(settings.models_dir)  # the ONNX export and assembled models are reused
@@ -560,6 +618,10 @@ def main() -> None:
     started = time.time()
     root = Path(tempfile.mkdtemp(prefix="rag-scale-"))
     points: list[dict] = []
+    if args.vectors == "sentences":
+        Path(args.corpus_cache).mkdir(parents=True, exist_ok=True)
+        args.table = str(Path(args.corpus_cache) / "sentence-vectors.npz")
+        print(f"sentence vectors: {in_new_process(sentence_vectors_step, args.table, models_home)}", flush=True)
     try:
         if not args.no_bundled and not args.server_only:
             points.append(measure_point("bundled", root, None, queries, args, real_index, models_home))
@@ -579,7 +641,7 @@ def main() -> None:
     result = {
         "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-        "cpu_count": os.cpu_count(), "k": K, "candidates": settings.candidates, "queries": query_counts,
+        "cpu_count": os.cpu_count(), "vectors": args.vectors, "k": K, "candidates": settings.candidates, "queries": query_counts,
         "points": points,
     }
     if args.output:
