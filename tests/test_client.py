@@ -304,3 +304,28 @@ def test_a_real_rag_serve_answers_rag_ask_as_in_process_ask_does(
     assert data["via"] == "server" and data["server"] == url
     assert data["answer"] == expected.text and "64" in data["answer"]
     assert [c["paper_id"] for c in data["citations"]] == [c.paper_id for c in expected.citations]
+
+
+def test_any_openai_client_gets_cited_answers_from_rag_serve(served):
+    """The `openai` package itself, streaming and not, against a real server on loopback."""
+    import openai
+
+    with serving(served, token="s3cret") as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        [model] = [m.id for m in client.models.list()]
+        done = client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK_SURFACE}])
+        content = done.choices[0].message.content
+        assert content is not None and "factor of 2.1" in content and "[1]" in content
+        extra = done.model_extra or {}
+        assert extra["refused"] is False
+        [citation] = extra["citations"]
+        assert citation["key"] == 1 and "surface" in citation["title"].lower()
+
+        stream = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": ASK_SURFACE}], stream=True
+        )
+        pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+        assert "".join(pieces).strip() == content.strip()
+
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
