@@ -71,6 +71,11 @@ class ServerClient:
         except httpx.HTTPError as exc:
             raise self.unreachable(exc) from exc
         data = self._json(response)
+        if data == {"status": "ok"}:  # a server with a token tells what it serves only to its token
+            raise ServerError(
+                f"the rag server at {self.url} needs its token: set RAG_SERVER_TOKEN to the one it was started with "
+                "(or pass --no-server)"
+            )
         if not isinstance(data, dict) or data.get("status") != "ok" or "home" not in data:
             raise ServerError(f"{self.url} does not answer as a `rag serve` of this version does; check RAG_SERVER_URL")
         self.model = str(data.get("model") or "?")

@@ -159,16 +159,22 @@ async def _json_body(request: Request) -> Any:
 
 
 class TokenAuth:
-    """Every endpoint but /health needs `Authorization: Bearer <token>` (compared in constant time)."""
+    """Every endpoint but /health needs `Authorization: Bearer <token>` (compared in constant time).
+
+    /health answers anyone that the server is up, but says what it serves (data dir, model) only
+    to a caller with the token: a server reachable off loopback must not tell strangers its paths.
+    """
 
     def __init__(self, app: ASGIApp, token: str):
         self.app = app
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/health":
+        if scope["type"] == "http":
             given = Headers(scope=scope).get("authorization", "").encode()
-            if not hmac.compare_digest(given, self.expected):
+            authorized = hmac.compare_digest(given, self.expected)
+            scope.setdefault("state", {})["authorized"] = authorized
+            if not authorized and scope["path"] != "/health":
                 response = error_response(
                     401, "missing or wrong token: send Authorization: Bearer <token>", "authentication_error"
                 )
@@ -203,6 +209,8 @@ class Server:
     # --- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
         """What is served: `rag ask` uses a server it finds only if home and model are the ones it would use."""
+        if not getattr(request.state, "authorized", True):  # no token, or not the server's
+            return JSONResponse({"status": "ok"})
         a = self.assistant
         return JSONResponse(
             {

@@ -120,7 +120,11 @@ def test_health_says_what_is_served(served):
 def test_a_token_guards_every_endpoint_but_health(served):
     auth = {"Authorization": "Bearer s3cret"}
     with TestClient(create_app(served, token="s3cret")) as client:
-        assert client.get("/health").status_code == 200
+        # liveness for anyone; what is served (the data dir's path, the model) only with the token
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            r = client.get("/health", headers=headers)
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
+        assert client.get("/health", headers=auth).json()["home"] == str(served.settings.home.resolve())
         for method, path, body in [
             ("GET", "/v1/models", None),
             ("POST", "/v1/search", {"query": "surface code", "k": 2}),
