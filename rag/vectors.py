@@ -6,6 +6,7 @@ when a URL is configured; the same calls either way.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .datadir import storage_problem
-from .errors import IndexCorruptError, InputError, VectorStoreError
+from .errors import IndexBusyError, IndexCorruptError, InputError, VectorStoreError
 from .offline import enforce_offline
 
 COLLECTION = "chunks"
@@ -25,6 +26,16 @@ T = TypeVar("T")
 # only scratch files that Chroma re-creates from its log (in chroma.sqlite3) whenever it opens them.
 SNAPSHOT_MARK = "index_metadata.pickle"
 FileRecord = list[int]  # size, mtime_ns, ctime_ns, crc32
+# SQLite's "busy" answers (codes 5 and 6) from Chroma's own database: another connection holds a
+# lock. Transient: retried for up to BUSY_RETRY_S, and never taken for damage (an ingest removes a
+# damaged store to re-embed it: a lock must never cost the user the vectors).
+_BUSY = ("database is locked", "database is busy", "database table is locked", "(code: 5)", "(code: 6)")
+BUSY_RETRY_S = 15.0
+
+
+def is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _BUSY)
 
 
 def _crc32(path: Path) -> int:
@@ -112,6 +123,28 @@ class VectorStore:
         self._open()
 
     def _open(self) -> None:
+        self._retry_busy(self._open_once)
+
+    def _retry_busy(self, operation: Callable[[], T]) -> T:
+        """`operation()`, again after a short wait while Chroma's database answers "busy"; still busy after
+        BUSY_RETRY_S: an `IndexBusyError` (the store is fine, only in use)."""
+        deadline, wait = time.monotonic() + BUSY_RETRY_S, 0.05
+        while True:
+            try:
+                return operation()
+            except IndexBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(wait * 2, 1.0)
+
+    def _busy(self, doing: str) -> IndexBusyError:
+        return IndexBusyError(
+            f"the vector store in {self.path} could not be {doing}: its database stayed locked for "
+            f"{BUSY_RETRY_S:.0f} s (another process or ingest is writing to it); try again when it has finished"
+        )
+
+    def _open_once(self) -> None:
         enforce_offline()
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -137,6 +170,8 @@ class VectorStore:
         except Exception as exc:
             if url is not None:
                 raise self._server_error(exc) from exc
+            if is_busy(exc):
+                raise self._busy("opened") from exc
             if problem := storage_problem(exc, path):
                 raise problem from exc
             raise IndexCorruptError(
@@ -159,12 +194,17 @@ class VectorStore:
 
     def _call(self, operation: Callable[[], T]) -> T:
         """Run one collection call: a server's failures become one VectorStoreError; the embedded
-        store's (damaged files) one IndexCorruptError."""
+        store's (damaged files) one IndexCorruptError; a locked database is waited for (see `is_busy`)."""
+        return self._retry_busy(lambda: self._call_once(operation))
+
+    def _call_once(self, operation: Callable[[], T]) -> T:
         try:
             return operation()
         except Exception as exc:
             if self.url is not None:
                 raise self._server_error(exc) from exc
+            if is_busy(exc):
+                raise self._busy("read or written") from exc
             if problem := storage_problem(exc, self.path):
                 raise problem from exc
             first_line = (str(exc).splitlines() or [""])[0][:120]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, Settings
-from rag.errors import DataDirError, IndexMismatchError, ModelError
+from rag.errors import DataDirError, IndexBusyError, IndexMismatchError, ModelError
 from rag.index import COMPLETE, retired_dir, staging_dir
 from rag.testing import HashEmbedder
 
@@ -192,3 +192,45 @@ def test_full_and_read_only_disks_are_named_and_lose_nothing(tmp_path):
     assert "no space left" in steps["ingest, disk full"]["message"]
     assert steps["search, space freed"] == intact
     assert "read-only" in steps["ingest, read-only"]["message"]
+
+
+def test_a_locked_vector_database_is_waited_for_and_never_taken_for_damage(tmp_path, monkeypatch):
+    # Chroma answers "database is locked" while another connection writes (seen once in the chat, with
+    # an ingest beside a search, on a loaded machine). Damage makes an ingest delete the store to
+    # re-embed it; a lock must only make it wait, or stop with the store untouched.
+    import chromadb.errors
+
+    from rag import vectors
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 12)
+    settings = Settings(home=tmp_path / "home")
+    assistant = Assistant(settings, embedder=HashEmbedder())
+    assistant.ingest([corpus])
+    papers, store = assistant.stats().papers, assistant.index.vectors_path
+    files = sorted(p.relative_to(store) for p in store.rglob("*"))
+    collection = type(assistant.index.vectors.collection)
+    real_count = collection.count
+    locked_calls = {"left": 2}
+
+    def count_while_locked(self):
+        if locked_calls["left"] > 0:
+            locked_calls["left"] -= 1
+            raise chromadb.errors.InternalError("error returned from database: (code: 5) database is locked")
+        return real_count(self)
+
+    monkeypatch.setattr(collection, "count", count_while_locked)
+    report = assistant.ingest([corpus])  # two busy answers, then through: nothing re-embedded
+    assert locked_calls["left"] == 0 and report.chunks_added == 0 and not report.problems
+    assert assistant.stats().papers == papers
+
+    monkeypatch.setattr(vectors, "BUSY_RETRY_S", 0.3)
+    locked_calls["left"] = 10**6  # locked for good
+    with pytest.raises(IndexBusyError, match="locked") as caught:
+        assistant.ingest([corpus])
+    assert "damaged" not in str(caught.value) and "re-embed" not in str(caught.value)
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == files  # the store is as it was
+    monkeypatch.setattr(collection, "count", real_count)
+    assistant.close()
+    again = Assistant(settings, embedder=HashEmbedder())
+    assert again.stats().papers == papers and again.search("Study 1 of marker zq1x", k=1)
+    again.close()
