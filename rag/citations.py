@@ -1,9 +1,10 @@
 """Citations: parse [n] keys, map each to one retrieved passage, drop what the passages do not support.
 
 A sentence of the answer is kept only if the passage(s) it cites support it:
-- every number it states occurs there;
-- every name it uses is mentioned there, up to case, hyphenation and plural; the paper's own
-  names (its title's lead, the method names its abstract introduces) count as mentioned;
+- every number it states occurs there ("8192x8192", "8192×8192" and a page's "8192times8192" alike);
+- every name it uses is mentioned there, up to case, hyphenation and plural ("U-Net" ~ "UNet"); the
+  paper's own names (its title's lead, the method names its abstract introduces) count as mentioned,
+  and so does an acronym the sentence spells out itself ("Tiled Attention (TA)");
 - most of its content words occur there (title included);
 - it does not deny what the passage asserts, or assert what it denies;
 - a link, e-mail address or code it contains is in the passage word for word.
@@ -20,7 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
-from .text import content_words, contradicts, mentions, names, numbers, ordered_names, word_set
+from .text import (
+    content_words,
+    contradicts,
+    defined_acronyms,
+    mentions,
+    names,
+    numbers,
+    ordered_names,
+    unglue,
+    word_set,
+)
 from .types import Citation, Dropped, Hit
 
 _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
@@ -75,7 +86,8 @@ class Evidence:
 
     @classmethod
     def of(cls, hit: Hit) -> Evidence:
-        return cls(f"{hit.title}. {hit.text}", [hit.title, *split_sentences(hit.text)], set(hit.aliases))
+        text = unglue(hit.text)
+        return cls(f"{hit.title}. {text}", [hit.title, *split_sentences(text)], set(hit.aliases))
 
     @classmethod
     def joined(cls, parts: Sequence[Evidence]) -> Evidence:
@@ -95,14 +107,16 @@ def judge(
     of the question (`asked`) count neither way: a model that restates a paraphrased question in its
     answer is judged on what it adds (names and numbers are checked whatever their origin).
     """
-    claim = strip_keys(claim)
+    claim = unglue(strip_keys(claim))
     stated = numbers(claim)
     missing = stated - evidence.numbers
     if missing:
         return 0.0, f"states {sorted(missing)[0]}, which the passage does not", None
     # A claim about a named thing the passage never mentions is about some other paper's result
     # (small models pin a passage's number on the entity the question asked about).
-    unknown = [n for n in sorted(names(claim, asked_names)) if not mentions(n, evidence.spelled)]
+    # An acronym the claim spells out itself ("Channel Vision Transformers (CVT)") rests on its words.
+    spelled_out = defined_acronyms(claim)
+    unknown = [n for n in sorted(names(claim, asked_names) - spelled_out) if not mentions(n, evidence.spelled)]
     if unknown:
         return 0.0, f"names {unknown[0]}, which the passage does not mention", None
     for link in _LINK.findall(claim):

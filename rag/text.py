@@ -79,14 +79,47 @@ def name_parts(name: str) -> list[str]:
 
 
 def word_set(text: str) -> set[str]:
-    """Every word of a text in `name_parts` form, for matching names up to spelling variants."""
-    return {p for word in _WORD.findall(text) for p in name_parts(word)}
+    """Every word of a text in `name_parts` form, and each hyphenated word also joined ("U-Net" -> u, net,
+    unet), for matching names up to spelling variants."""
+    out: set[str] = set()
+    for word in _WORD.findall(text):
+        parts = name_parts(word)
+        out.update(parts)
+        if len(parts) > 1:
+            out.add("".join(parts))
+    return out
 
 
 def mentions(name: str, words: set[str]) -> bool:
-    """Does a text (its `word_set`) mention `name`, up to case, hyphenation and plural?"""
+    """Does a text (its `word_set`) mention `name`, up to case, hyphenation and plural ("UNet" ~ "U-Net")?"""
     parts = name_parts(name)
-    return bool(parts) and all(p in words for p in parts)
+    return bool(parts) and (all(p in words for p in parts) or "".join(parts) in words)
+
+
+# "256times256", "8.2times", "6400x6400", "20x", "3×3": a multiplication sign or "times" after a number
+# (page dumps render "×" as a glued "times"), in one spelling on both sides of a comparison.
+_TIMES = re.compile(r"(?<=\d)\s*(?:times\b|times(?=\d)|[x×](?=\d|\b))", re.IGNORECASE)
+
+
+def unglue(text: str) -> str:
+    """`text` with every "N times"/"NxM"/"N×M" spelled "N times M", so the forms compare equal."""
+    return _TIMES.sub(" times ", text)
+
+
+# An acronym a sentence defines for itself: "Channel Vision Transformers (CVT)".
+_DEFINED = re.compile(r"((?:[\w-]+\s+){1,8})\(([A-Z][A-Za-z]{1,7})\)")
+
+
+def defined_acronyms(text: str) -> set[str]:
+    """Acronyms the text spells out itself: the initials of the words just before the parenthesis."""
+    out = set()
+    for match in _DEFINED.finditer(text):
+        words, acronym = re.split(r"[\s-]+", match.group(1).strip()), match.group(2)
+        letters = [c for c in acronym if c.isupper()] if sum(c.isupper() for c in acronym) >= 2 else list(acronym)
+        initials = [w[0].upper() for w in words[-len(letters) :]] if len(words) >= len(letters) else []
+        if initials == [c.upper() for c in letters]:
+            out.add(acronym)
+    return out
 
 
 # What denies the words after it: negators, and stance words that reject a claim ("challenge the

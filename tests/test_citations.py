@@ -102,6 +102,32 @@ def test_names_match_up_to_hyphenation_plural_and_case():
     assert verify("The 1.3M-parameter EdgeNeXt model achieves 75.1% top-1 accuracy on ImageNet-1K [1].", [EDGE]).dropped
 
 
+GIGA = _hit("g", "Tiled Attention for Gigapixel Slides",
+            "Trained end-to-end on 8192times8192 slides, the Probabilistic UNet head cuts memory by 3.4times "
+            "while the tile router keeps accuracy.")
+
+
+def test_numbers_match_whatever_the_page_made_of_the_multiplication_sign():
+    # page dumps turn "8192×8192" into "8192times8192"; models write 8192x8192, 8192×8192 or "3.4 times"
+    for claim in ("The model trains end-to-end on 8192x8192 slides [1].",
+                  "The model trains end-to-end on 8192×8192 slides [1].",
+                  "It cuts memory by 3.4 times [1].", "It cuts memory 3.4x [1]."):
+        assert verify(claim, [GIGA]).citations, claim
+    assert verify("The model trains end-to-end on 9000x9000 slides [1].", [GIGA]).dropped
+
+
+def test_a_name_matches_with_or_without_its_hyphen():
+    assert verify("The Probabilistic U-Net head cuts memory by 3.4 times [1].", [GIGA]).citations
+    assert verify("The Probabilistic V-Net head cuts memory by 3.4 times [1].", [GIGA]).dropped
+
+
+def test_an_acronym_the_answer_spells_out_itself_rests_on_its_words():
+    assert verify("The Tiled Attention (TA) model cuts memory by 3.4 times [1].", [GIGA]).citations
+    # an acronym that does not spell the words before it is still a name the passage must hold
+    assert verify("The Tiled Attention (TAG) model cuts memory by 3.4 times [1].", [GIGA]).dropped
+    assert verify("The TA model cuts memory by 3.4 times [1].", [GIGA]).dropped
+
+
 def test_the_papers_own_name_counts_as_mentioned_by_its_passage():
     claim = "The lightweight image encoder in MobileSAM is distilled from the heavyweight image encoder ViT-H [1]."
     assert verify(claim, [MOBILE]).citations
