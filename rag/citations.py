@@ -6,7 +6,7 @@ A sentence of the answer is kept only if the passage(s) it cites support it:
   paper's own names (its title's lead, the method names its abstract introduces) count as mentioned,
   and so does an acronym the sentence spells out itself ("Tiled Attention (TA)");
 - most of its content words occur there (title included);
-- it does not deny what the passage asserts, or assert what it denies;
+- it does not deny what the passage asserts, or assert what it denies or leaves out ("without X");
 - a link, e-mail address or code it contains is in the passage word for word.
 A sentence citing the wrong passage is re-pointed to the one that supports it; an uncited sentence
 gets the passage that supports it; a sentence joining two papers is checked against the passages it

@@ -130,6 +130,10 @@ _DENIAL = re.compile(
     r"(?:narrative|assumption|belief|view|notion|idea|claim|wisdom|consensus|premise)\b",
     re.IGNORECASE,
 )
+# Weaker cues, read only where a passage leaves something out ("without block-wise masking"): a claim
+# that asserts it ("uses block-wise masking") reverses the passage. Not taken as the claim's own
+# denial against its basis: "needs no extra data" may rest on "with zero extra data".
+_ABSENCE = re.compile(r"\b(?:without|no)\b", re.IGNORECASE)
 _CLAUSE = re.compile(r"[^,;:.!?()]+")
 # A denial does not reach past these ("without pre-trained encoders while using only 45M parameters").
 _SCOPE_END = re.compile(
@@ -138,12 +142,14 @@ _SCOPE_END = re.compile(
 )
 
 
-def denials(text: str) -> list[set[str]]:
-    """The content words each denial in the text applies to ("do not consider negation" -> {consid, negat})."""
+def denials(text: str, absences: bool = False) -> list[set[str]]:
+    """The content words each denial in the text applies to ("do not consider negation" -> {consid, negat});
+    with `absences`, also what it says is left out ("without X", "no X")."""
     text = re.sub(r"\bunnecessar(?:y|ily)\b", "not necessary", text, flags=re.IGNORECASE)
     scopes = []
+    cues = [_DENIAL, _ABSENCE] if absences else [_DENIAL]
     for clause in _CLAUSE.findall(text):
-        for cue in _DENIAL.finditer(clause):
+        for cue in (c for pattern in cues for c in pattern.finditer(clause)):
             after = _SCOPE_END.split(clause[cue.end() :], maxsplit=1)[0]
             after = " ".join(after.split()[:12])
             if scope := content_words(after):
@@ -162,8 +168,9 @@ def contradicts(claim: str, basis: str, others: Sequence[str] = ()) -> bool:
     claim_words, claim_denials = content_words(claim), denials(claim)
     if not denials(basis) and any(scope <= content_words(basis) for scope in claim_denials):
         return True
+    claim_denials = denials(claim, absences=True)  # "works without X" restates "needs no X"
     for sentence in (basis, *others):
-        for scope in denials(sentence):
+        for scope in denials(sentence, absences=True):
             shared = scope & claim_words
             repeated = len(shared) >= 3 or (len(shared) >= 2 and len(shared) >= 0.6 * len(scope))
             if repeated and not any(scope & own for own in claim_denials):

@@ -149,6 +149,17 @@ def test_a_claim_that_reverses_the_passage_is_dropped():
     assert verify("No, a dedicated vector store is not necessary for vector search [1].", [LUCENE]).citations
 
 
+def test_a_claim_that_something_the_passage_leaves_out_is_used_is_dropped():
+    # a small model reads "without X" as "with X"
+    plain = _hit("p", "PlainMIM: Masked Modeling Made Plain",
+                 "PlainMIM drops special designs such as block-wise masking and discrete tokenizers. "
+                 "We train without block-wise masking or a discrete tokenizer, using random masking of large patches.")
+    assert verify("PlainMIM uses block-wise masking and a discrete tokenizer [1].", [plain]).dropped
+    for kept in ("PlainMIM trains without block-wise masking [1].", "PlainMIM needs no discrete tokenizer [1].",
+                 "PlainMIM does not use block-wise masking [1].", "PlainMIM uses random masking of large patches [1]."):
+        assert verify(kept, [plain]).citations, kept
+
+
 def test_after_a_false_claim_what_leans_on_it_goes_but_a_claim_of_its_own_is_judged_alone():
     raw = ("Yes, a dedicated vector store is needed for vector search with OpenAI embeddings [1]. "
            "This is suggested by the main goal of the work [1]. "
