@@ -2,9 +2,10 @@
 
 A sentence of the answer is kept only if the passage(s) it cites support it:
 - every number it states occurs there ("8192x8192", "8192×8192" and a page's "8192times8192" alike);
-- every name it uses is mentioned there, up to case, hyphenation and plural ("U-Net" ~ "UNet"); the
-  paper's own names (its title's lead, the method names its abstract introduces) count as mentioned,
-  and so does an acronym the sentence spells out itself ("Tiled Attention (TA)");
+- every name it uses is mentioned there, up to case, hyphenation, plural and accents ("U-Net" ~ "UNet",
+  "Fréchet" ~ LaTeX's "Fr\\'echet"); the paper's own names (its title's lead, the method names its
+  abstract introduces) count as mentioned, and so does an acronym the sentence spells out itself
+  ("Tiled Attention (TA)");
 - most of its content words occur there (title included);
 - it does not deny what the passage asserts, or assert what it denies or leaves out ("without X");
 - a link, e-mail address or code it contains is in the passage word for word.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from .chunking import split_sentences
 from .text import (
+    comparable,
     content_words,
     contradicts,
     defined_acronyms,
@@ -29,7 +31,6 @@ from .text import (
     names,
     numbers,
     ordered_names,
-    unglue,
     word_set,
 )
 from .types import Citation, Dropped, Hit
@@ -86,7 +87,7 @@ class Evidence:
 
     @classmethod
     def of(cls, hit: Hit) -> Evidence:
-        text = unglue(hit.text)
+        text = comparable(hit.text)
         return cls(f"{hit.title}. {text}", [hit.title, *split_sentences(text)], set(hit.aliases))
 
     @classmethod
@@ -107,7 +108,7 @@ def judge(
     of the question (`asked`) count neither way: a model that restates a paraphrased question in its
     answer is judged on what it adds (names and numbers are checked whatever their origin).
     """
-    claim = unglue(strip_keys(claim))
+    claim = comparable(strip_keys(claim))
     stated = numbers(claim)
     missing = stated - evidence.numbers
     if missing:

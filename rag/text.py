@@ -4,6 +4,7 @@ checks, sentence choice and follow-up handling, so changing one cannot silently 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 _STEMMER = None
@@ -104,6 +105,23 @@ _TIMES = re.compile(r"(?<=\d)\s*(?:times\b|times(?=\d)|[x×](?=\d|\b))", re.IGNO
 def unglue(text: str) -> str:
     """`text` with every "N times"/"NxM"/"N×M" spelled "N times M", so the forms compare equal."""
     return _TIMES.sub(" times ", text)
+
+
+# LaTeX accents as arXiv abstracts write them: Fr\'echet, na\"ive, {\"o}, \c{c}.
+_LATEX_ACCENT = re.compile(r"""\{?\\(?:['`^"~=.]\s*\{?([A-Za-z])\}?|[uvHc]\{([A-Za-z])\})\}?""")
+
+
+def fold_accents(text: str) -> str:
+    """`text` without accents, LaTeX's or Unicode's ("Fr\\'echet", "Fréchet" -> "Frechet")."""
+    text = _LATEX_ACCENT.sub(lambda m: m.group(1) or m.group(2), text)
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def comparable(text: str) -> str:
+    """The spelling both sides of a citation check are compared in (see `unglue`, `fold_accents`)."""
+    return unglue(fold_accents(text))
 
 
 # An acronym a sentence defines for itself: "Channel Vision Transformers (CVT)".

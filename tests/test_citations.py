@@ -121,6 +121,16 @@ def test_a_name_matches_with_or_without_its_hyphen():
     assert verify("The Probabilistic V-Net head cuts memory by 3.4 times [1].", [GIGA]).dropped
 
 
+def test_names_match_whatever_accents_the_abstract_wrote_in_latex():
+    # arXiv abstracts write accents in LaTeX (Fr\'echet, G\"{o}del); models write Unicode
+    latex = _hit("x", "Hierarchy-Aware Prediction",
+                 r"We swap the argmax for the Fr\'echet mean over a G\"{o}del-style hierarchy of labels.")
+    for claim in ("It swaps the argmax for the Fréchet mean [1].", "It swaps the argmax for the Frechet mean [1].",
+                  "The hierarchy is Gödel-style [1]."):
+        assert verify(claim, [latex]).citations, claim
+    assert verify("It swaps the argmax for the Fréchet median of a Turing-style hierarchy [1].", [latex]).dropped
+
+
 def test_an_acronym_the_answer_spells_out_itself_rests_on_its_words():
     assert verify("The Tiled Attention (TA) model cuts memory by 3.4 times [1].", [GIGA]).citations
     # an acronym that does not spell the words before it is still a name the passage must hold
