@@ -572,7 +572,7 @@ def measure_point(name: str, root: Path, corpus: Path | None, queries: list[str]
             shutil.copytree(real_index, query_home / "index")
         point["load_query"] = [load_average()[0]]
         query = in_new_process(query_step, str(query_home), queries, corpus is not None, models_home, url,
-                               args.llm if not server else None, pid)
+                               args.llm, pid)
         point["load_query"].append(load_average()[0])
         print(f"[{name}] hybrid p95 {query['latency']['hybrid']['p95_ms']:.1f} ms; RSS {query['rss_after_load_mb']:.0f} MB",
               flush=True)
