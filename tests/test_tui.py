@@ -333,15 +333,18 @@ async def test_missing_model_is_a_notification_and_the_app_keeps_working(make_as
         assert isinstance(app.screen, HelpScreen)
 
 
-async def test_a_draft_timer_firing_while_the_app_closes_is_harmless(make_assistant):
+async def test_a_draft_timer_firing_while_the_app_closes_is_harmless(make_assistant, monkeypatch):
     # A question typed less than 0.4 s before quitting: the still-draft timer can fire once the
-    # chat's widgets are already gone.
+    # chat's widgets are already gone. (Gone by a failing look-up: removing the TextArea by hand
+    # raced Textual's own refresh of it, a crash inside Textual seen once in CI.)
     app = make_app(assistant=make_assistant([REPLY]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         app.prompt.load_text("What is")
-        await app.prompt.remove()
-        app._draft_still()
+        await settle(app, pilot)
+        with monkeypatch.context() as closing:
+            closing.setattr(ChatApp, "prompt", property(lambda self: self.query_one("#a-widget-gone")))
+            app._draft_still()
         assert app.return_code is None and app._exception is None
 
 
