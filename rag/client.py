@@ -72,10 +72,7 @@ class ServerClient:
             raise self.unreachable(exc) from exc
         data = self._json(response)
         if data == {"status": "ok"}:  # a server with a token tells what it serves only to its token
-            raise ServerError(
-                f"the rag server at {self.url} needs its token: set RAG_SERVER_TOKEN to the one it was started with "
-                "(or pass --no-server)"
-            )
+            raise self.needs_token()
         if not isinstance(data, dict) or data.get("status") != "ok" or "home" not in data:
             raise ServerError(f"{self.url} does not answer as a `rag serve` of this version does; check RAG_SERVER_URL")
         self.model = str(data.get("model") or "?")
@@ -147,13 +144,16 @@ class ServerClient:
             f"no rag server answers at {self.url} ({detail}); start one with `rag serve`, or pass --no-server"
         )
 
+    def needs_token(self) -> ServerError:
+        return ServerError(
+            f"the rag server at {self.url} needs its token: set RAG_SERVER_TOKEN to the one it was started with "
+            "(or pass --no-server)"
+        )
+
     def _json(self, response: httpx.Response) -> Any:
         """The response's JSON; a server error becomes the error the library would have raised in-process."""
         if response.status_code == 401:
-            raise ServerError(
-                f"the rag server at {self.url} needs its token: set RAG_SERVER_TOKEN to the one it was started with "
-                "(or pass --no-server)"
-            )
+            raise self.needs_token()
         try:
             data = response.json()
         except ValueError as exc:
