@@ -5,14 +5,20 @@ year and sources as numpy arrays in the order of the BM25 documents, so that a f
 boolean mask over papers with a few array operations (no loop over the corpus per query): the
 mask weighs BM25's scores directly and decides how the dense side is searched (see `rag.retrieve`).
 Authors are looked up in the catalog's author tables (a name matches few papers).
+`FilteredVectors` keeps the vectors of the chunks a filter keeps, so that the dense side of the
+next search under the same filter is an exact scan in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .catalog import Catalog
 
@@ -114,3 +120,71 @@ class PaperTable:
 
     def papers(self, mask: np.ndarray) -> list[str]:
         return [self.doc_ids[int(i)] for i in np.flatnonzero(mask)]
+
+
+@dataclass(frozen=True)
+class KeptVectors:
+    """The chunks a filter keeps, with their vectors scaled to unit length (float32 rows)."""
+
+    ids: list[str]
+    unit: np.ndarray
+
+    @classmethod
+    def of(cls, ids: list[str], matrix: np.ndarray) -> KeptVectors:
+        unit = np.ascontiguousarray(matrix, dtype=np.float32)
+        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+        return cls(ids, unit)
+
+    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """The n chunks nearest to `vector` by cosine, best first (ties in catalog order)."""
+        if not self.ids:
+            return []
+        query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
+        # One BLAS thread: OpenBLAS's extra threads spin on after a product, and on a small machine
+        # that slowed everything else in the search (query embedding, BM25) by ~1.7x, measured.
+        with _blas().limit(limits=1, user_api="blas"):
+            scores = self.unit @ query
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.ids[i], float(scores[i])) for i in top]
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+class FilteredVectors:
+    """`KeptVectors` of the last few filters searched (least recently used first out), at most `max_bytes`.
+
+    A chat or a server asks many questions under the same filter: reading the kept vectors from the
+    catalog costs ~7 us a chunk (0.17 s for 25k chunks of a 1M-chunk index), scanning them in memory
+    ~0.07 us (BENCHMARKS "Scale"). Entries belong to one `PaperTable` (one state of the catalog and
+    its sources): a search with a new table (after an ingest) empties the cache.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._table: PaperTable | None = None
+        self._entries: OrderedDict[bytes, KeptVectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, table: PaperTable, mask: np.ndarray, load: Callable[[], KeptVectors | None]) -> KeptVectors | None:
+        key = np.packbits(mask).tobytes()
+        with self._lock:
+            if self._table is not table:
+                self._entries.clear()
+                self._table = table
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        kept = load()
+        if kept is None or kept.unit.nbytes > self.max_bytes:
+            return kept
+        with self._lock:
+            if self._table is not table:
+                return kept  # an ingest replaced the table while this one loaded
+            self._entries[key] = kept
+            while sum(e.unit.nbytes for e in self._entries.values()) > self.max_bytes:
+                self._entries.popitem(last=False)
+        return kept

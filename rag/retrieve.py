@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from .filters import Filters, PaperTable
+from .filters import FilteredVectors, Filters, KeptVectors, PaperTable
 from .index import Index
 from .settings import Settings
 from .text import content_words, name_key, name_spans, tokenize
@@ -16,8 +16,13 @@ from .types import Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
 MAX_NAMESAKES = 3
-# Dense search under a filter (see `Retriever._dense`): exact below this many chunks, else over-fetch.
-EXACT_MAX_CHUNKS = 4000
+# Dense search under a filter (see `Retriever._dense`): an exact scan of the kept chunks' vectors,
+# held in memory for the next searches under that filter, when they fit in this many bytes (float32:
+# 64k chunks of 384 dimensions), else over-fetch. Chroma's top-k costs ~8 us per neighbour (16.5 ms
+# for 2,000 at 1M chunks), the exact scan ~0.1 us per kept chunk once in memory (BENCHMARKS "Scale").
+FILTERED_VECTORS_BYTES = 96 * 2**20
+# An index from before the catalog kept vectors asks Chroma for the kept ids (linear in them).
+CHROMA_IDS_MAX_CHUNKS = 4000
 OVERFETCH = 1.5
 OVERFETCH_MAX = 2000
 
@@ -37,6 +42,7 @@ class Retriever:
     def __init__(self, index: Index, settings: Settings):
         self.index = index
         self.settings = settings
+        self.filtered_vectors = FilteredVectors(FILTERED_VECTORS_BYTES)
 
     def search(
         self,
@@ -125,28 +131,24 @@ class Retriever:
         """The n nearest chunks as (chunk id, cosine), only of the papers `mask` keeps.
 
         Chroma's own filters cost time linear in the chunks they keep (measured in BENCHMARKS "Scale"),
-        so a filter is answered in one of two ways: the chunks of a narrow filter are scored exactly
-        from the vectors the catalog keeps; for a broad one, Chroma's unfiltered top n / share is
-        fetched and filtered (a filter keeping 10% of the chunks fetches ~15n).
+        so a filter is answered in one of two ways: the chunks of a filter whose vectors fit in
+        `FILTERED_VECTORS_BYTES` are scored exactly from the vectors the catalog keeps (held in memory
+        for the next searches under the same filter); for a broader one, Chroma's unfiltered top
+        n / share is fetched and filtered (a filter keeping 10% of the chunks fetches ~15n).
         """
         vectors = self.index.vectors
         if table is None or mask is None:
             return vectors.query(vector, n)
         catalog = self.index.catalog
         expected = int(mask.sum()) * table.chunks / max(len(table), 1)  # chunks the filter keeps, about
-        if expected <= EXACT_MAX_CHUNKS:
-            papers = table.papers(mask)
-            kept = catalog.chunk_vectors(papers) if catalog.vectors_kept else None
-            if kept is None:  # an index from before the catalog kept vectors, until its next ingest
-                ids = catalog.chunk_ids_of(papers)
-                return vectors.query(vector, min(n, len(ids)), ids=ids) if ids else []
-            ids, matrix = kept
-            if not ids:
-                return []
-            norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
-            scores = (matrix @ vector.astype(np.float32)) / np.maximum(norms, 1e-12)
-            top = np.argsort(-scores, kind="stable")[:n]
-            return [(ids[i], float(scores[i])) for i in top]
+        row_bytes = 4 * len(vector)
+        if expected * row_bytes <= FILTERED_VECTORS_BYTES and catalog.vectors_kept:
+            kept = self.filtered_vectors.get(table, mask, lambda: self._kept_vectors(table, mask))
+            if kept is not None:
+                return kept.nearest(vector, n)
+        if expected <= CHROMA_IDS_MAX_CHUNKS:  # an index from before the catalog kept vectors, until its next ingest
+            ids = catalog.chunk_ids_of(table.papers(mask))
+            return vectors.query(vector, min(n, len(ids)), ids=ids) if ids else []
         fetch = min(OVERFETCH_MAX, max(n, math.ceil(n * table.chunks / expected * OVERFETCH)))
         out = []
         for cid, score in vectors.query(vector, fetch):
@@ -154,6 +156,10 @@ class Retriever:
             if i is not None and mask[i]:
                 out.append((cid, score))
         return out[:n]
+
+    def _kept_vectors(self, table: PaperTable, mask: np.ndarray) -> KeptVectors | None:
+        kept = self.index.catalog.chunk_vectors(table.papers(mask))
+        return None if kept is None else KeptVectors.of(*kept)
 
     def _passages(
         self, query: str, paper_ids: list[str], best_chunk: dict[str, tuple[str, float]]

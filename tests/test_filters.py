@@ -8,12 +8,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rag.retrieve as retrieve
 from rag import Assistant, Settings
 from rag.catalog import author_key
-from rag.filters import Filters
+from rag.filters import FilteredVectors, Filters, KeptVectors
 from rag.testing import HashEmbedder
 
 QUERY = "graph networks forecast traffic flow"
@@ -101,8 +102,8 @@ def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed,
     an index without kept vectors asks Chroma for the kept chunks: the same papers in the same order."""
     assistant, _ = indexed
     results = {}
-    for path, (exact_max, kept) in {"exact": (10**6, True), "over-fetched": (0, True), "chroma ids": (10**6, False)}.items():
-        monkeypatch.setattr(retrieve, "EXACT_MAX_CHUNKS", exact_max)
+    for path, (exact_max, kept) in {"exact": (2**30, True), "over-fetched": (0, True), "chroma ids": (2**30, False)}.items():
+        monkeypatch.setattr(retrieve, "FILTERED_VECTORS_BYTES", exact_max)
         assistant.index.catalog.set_meta({"vectors_kept": "1" if kept else "0"})
         hits = assistant.search(QUERY, k=10, mode="dense", since=2019)
         results[path] = [(h.title, round(h.dense_score or 0, 3)) for h in hits]
@@ -112,6 +113,59 @@ def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed,
     assert scores["exact"] == scores["over-fetched"] == scores["chroma ids"]
     assert above["exact"] == above["over-fetched"] == above["chroma ids"]
     assert len(results["exact"]) == 10 and len(set(scores["exact"])) > 2
+
+
+def test_kept_vectors_rank_by_cosine_whatever_their_length():
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(50, 8)).astype(np.float32) * rng.uniform(0.1, 9, size=(50, 1)).astype(np.float32)
+    query = rng.normal(size=8)
+    kept = KeptVectors.of([f"c{i}" for i in range(50)], matrix)
+    cosine = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
+    want = [f"c{i}" for i in np.argsort(-cosine)]
+    assert [cid for cid, _ in kept.nearest(query, 7)] == want[:7]
+    assert [cid for cid, _ in kept.nearest(query, 80)] == want
+    assert kept.nearest(query, 1)[0][1] == pytest.approx(float(cosine.max()), abs=1e-5)
+    assert KeptVectors.of([], np.zeros((0, 8))).nearest(query, 3) == []
+
+
+def test_filtered_vectors_are_read_once_per_filter_and_table_and_stay_within_their_bytes():
+    loads = []
+
+    def loader(rows: int):
+        def load():
+            loads.append(rows)
+            return KeptVectors.of([str(i) for i in range(rows)], np.ones((rows, 4), dtype=np.float32))
+        return load
+
+    table, other_table = object(), object()
+    masks = [np.array([i == j for j in range(10)]) for i in range(4)]
+    cache = FilteredVectors(max_bytes=2 * 4 * 4 * 10)  # room for 20 rows of 4 floats
+    cache.get(table, masks[0], loader(10))
+    cache.get(table, masks[0], loader(10))
+    assert loads == [10]
+    cache.get(table, masks[1], loader(10))
+    cache.get(table, masks[2], loader(10))  # over the budget: the least recently used (masks[0]) goes
+    cache.get(table, masks[1], loader(10))
+    assert loads == [10, 10, 10]
+    cache.get(table, masks[0], loader(10))
+    assert loads == [10, 10, 10, 10]
+    assert len(cache.get(table, masks[3], loader(30)).ids) == 30  # too big to keep: served, not kept
+    cache.get(table, masks[3], loader(30))
+    assert loads[-2:] == [30, 30]
+    cache.get(other_table, masks[0], loader(10))  # a new state of the catalog: nothing old is reused
+    assert loads[-1] == 10 and len(loads) == 7
+
+
+def test_a_filtered_search_after_an_ingest_sees_the_new_paper(indexed, tmp_path):
+    """The kept vectors held for a filter belong to one state of the catalog."""
+    assistant, _ = indexed
+    before = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
+    new = {"title": "Traffic flow forecast on graph networks, again", "year": 2021,
+           "abstract": "Graph networks forecast traffic flow from road sensors and weather."}
+    (tmp_path / "gamma.jsonl").write_text(json.dumps(new) + "\n")
+    assistant.ingest([tmp_path / "gamma.jsonl"])
+    after = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
+    assert after == before | {new["title"]}
 
 
 def test_a_known_paper_seen_in_a_new_file_is_found_by_that_source(indexed, tmp_path):
