@@ -16,15 +16,16 @@ from .types import Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
 MAX_NAMESAKES = 3
-# Dense search under a filter (see `Retriever._dense`): an exact scan of the kept chunks' vectors,
-# held in memory for the next searches under that filter, when they fit in this many bytes (float32:
-# 64k chunks of 384 dimensions), else over-fetch. Chroma's top-k costs ~8 us per neighbour (16.5 ms
-# for 2,000 at 1M chunks), the exact scan ~0.1 us per kept chunk once in memory (BENCHMARKS "Scale").
+# Dense search under a filter (see `Retriever._dense`). Chroma's top-k costs ~8 us per neighbour at
+# 1M chunks (4 ms for 500, 16.5 ms for 2,000); reading kept vectors from the catalog ~7 us per chunk
+# (once per filter: they are then held in memory, up to FILTERED_VECTORS_BYTES of float32, 64k chunks
+# of 384 dimensions) and scanning them in memory ~0.1 us per chunk (BENCHMARKS "Scale").
+OVERFETCH = 1.5  # a filter keeping a share s of the chunks fetches Chroma's top n / s * OVERFETCH ...
+OVERFETCH_CHEAP = 500  # ... when that is at most this many (a broad filter) ...
+OVERFETCH_MAX = 2000  # ... else scans its kept vectors exactly if they fit, else fetches at most this many
 FILTERED_VECTORS_BYTES = 96 * 2**20
 # An index from before the catalog kept vectors asks Chroma for the kept ids (linear in them).
 CHROMA_IDS_MAX_CHUNKS = 4000
-OVERFETCH = 1.5
-OVERFETCH_MAX = 2000
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -131,25 +132,27 @@ class Retriever:
         """The n nearest chunks as (chunk id, cosine), only of the papers `mask` keeps.
 
         Chroma's own filters cost time linear in the chunks they keep (measured in BENCHMARKS "Scale"),
-        so a filter is answered in one of two ways: the chunks of a filter whose vectors fit in
-        `FILTERED_VECTORS_BYTES` are scored exactly from the vectors the catalog keeps (held in memory
-        for the next searches under the same filter); for a broader one, Chroma's unfiltered top
-        n / share is fetched and filtered (a filter keeping 10% of the chunks fetches ~15n).
+        so a filter is answered in one of two ways: for a broad one, Chroma's unfiltered top n / share
+        is fetched and filtered (a filter keeping 10% of the chunks fetches 15n); a narrower one whose
+        vectors fit in `FILTERED_VECTORS_BYTES` is scored exactly from the vectors the catalog keeps,
+        held in memory for the next searches under the same filter.
         """
         vectors = self.index.vectors
         if table is None or mask is None:
             return vectors.query(vector, n)
         catalog = self.index.catalog
-        expected = int(mask.sum()) * table.chunks / max(len(table), 1)  # chunks the filter keeps, about
-        row_bytes = 4 * len(vector)
-        if expected * row_bytes <= FILTERED_VECTORS_BYTES and catalog.vectors_kept:
+        expected = max(int(mask.sum()) * table.chunks / max(len(table), 1), 1.0)  # chunks the filter keeps, about
+        fetch = max(n, math.ceil(n * table.chunks / expected * OVERFETCH))
+        held = catalog.vectors_kept
+        if held and fetch > OVERFETCH_CHEAP and expected * 4 * len(vector) <= FILTERED_VECTORS_BYTES:
             kept = self.filtered_vectors.get(table, mask, lambda: self._kept_vectors(table, mask))
             if kept is not None:
                 return kept.nearest(vector, n)
-        if expected <= CHROMA_IDS_MAX_CHUNKS:  # an index from before the catalog kept vectors, until its next ingest
+            held = False  # some rows lost their vectors (never written so by this version)
+        if not held and expected <= CHROMA_IDS_MAX_CHUNKS:  # an index from before the catalog kept vectors
             ids = catalog.chunk_ids_of(table.papers(mask))
             return vectors.query(vector, min(n, len(ids)), ids=ids) if ids else []
-        fetch = min(OVERFETCH_MAX, max(n, math.ceil(n * table.chunks / expected * OVERFETCH)))
+        fetch = min(fetch, OVERFETCH_MAX)
         out = []
         for cid, score in vectors.query(vector, fetch):
             i = table.position.get(cid.split(":", 1)[0])

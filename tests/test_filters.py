@@ -102,17 +102,20 @@ def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed,
     an index without kept vectors asks Chroma for the kept chunks: the same papers in the same order."""
     assistant, _ = indexed
     results = {}
-    for path, (exact_max, kept) in {"exact": (2**30, True), "over-fetched": (0, True), "chroma ids": (2**30, False)}.items():
+    monkeypatch.setattr(assistant.retriever.settings, "candidates", 6)  # fewer than the papers kept: top-n matters
+    paths = {"exact": (0, 2**30, True), "over-fetched": (10**6, 0, True), "chroma ids": (0, 2**30, False)}
+    for path, (cheap, exact_max, kept) in paths.items():
+        monkeypatch.setattr(retrieve, "OVERFETCH_CHEAP", cheap)
         monkeypatch.setattr(retrieve, "FILTERED_VECTORS_BYTES", exact_max)
         assistant.index.catalog.set_meta({"vectors_kept": "1" if kept else "0"})
-        hits = assistant.search(QUERY, k=10, mode="dense", since=2019)
+        hits = assistant.search(QUERY, k=6, mode="dense", since=2019)
         results[path] = [(h.title, round(h.dense_score or 0, 3)) for h in hits]
     # the hashed vectors tie often: the same scores in order, the same papers above the last score
     scores = {path: [s for _, s in hits] for path, hits in results.items()}
     above = {path: {t for t, s in hits if s > hits[-1][1]} for path, hits in results.items()}
     assert scores["exact"] == scores["over-fetched"] == scores["chroma ids"]
     assert above["exact"] == above["over-fetched"] == above["chroma ids"]
-    assert len(results["exact"]) == 10 and len(set(scores["exact"])) > 2
+    assert len(results["exact"]) == 6 and len(set(scores["exact"])) > 2
 
 
 def test_kept_vectors_rank_by_cosine_whatever_their_length():
