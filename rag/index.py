@@ -502,10 +502,10 @@ class Index:
         catalog.migrate()  # catalogs from before the filter tables get them here
         if layout := self.outdated_layout():
             report.problems.append(layout)  # catalogs from before the names table get it here
-        self._drop_damaged_vectors(report)
+        stored = self._drop_damaged_vectors(report)
         catalog.set_meta({"vector_state": "writing"})
         catalog.begin_run()
-        repairs = self._repairs(report)
+        repairs = self._repairs(report, stored)
         report.repaired = len(repairs)
         if self._embed_and_commit(pieces, repairs, report, progress, limit):
             self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
@@ -727,13 +727,13 @@ class Index:
         if not catalog.chunks_without_vectors(1):
             catalog.set_meta({"vectors_kept": "1"})
 
-    def _drop_damaged_vectors(self, report: IngestReport) -> None:
-        """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again."""
+    def _drop_damaged_vectors(self, report: IngestReport) -> int | None:
+        """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again.
+        Returns the vectors it holds when it was read (None: not read, or removed)."""
         if self.settings.chroma_url:
-            return  # never drop a server's collection: its errors are VectorStoreError, not damage
+            return None  # never drop a server's collection: its errors are VectorStoreError, not damage
         try:
-            self.vectors.count()
-            return
+            return self.vectors.count()  # ~3 s at 1M chunks: `_repairs` reuses it
         except IndexCorruptError as exc:
             damage = str(exc)
         report.problems.append(f"the vector store was damaged ({damage}); re-embedding the catalog's papers")
@@ -741,12 +741,13 @@ class Index:
             self._vectors.close()
             self._vectors = None
         shutil.rmtree(self.vectors_path, ignore_errors=True)
+        return None
 
-    def _repairs(self, report: IngestReport) -> list[Paper]:
+    def _repairs(self, report: IngestReport, stored_count: int | None = None) -> list[Paper]:
         """Remove vectors the catalog does not know (a crash between the two writes); return the
         catalog's papers whose vectors are missing, to embed again."""
         catalog, vectors = self.catalog, self.vectors
-        if catalog.chunk_count() == vectors.count():
+        if catalog.chunk_count() == (vectors.count() if stored_count is None else stored_count):
             return []
         stored = set(vectors.all_ids())
         known = set(catalog.all_chunk_ids())
