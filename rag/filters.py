@@ -159,7 +159,7 @@ class FilteredVectors:
 
     A chat or a server asks many questions under the same filter: reading the kept vectors from the
     catalog costs ~7 us a chunk (0.17 s for 25k chunks of a 1M-chunk index), scanning them in memory
-    ~0.07 us (BENCHMARKS "Scale"). Entries belong to one `PaperTable` (one state of the catalog and
+    ~0.1 us (BENCHMARKS "Scale"). Entries belong to one `PaperTable` (one state of the catalog and
     its sources): a search with a new table (after an ingest) empties the cache.
     """
 
