@@ -25,6 +25,7 @@ from .errors import (
     IndexMissingError,
     InputError,
 )
+from .filters import Filters
 from .followups import Standalone, standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
@@ -228,6 +229,21 @@ class Assistant:
         return self.retriever.search(
             text, k, mode=mode, source=source, year=year, author=author, since=since, until=until
         )
+
+    @_guarded
+    def filter_problem(
+        self,
+        *,
+        source: str | None = None,
+        year: int | None = None,
+        author: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> str | None:
+        """Why these filters keep no paper ("no paper in the index has a year ..."), None if they keep some."""
+        self._open_for_search()
+        filters = Filters.of(source=source, year=year, author=author, since=since, until=until)
+        return self.retriever.filter_problem(filters)
 
     # --- answers --------------------------------------------------------------------------
     @property

@@ -272,7 +272,8 @@ def search(
         _print_json(SearchReport.of(question, hits).model_dump(mode="json"))
         return
     if not hits:
-        _err("no matching passages")
+        problem = _assistant(ctx).filter_problem(source=source, author=author, year=year, since=since, until=until)
+        _err(f"no matching passages: {problem}" if problem else "no matching passages")
     for rank, hit in enumerate(hits, start=1):
         click.echo(
             click.style(f"{rank:>2}. {terminal_safe(hit.title)}", bold=True)

@@ -118,8 +118,39 @@ class PaperTable:
             keep &= by_author
         return keep
 
+    def why_empty(self, filters: Filters, catalog: Catalog) -> str:
+        """Why `filters` keep no paper, in words a user can act on (each filter is tried on its own)."""
+        reasons = []
+        if filters.source is not None and not self.mask(Filters(source=filters.source), catalog).any():
+            names = sorted(name for sid, name in self.source_names.items() if self._papers_of_source(sid))
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            reasons.append(f"no source's name contains {filters.source!r} (sources: {shown or 'none'})")
+        years = Filters(since=filters.since, until=filters.until)
+        if years and not self.mask(years, catalog).any():
+            known = self.years[self.years > 0]
+            if not known.size:
+                reasons.append("no paper in the index has a year (none of its sources gave one)")
+            else:
+                reasons.append(f"no paper is {_year_span(years)} (the papers' years: {known.min()}-{known.max()})")
+        if filters.author is not None and not self.mask(Filters(author=filters.author), catalog).any():
+            reasons.append(f"no author's name holds the words {filters.author!r}")
+        return "; ".join(reasons) or "no paper passes all of these filters together"
+
+    def _papers_of_source(self, sid: int) -> int:
+        return int(self.src_ptr[sid + 1] - self.src_ptr[sid]) if sid + 1 < len(self.src_ptr) else 0
+
     def papers(self, mask: np.ndarray) -> list[str]:
         return [self.doc_ids[int(i)] for i in np.flatnonzero(mask)]
+
+
+def _year_span(years: Filters) -> str:
+    if years.since == years.until:
+        return f"from {years.since}"
+    if years.until is None:
+        return f"from {years.since} or later"
+    if years.since is None:
+        return f"from {years.until} or earlier"
+    return f"from {years.since} to {years.until}"
 
 
 @dataclass(frozen=True)

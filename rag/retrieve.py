@@ -126,6 +126,16 @@ class Retriever:
             )
         return hits
 
+    def filter_problem(self, filters: Filters) -> str | None:
+        """Why `filters` keep no paper of the index (None: they keep some, or there are none)."""
+        if not filters:
+            return None
+        index = self.index
+        table = index.paper_table(index.lexical)
+        if table.mask(filters, index.catalog).any():
+            return None
+        return table.why_empty(filters, index.catalog)
+
     def _dense(
         self, vector: np.ndarray, n: int, table: PaperTable | None, mask: np.ndarray | None
     ) -> list[tuple[str, float]]:

@@ -25,6 +25,9 @@ def test_ingest_search_json_and_stats(rag_home, small_corpus, embedder):
     assert data["hits"][0]["title"] == "Sparse Mixture-of-Experts Language Models at Low Cost"
     stats = json.loads(run("stats", "--json", home=rag_home, embedder=embedder).stdout)
     assert stats["papers"] == 5
+    result = run("search", "mixture of experts routing", "--source", "nowhere", home=rag_home, embedder=embedder)
+    assert result.stdout == ""
+    assert result.stderr.startswith("no matching passages: no source's name contains 'nowhere' (sources: ")
 
 
 def test_bad_input_gives_one_line_and_nonzero_exit(rag_home, tmp_path):

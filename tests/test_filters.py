@@ -171,6 +171,31 @@ def test_a_filtered_search_after_an_ingest_sees_the_new_paper(indexed, tmp_path)
     assert after == before | {new["title"]}
 
 
+def test_a_filter_that_keeps_no_paper_says_which_part_of_it_and_why(indexed, settings, tmp_path):
+    assistant, _ = indexed
+    assert assistant.filter_problem(source="alpha", since=2016) is None
+    assert assistant.filter_problem() is None
+    problem = assistant.filter_problem(source="gamma")
+    assert "'gamma'" in problem and "alpha.jsonl" in problem and "beta.jsonl" in problem
+    assert assistant.filter_problem(since=2030) == "no paper is from 2030 or later (the papers' years: 2016-2023)"
+    assert "from 2010 to 2012" in assistant.filter_problem(since=2010, until=2012)
+    assert "'nobody at all'" in assistant.filter_problem(author="nobody at all")
+    both = assistant.filter_problem(source="gamma", year=1999)
+    assert "'gamma'" in both and "from 1999" in both
+    # each keeps papers, together none (Student Number30's paper is in beta.jsonl)
+    assert assistant.filter_problem(source="alpha", author="Student Number30") == (
+        "no paper passes all of these filters together"
+    )
+    undated = Assistant(settings.model_copy(update={"home": tmp_path / "undated"}), embedder=HashEmbedder())
+    (tmp_path / "undated.jsonl").write_text(
+        "".join(json.dumps({"title": f"Undated paper {i}", "abstract": f"Traffic graphs, study {i}."}) + "\n" for i in range(2))
+    )
+    undated.ingest([tmp_path / "undated.jsonl"])
+    assert undated.search(QUERY, since=2000) == []
+    assert "no paper in the index has a year" in undated.filter_problem(since=2000)
+    undated.close()
+
+
 def test_a_known_paper_seen_in_a_new_file_is_found_by_that_source(indexed, tmp_path):
     assistant, records = indexed
     assert assistant.search(QUERY, source="gamma") == []
