@@ -108,8 +108,8 @@ class PaperTable:
         if filters.source is not None:
             from_source = np.zeros(len(self), dtype=bool)
             for sid, name in self.source_names.items():
-                if filters.source in name and sid + 1 < len(self.src_ptr):
-                    from_source[self.src_pos[self.src_ptr[sid] : self.src_ptr[sid + 1]]] = True
+                if filters.source in name:
+                    from_source[self._positions_of_source(sid)] = True
             keep &= from_source
         if filters.author is not None:
             by_author = np.zeros(len(self), dtype=bool)
@@ -122,7 +122,7 @@ class PaperTable:
         """Why `filters` keep no paper, in words a user can act on (each filter is tried on its own)."""
         reasons = []
         if filters.source is not None and not self.mask(Filters(source=filters.source), catalog).any():
-            names = sorted(name for sid, name in self.source_names.items() if self._papers_of_source(sid))
+            names = sorted(name for sid, name in self.source_names.items() if len(self._positions_of_source(sid)))
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             reasons.append(f"no source's name contains {filters.source!r} (sources: {shown or 'none'})")
         years = Filters(since=filters.since, until=filters.until)
@@ -136,8 +136,11 @@ class PaperTable:
             reasons.append(f"no author's name holds the words {filters.author!r}")
         return "; ".join(reasons) or "no paper passes all of these filters together"
 
-    def _papers_of_source(self, sid: int) -> int:
-        return int(self.src_ptr[sid + 1] - self.src_ptr[sid]) if sid + 1 < len(self.src_ptr) else 0
+    def _positions_of_source(self, sid: int) -> np.ndarray:
+        """Positions of the papers of source `sid` (none for a source no paper links to any more)."""
+        if sid + 1 >= len(self.src_ptr):
+            return self.src_pos[:0]
+        return self.src_pos[self.src_ptr[sid] : self.src_ptr[sid + 1]]
 
     def papers(self, mask: np.ndarray) -> list[str]:
         return [self.doc_ids[int(i)] for i in np.flatnonzero(mask)]
