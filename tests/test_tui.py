@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -1184,3 +1185,68 @@ async def test_the_models_text_shows_dim_before_its_sentence_is_checked(make_ass
         answer = app.answers[0]
         assert answer.text == REPLY and "1997" in answer.dropped[0].text
         assert not draft.display and "1997" not in view.markdown.source
+
+
+# --- issue 26: the chat as a daily tool ---------------------------------------------------------------
+EXPERTS_QUESTION = "How many experts does the sparse mixture-of-experts language model use?"
+EXPERTS = "The sparse language model is trained with 64 experts and top-2 routing [1]."
+EXPERTS_TITLE = "Sparse Mixture-of-Experts Language Models at Low Cost"
+
+
+class Held(ScriptedGenerator):
+    """Writes the first sentence of a surface-code answer, then holds the rest until `release` is set
+    (a second question is surely typed and queued meanwhile); the experts question is answered at once."""
+
+    def __init__(self):
+        def reply(messages):
+            if "experts" in messages[-1]["content"].split("Question:")[-1]:
+                return EXPERTS
+            return f"{REPLY} {DECODER}"
+
+        super().__init__(reply)
+        self.release = threading.Event()
+
+    def stream(self, messages, **kwargs):
+        for piece in super().stream(messages, **kwargs):
+            yield piece
+            if piece.startswith("[1]") and not self.release.is_set():
+                self.release.wait(30)  # bounded: a failing test still ends
+
+
+def _visible(app: ChatApp, widget) -> bool:
+    """Some of `widget` is on screen inside the conversation."""
+    return app.conversation.region.overlaps(widget.region)
+
+
+async def test_after_a_queued_answer_the_panels_follow_the_answer_in_view(make_assistant, monkeypatch):
+    # Item 1: "What is SimMIM?", then within 2 s another question: the status line, the sources, F4
+    # and F3 referred to the first answer although the second one was in view.
+    monkeypatch.delenv("TMUX", raising=False)
+    model = Held()
+    app = make_app(assistant=make_assistant(generator=model))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        await pilot.press(*EXPERTS_QUESTION, "enter")  # typed while the first answer is written
+        assert len(app.queue) == 1
+        model.release.set()
+        await settle(app, pilot)
+        first, second = app.query(AnswerView)
+        assert [a.question for a in app.answers] == [QUESTION, EXPERTS_QUESTION]
+        assert app.selected is second and second.has_class("-selected") and not first.has_class("-selected")
+        assert _visible(app, second)
+        assert [card.citation.title for card in app.query(SourceCard)] == [EXPERTS_TITLE]
+        assert f"wall {second.clock.wall:.2f}s" in status_text(app)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen))
+        assert app.screen.answer is app.answers[1]
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.clipboard.startswith(f"## {EXPERTS_QUESTION}")
+        # An earlier answer picked by the user stays selected (and on screen) when a new answer ends.
+        first.focus()
+        await pilot.pause()
+        assert app.selected is first and _visible(app, first)
+        assert [card.citation.title for card in app.query(SourceCard)] == [TITLE]

@@ -126,6 +126,9 @@ class ChatApp(App[None]):
         self.papers: dict[str, Paper] = {}  # cited papers seen so far (for sources and copies)
         self.locations: dict[str, str] = {}  # paper id -> "file:line" as a person would look it up
         self.selected: AnswerView | None = None
+        # The selection follows the newest question (sent, queued or answered) until the user picks an
+        # earlier answer; sending a question or G (the latest answer) makes it follow again.
+        self.follow_latest = True
         self.running: Turn | None = None
         self.queue: list[Turn] = []
         self.ingest_task: IngestTask | None = None
@@ -665,8 +668,11 @@ class ChatApp(App[None]):
         else:
             self.answers.append(answer)
         self._save()
-        if self.selected is turn.answer_view or self.selected is None or self.selected.pending:
+        latest = self.conversation.answer_views[-1:]
+        if self.selected is turn.answer_view or self.selected is None:
             await self.select_answer(turn.answer_view)
+        elif self.follow_latest and latest:
+            await self.select_answer(latest[0])  # the newest question, maybe still queued: what is in view
         for notice in answer.notices:
             self.tell(notice, "Note", "warning")
         self._start_next()
@@ -751,6 +757,7 @@ class ChatApp(App[None]):
         else:
             self.queue.append(turn)
             answer_view.set_stage(f"queued: sent when the answer above is done ({len(self.queue)} waiting)")
+        self.follow_latest = True
         await self.select_answer(answer_view)
         self._set_busy()
         return turn
@@ -770,12 +777,19 @@ class ChatApp(App[None]):
 
     @on(AnswerView.Selected)
     async def _answer_selected(self, event: AnswerView.Selected) -> None:
+        views = self.conversation.answer_views
+        self.follow_latest = bool(views) and event.view is views[-1]
         await self.select_answer(event.view)
 
     async def select_answer(self, view: AnswerView | None) -> None:
+        """Show `view`'s sources and stage or timings (F3 and F4 use it too), and scroll it into view."""
         for other in self.conversation.answer_views:
             other.select(other is view)
         self.selected = view
+        if view is not None and view is not self.conversation.answer_views[-1]:
+            self.conversation.scroll_to_widget(
+                view, animate=False, top=view.outer_size.height > self.conversation.size.height
+            )
         if view is not None and view.pending:
             await self.sources.show(
                 None, self.papers, self.locations, pending="The sources appear when this answer is done."
@@ -838,7 +852,7 @@ class ChatApp(App[None]):
             for turn in dropped:
                 await self._drop_turn(turn)
             notes.append(f"{len(dropped)} queued question(s) were not sent (Up in the input brings them back)")
-        self.chat, self.answers, self.selected = None, [], None
+        self.chat, self.answers, self.selected, self.follow_latest = None, [], None, True
         self.sub_title = ""
         await self.conversation.reset()
         await self.select_answer(None)
