@@ -1250,3 +1250,35 @@ async def test_after_a_queued_answer_the_panels_follow_the_answer_in_view(make_a
         await pilot.pause()
         assert app.selected is first and _visible(app, first)
         assert [card.citation.title for card in app.query(SourceCard)] == [TITLE]
+
+
+async def test_a_narrower_window_gives_the_chat_back_and_keeps_what_is_typed(make_assistant):
+    # Item 2: with the sources shown (F8 twice at 120 columns), 120 -> 99 columns or 80x24 left only
+    # the sources and the footer, and what was typed went nowhere until F8.
+    app = make_app(assistant=make_assistant([REPLY]))
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        await pilot.press("f8", "f8")  # hidden, then shown again beside the chat
+        assert app.sources.region.width > 30 and app.prompt.has_focus
+        typed = ""
+        for size in [(99, 35), (80, 24)]:
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.2)
+            assert app.sources.region.width == 0, size
+            assert app.prompt.region.width > 50 and app.prompt.has_focus, size
+            assert _visible(app, app.selected), size
+            await pilot.press(*"ab")
+            typed += "ab"
+            assert app.prompt.text == typed, size
+        # F8 shows the sources instead of the chat; any change of width gives the chat back.
+        await pilot.press("f8")
+        await pilot.pause()
+        assert app.sources.region.width == 80 and app.prompt.region.width == 0
+        await pilot.resize_terminal(90, 24)
+        await pilot.pause(0.2)
+        assert app.sources.region.width == 0 and app.prompt.region.width > 50 and app.prompt.has_focus
+        await pilot.resize_terminal(120, 35)
+        await pilot.pause(0.2)
+        assert app.sources.region.width > 30 and app.prompt.text == typed

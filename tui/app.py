@@ -135,7 +135,11 @@ class ChatApp(App[None]):
         self.journal: list[LogEntry] = []
         self.gate = Gate()
         self.locator = SourceLocator()
-        self.sources_wanted: bool | None = None  # None: automatic (hidden when narrow)
+        # F8 hides or shows the panel beside the chat when wide; when narrow it shows the panel instead
+        # of the chat, until F8 again, a printable key (it goes to the input) or any change of width.
+        self.sources_beside = True
+        self.sources_only = False
+        self._layout_width = 0
         self.initial_question = question
         self._turns = 0
         self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
@@ -218,15 +222,25 @@ class ChatApp(App[None]):
                 pass
 
     def relayout(self) -> None:
-        """Hide the sources panel below NARROW columns (unless F8 asked for it), shrink the input when short."""
+        """Below NARROW columns the sources panel gives way to the chat and the input (F8 shows it
+        instead of them, until the width changes); the input shrinks when the screen is short."""
         width, height = self.size
+        if width != self._layout_width:
+            self._layout_width = width
+            self.sources_only = False
         main = self.query_one("#main")
         narrow = width < NARROW
-        shown = self.sources_wanted if self.sources_wanted is not None else not narrow
+        shown = self.sources_only if narrow else self.sources_beside
         main.set_class(narrow, "-narrow")
         main.set_class(height < SHORT, "-short")
         main.set_class(not shown, "-sources-hidden")
         main.set_class(shown and narrow, "-sources-only")
+        self.sources.border_subtitle = "F8: back to the chat" if shown and narrow else ""
+        focused = self.screen.focused if self.screen is self.screen_stack[0] else None
+        if not shown and focused is not None and self.sources in focused.ancestors_with_self:
+            self.prompt.focus()
+        elif shown and narrow and (focused is None or self.sources not in focused.ancestors_with_self):
+            self.sources.focus()
 
     def _tick(self) -> None:
         """Once a second: the running stage's timer in the status line."""
@@ -1008,14 +1022,15 @@ class ChatApp(App[None]):
             self.push_screen(WhyScreen(view.answer, view.clock))
 
     async def action_toggle_sources(self) -> None:
-        narrow = self.size.width < NARROW
-        shown = self.sources_wanted if self.sources_wanted is not None else not narrow
-        self.sources_wanted = not shown
+        if self.size.width < NARROW:
+            self.sources_only = not self.sources_only
+            if not self.sources_only:
+                self.prompt.focus()
+        else:
+            self.sources_beside = not self.sources_beside
+            if not self.sources_beside:
+                self.prompt.focus()
         self.relayout()
-        if self.sources_wanted and narrow:
-            self.sources.focus()
-        elif not self.sources_wanted:
-            self.prompt.focus()
 
     def _start_ingest(self, paths: list[str] | None, rebuild: bool, label: str) -> None:
         if self.ingest_task is not None:
