@@ -1282,3 +1282,65 @@ async def test_a_narrower_window_gives_the_chat_back_and_keeps_what_is_typed(mak
         await pilot.resize_terminal(120, 35)
         await pilot.pause(0.2)
         assert app.sources.region.width > 30 and app.prompt.text == typed
+
+
+async def test_typing_reaches_the_input_and_tab_goes_to_the_latest_answer(make_assistant, small_corpus):
+    # Item 3: typing was lost when the input had no focus, Tab went from the input through the sources
+    # to the oldest answer, and the chat could not be scrolled from the input.
+    app = make_app(assistant=make_assistant([REPLY]))
+    answers = [_fixed_answer(small_corpus, question=f"Question number {n}?") for n in range(15)]
+    app.store.save(SavedChat(id="long", title="A long chat", answers=answers))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await app.open_chat("long")
+        await settle(app, pilot)
+        views = app.query(AnswerView)
+        app.prompt.focus()
+        await pilot.press("tab")
+        assert views[-1].has_focus and app.selected is views[-1]
+        await pilot.press("tab")
+        assert app.query_one(SourceCard).has_focus
+        await pilot.press("tab")
+        assert app.prompt.has_focus
+        await pilot.press("shift+tab", "shift+tab")
+        assert views[-1].has_focus
+        # Between answers: k / Up the one before, j / Down the one after, g the first, G the latest, m the input.
+        await pilot.press("k", "up")
+        assert views[-3].has_focus and app.selected is views[-3] and _visible(app, views[-3])
+        await pilot.press("j")
+        assert views[-2].has_focus
+        await pilot.press("g")
+        assert views[0].has_focus and _visible(app, views[0]) and not _visible(app, views[-1])
+        await pilot.press("G")
+        assert views[-1].has_focus and _visible(app, views[-1])
+        await pilot.press("m")
+        assert app.prompt.has_focus and app.prompt.text == ""
+        # Any other printable key goes to the input, wherever the focus is.
+        views[3].focus()
+        await pilot.press(*"what")
+        assert app.prompt.has_focus and app.prompt.text == "what"
+        app.query_one(SourceCard).focus()
+        await pilot.press("space", "x")
+        assert app.prompt.text == "what x"
+        app.screen.set_focus(None)
+        await pilot.press("y")
+        assert app.prompt.text == "what xy"
+        # PgUp / PgDn scroll the chat from the input; the question stays as typed.
+        app.conversation.scroll_end(animate=False)
+        await pilot.pause()
+        bottom = app.conversation.scroll_y
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert app.conversation.scroll_y < bottom and app.prompt.has_focus and app.prompt.text == "what xy"
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert app.conversation.scroll_y == bottom
+        # On a small screen, with the sources shown instead of the chat (F8), typing brings the chat back.
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        await pilot.press("f8")
+        await pilot.pause()
+        assert app.prompt.region.width == 0 and app.sources.has_focus_within
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.prompt.region.width > 50 and app.prompt.has_focus and app.prompt.text == "what xyz"

@@ -18,13 +18,14 @@ from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, TextArea
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
@@ -241,6 +242,91 @@ class ChatApp(App[None]):
             self.prompt.focus()
         elif shown and narrow and (focused is None or self.sources not in focused.ancestors_with_self):
             self.sources.focus()
+
+    # --- focus: typing always reaches the input; Tab goes input -> answer -> its sources -> input --
+    @property
+    def _on_main_screen(self) -> bool:
+        return self.screen is self.screen_stack[0]
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key typed where no text box takes it (an answer, a source, nothing focused, the
+        sources shown instead of the chat) goes to the input, unless it is a key of what has the focus."""
+        if not self._on_main_screen or not event.is_printable or not event.character:
+            return
+        if isinstance(self.screen.focused, (TextArea, Input)) or event.key in self.screen.active_bindings:
+            return
+        event.stop()
+        event.prevent_default()
+        self.action_focus_input()
+        self.prompt.insert(event.character)
+
+    def _focus_ring(self) -> list[Widget]:
+        """What Tab goes through on the chat's screen: the input, the focused or selected answer
+        (the latest one by default), the sources of the selected answer (when shown)."""
+        main = self.query_one("#main")
+        ring: list[Widget] = []
+        if not main.has_class("-sources-only"):
+            focused = self.screen.focused
+            views = self.conversation.answer_views
+            answer = focused if isinstance(focused, AnswerView) else (self.selected or (views[-1] if views else None))
+            ring += [self.prompt, *([answer] if answer is not None else [])]
+        if not main.has_class("-sources-hidden"):
+            ring += self.sources.cards
+        return ring
+
+    def _cycle_focus(self, step: int) -> None:
+        ring = self._focus_ring()
+        if not ring:
+            return
+        focused = self.screen.focused
+        index = ring.index(focused) + step if focused in ring else (0 if step > 0 else -1)
+        ring[index % len(ring)].focus()
+
+    def action_focus_next(self) -> None:
+        if self._on_main_screen:
+            self._cycle_focus(+1)
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self._on_main_screen:
+            self._cycle_focus(-1)
+        else:
+            super().action_focus_previous()
+
+    def action_focus_input(self) -> None:
+        if self.sources_only:
+            self.sources_only = False
+            self.relayout()
+        self.prompt.focus()
+
+    def _focus_answer(self, view: AnswerView) -> None:
+        view.focus()  # selects it (AnswerView.Selected) and scrolls it into view
+
+    def action_answer(self, step: int) -> None:
+        """The answer before (-1) or after (+1) the focused one."""
+        views = self.conversation.answer_views
+        focused = self.screen.focused
+        if not views or not isinstance(focused, AnswerView) or focused not in views:
+            return
+        index = views.index(focused) + step
+        if 0 <= index < len(views):
+            self._focus_answer(views[index])
+
+    def action_latest_answer(self) -> None:
+        views = self.conversation.answer_views
+        if views:
+            self._focus_answer(views[-1])
+            self.conversation.scroll_end(animate=False)
+
+    def action_first_answer(self) -> None:
+        views = self.conversation.answer_views
+        if views:
+            self._focus_answer(views[0])
+
+    @on(PromptInput.ScrollChat)
+    def _scroll_chat(self, message: PromptInput.ScrollChat) -> None:
+        getattr(self.conversation, f"action_{message.action}")()
 
     def _tick(self) -> None:
         """Once a second: the running stage's timer in the status line."""

@@ -120,11 +120,26 @@ SEND_KEYS = ("enter",)
 # terminal reports modifiers (kitty protocol: shift+enter / alt+enter; xterm modifyOtherKeys:
 # Textual calls it shift+\r); elsewhere they arrive as a plain Enter, so they are not advertised.
 NEWLINE_KEYS = ("ctrl+j", "shift+enter", "shift+\r", "alt+enter", "alt+\r")
+# The input scrolls the chat with these (TextArea would move its cursor by a page).
+CHAT_SCROLL_KEYS = {"pageup": "page_up", "pagedown": "page_down"}
+# On an answer (tui.widgets.conversation.AnswerView): key names, the App's action. Any other
+# printable key goes to the input.
+ANSWER_BINDINGS = [
+    ("c", "app.copy_answer"),
+    ("up,k", "app.answer(-1)"),
+    ("down,j", "app.answer(1)"),
+    ("G,end", "app.latest_answer"),
+    ("g,home", "app.first_answer"),
+    ("m,i,escape", "app.focus_input"),
+]
 WIDGET_KEYS = [
     ("Enter", "send the question (while an answer is written it waits in a visible queue)"),
     ("Ctrl+J", "new line in the question (any terminal; Shift+Enter too where the terminal reports it)"),
     ("Up, Down", "earlier questions, at the first or last line of the input"),
-    ("Tab, Shift+Tab", "move between the input, the answers and the sources"),
+    ("PgUp, PgDn", "scroll the chat, from the input too"),
+    ("Tab, Shift+Tab", "from the input: the selected (latest) answer, its sources, back to the input"),
+    ("Up, Down on an answer", "the answer before or after it (also k, j); g / G the first / the latest answer"),
+    ("m, Esc on an answer", "back to the input; any other letter typed goes to the input too"),
     ("Enter on a source", "the paper's full abstract"),
     ("c on an answer", "copy it with its references"),
     ("Ctrl+P", "all commands (ingest a file, export, rename, delete, search chats)"),

@@ -16,6 +16,7 @@ from textual.widgets import Markdown, Static
 from rag import Answer
 from rag.safety import terminal_safe
 
+from ..keys import ANSWER_BINDINGS
 from ..timing import WallClock
 
 WELCOME = (
@@ -58,9 +59,13 @@ class QuestionView(Static):
 
 
 class AnswerView(Vertical, can_focus=True):
-    """One answer: queued, streaming (with its stage and timers), cited, refused. Focus selects it."""
+    """One answer: queued, streaming (with its stage and timers), cited, refused. Focus selects it.
 
-    BINDINGS = [Binding("c", "app.copy_answer", "Copy answer", show=False)]
+    Its keys (tui.keys.ANSWER_KEYS) move between answers and back to the input; any other printable
+    key goes to the input (`ChatApp.on_key`).
+    """
+
+    BINDINGS = [Binding(key, action, show=False) for key, action in ANSWER_BINDINGS]
 
     @dataclass
     class Selected(Message):

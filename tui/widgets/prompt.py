@@ -14,7 +14,7 @@ from textual.widgets import Input, TextArea
 
 from rag.assistant import MAX_QUESTION_CHARS
 
-from ..keys import NEWLINE_KEYS, SEND_KEYS
+from ..keys import CHAT_SCROLL_KEYS, NEWLINE_KEYS, SEND_KEYS
 
 PLACEHOLDER = "Ask about the papers…  (Enter sends · Ctrl+J new line)"
 BUSY_PLACEHOLDER = "Type the next question; Enter queues it · Esc stops the answer"
@@ -60,6 +60,12 @@ class PromptInput(InOrderKeys, TextArea):
         def control(self) -> PromptInput:
             return self.prompt
 
+    @dataclass
+    class ScrollChat(Message):
+        """PgUp / PgDn in the input: scroll the chat (`action` is the scroll action)."""
+
+        action: str
+
     def __init__(self, history: list[str] | None = None, **kwargs) -> None:
         super().__init__(
             soft_wrap=True,
@@ -84,6 +90,11 @@ class PromptInput(InOrderKeys, TextArea):
                 self.replace("\n", (row, column - 1), (row, column))
             else:
                 self.post_message(self.Submitted(self, self.text))
+            return
+        if key in CHAT_SCROLL_KEYS:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.ScrollChat(CHAT_SCROLL_KEYS[key]))
             return
         if key in NEWLINE_KEYS:
             event.stop()
