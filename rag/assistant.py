@@ -26,7 +26,7 @@ from .errors import (
     InputError,
 )
 from .filters import Filters
-from .followups import Standalone, standalone
+from .followups import Standalone, asks_for_authors, needs_subject, standalone
 from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
 from .models import ModelRegistry
@@ -386,9 +386,22 @@ class Assistant:
     def _answer_request(self, request: AnswerRequest, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
         text = request.question
         prompts = self.prompts  # fail early on a broken prompt file
+        unresolved = needs_subject(text, history)
+        if unresolved is not None:  # "what about its accuracy?" in a new chat: ask which paper
+            return (yield from self._answered_without_model(request, unresolved.reason, unresolved.clarification))
         resolved, hits = self._retrieve(text, history)
         request.standalone = resolved.text
         request.timings.retrieve_s = time.perf_counter() - request.started
+        if asks_for_authors(text) and (anonymous := self._paper_without_authors(resolved, hits)) is not None:
+            what = f"the corpus has no author data for “{anonymous.title}”"
+            return (
+                yield from self._answered_without_model(
+                    request,
+                    f"{what} (its record, from {Path(anonymous.source).name}, lists no authors)",
+                    f"The corpus has no author data for “{anonymous.title}”: its record lists no authors, "
+                    "so who wrote it cannot be answered from the corpus.",
+                )
+            )
         if self._gated(resolved, hits):
             best = max((h.dense_score or 0.0 for h in hits), default=0.0)
             answer = request.refusal(
@@ -399,6 +412,22 @@ class Assistant:
         generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
         passages = self._passages(text, resolved, hits, generator)
         return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
+
+    def _answered_without_model(self, request: AnswerRequest, reason: str, text: str) -> AnswerPipeline:
+        """An answer that says why the corpus cannot answer this as asked (`refused`, no model call)."""
+        answer = request.refusal(reason)
+        answer.text = text
+        yield AnswerEvent("sentence", text, request.elapsed())
+        return answer
+
+    def _paper_without_authors(self, resolved: Standalone, hits: Sequence[Hit]) -> Paper | None:
+        """The paper a question about its authors is about (the conversation's, or the one it names),
+        if the corpus records no authors for it."""
+        paper_id = resolved.topic_id or next((h.paper_id for h in hits[:1] if h.named), None)
+        if paper_id is None:
+            return None
+        paper = self.index.catalog.get_papers([paper_id]).get(paper_id)
+        return paper if paper is not None and not paper.authors else None
 
     @_guarded
     def prepare(

@@ -3,7 +3,10 @@
 No model call: a question that names its subject is searched as it is; one that says "it", "they",
 "its", "this method" ... is about the paper the conversation is about (the first paper the last
 answered question cited; a refusal never becomes the topic), and that paper's name replaces the
-reference. An elliptic question ("And on COCO?") is read together with the question before it.
+first reference (the later ones read naturally after it: "what did Faster Segment Anything compare
+it against?"). An elliptic question ("And on COCO?") is read together with the question before it.
+A question that leans on a conversation it does not have ("what about its accuracy?" in a new chat)
+and names nothing gets a question back instead of an answer (`needs_subject`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .text import acronyms, introduced_names, title_name
+from .text import acronyms, introduced_names, names, title_name
 from .types import Answer, Paper
 
 _PRONOUN = re.compile(r"\b(?:it|its|they|them|their|theirs)\b", re.IGNORECASE)
@@ -64,18 +67,80 @@ def display_name(paper: Paper) -> str:
     return name or f'the paper "{paper.title}"'
 
 
+def _references(question: str) -> list[re.Match]:
+    """The words of `question` that refer to the conversation's paper, in order (not an expletive "it")."""
+    expletives = [m.span() for m in _EXPLETIVE.finditer(question)]
+    pronouns = [
+        m for m in _PRONOUN.finditer(question) if not any(start <= m.start() < end for start, end in expletives)
+    ]
+    return sorted([*_REFERENCE.finditer(question), *pronouns], key=lambda m: m.start())
+
+
 def _substitute(question: str, name: str) -> str:
-    possessive = f"{name}'" if name.endswith("s") else f"{name}'s"
+    """The first reference replaced by the paper's name; the later ones then read as referring to it."""
+    references = _references(question)
+    if not references:
+        return question
+    first = references[0]
+    word = first.group(0).lower()
+    if first.re is _REFERENCE:
+        replacement = f"the authors of {name}" if first.group("noun").lower() == "authors" else name
+    elif word in ("its", "their", "theirs"):
+        replacement = f"{name}'" if name.endswith("s") else f"{name}'s"
+    else:
+        replacement = name
+    return question[: first.start()] + replacement + question[first.end() :]
 
-    def reference(match: re.Match) -> str:
-        return f"the authors of {name}" if match.group("noun").lower() == "authors" else name
 
-    text = _REFERENCE.sub(reference, question)
+_SHORT_QUESTION = 10  # words: a longer question describes its subject, whatever its pronouns
+_LEADING_WORDS = 4  # a reference after this many words may point back into the question itself
 
-    def pronoun(match: re.Match) -> str:
-        return possessive if match.group(0).lower() in ("its", "their", "theirs") else name
 
-    return _PRONOUN.sub(pronoun, text)
+@dataclass(frozen=True)
+class Unresolved:
+    """A question that refers to a paper it does not name, asked with no conversation to refer to."""
+
+    word: str  # what it leans on: "its", "they", "this method"
+
+    @property
+    def reason(self) -> str:
+        return f"the question says “{self.word}” but names no paper, and there is no earlier answer it could refer to"
+
+    @property
+    def clarification(self) -> str:
+        return (
+            f"Which paper do you mean? The question says “{self.word}” but names none, and this chat has no "
+            "earlier answer to refer to. Ask again with the paper's name or its method (e.g. “What is "
+            "SimMIM's accuracy?”)."
+        )
+
+
+def needs_subject(question: str, history: Sequence[Answer]) -> Unresolved | None:
+    """A first question ("what about its accuracy?", "who wrote the paper?") that refers to a paper
+    it does not name: there is nothing to search for, so ask which paper. None if there is history
+    or the question names anything (a method, a dataset: retrieval can work with it)."""
+    if history or names(question) or acronyms(question) or len(question.split()) > _SHORT_QUESTION:
+        return None
+    references = _references(question)
+    # Only a reference among its first words: later ones may point back inside the question itself
+    # ("Which method ... and how fast is it?").
+    if not references or len(question[: references[0].start()].split()) >= _LEADING_WORDS:
+        return None
+    return Unresolved(references[0].group(0))
+
+
+_AUTHORS = re.compile(
+    r"^\s*(?:who\s+(?:wrote|authored)\b"
+    r"|who\s+(?:are|were|is|was)\s+(?:the|its|their)\s+(?:first\s+|last\s+|main\s+|lead\s+)?authors?\b"
+    r"|(?:what|which)\s+(?:are|were)\s+(?:the\s+names\s+of\s+)?(?:the|its|their)\s+authors\b"
+    r"|(?:list|name)\s+(?:the|its|their)\s+authors\b)",
+    re.IGNORECASE,
+)
+
+
+def asks_for_authors(question: str) -> bool:
+    """Does the question ask who wrote a paper ("who wrote it?", "who are the authors of SimMIM?")?"""
+    return bool(_AUTHORS.search(question))
 
 
 def standalone(question: str, history: Sequence[Answer], papers: dict[str, Paper]) -> Standalone:

@@ -1344,3 +1344,40 @@ async def test_typing_reaches_the_input_and_tab_goes_to_the_latest_answer(make_a
         await pilot.press("z")
         await pilot.pause()
         assert app.prompt.region.width > 50 and app.prompt.has_focus and app.prompt.text == "what xyz"
+
+
+async def test_follow_ups_name_the_paper_once_and_a_question_without_subject_asks_which(make_assistant, rag_home):
+    # Item 5 (and 7, the author question): the rewrite repeated the paper's name; a follow-up in a new
+    # chat was answered from unrelated papers; "who wrote it?" of a paper without authors was refused
+    # as "no sentence supported". The library decides (rag.followups); the chat shows what it says.
+    model = _copying_model()
+    app = make_app(assistant=make_assistant(generator=model, settings=hash_settings(rag_home)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, "what about its accuracy?")
+        await settle(app, pilot)
+        [answer] = app.answers
+        assert answer.text.startswith("Which paper do you mean?") and "“its”" in answer.text
+        assert model.calls == [] and answer.refused and not answer.citations
+        assert "Which paper do you mean?" in app.query_one(AnswerView).text
+
+        await pilot.press("ctrl+n")
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        await ask(app, pilot, "What did they compare it against?")
+        await settle(app, pilot)
+        searched = app.answers[1].standalone_question
+        assert searched.count("Quantum Error Correction") == 1 and searched.endswith("compare it against?"), searched
+        assert f"searched as: {searched}" in str(app.query(QuestionView)[1].render())
+
+        await pilot.press("ctrl+n")
+        await ask(app, pilot, "How do pair-attention networks predict the three-dimensional structure of a protein?")
+        await settle(app, pilot)
+        assert app.answers[0].citations[0].title == "Protein Folding Prediction with Attention over Residue Pairs"
+        calls = len(model.calls)
+        await ask(app, pilot, "who wrote it?")
+        await settle(app, pilot)
+        answer = app.answers[1]
+        assert answer.refused and len(model.calls) == calls  # no model call
+        assert "no author data" in answer.text and "Protein Folding Prediction" in answer.text
+        assert "no author data" in app.query(AnswerView)[1].text
