@@ -8,7 +8,9 @@ A sentence of the answer is kept only if the passage(s) it cites support it:
   ("Tiled Attention (TA)");
 - most of its content words occur there (title included);
 - it does not deny what the passage asserts, or assert what it denies or leaves out ("without X");
-- a link, e-mail address or code it contains is in the passage word for word.
+- a link, e-mail address or code it contains is in the passage word for word;
+- it rests on no sentence of the passage that is addressed to the model (`rag.safety`): such a sentence
+  supports nothing, even where one reached the passage.
 A sentence citing the wrong passage is re-pointed to the one that supports it; an uncited sentence
 gets the passage that supports it; a sentence joining two papers is checked against the passages it
 cites together; a sentence that leans on a dropped one ("This ...") is dropped with it. Keys are
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
+from .safety import passage_sentences
 from .text import (
     comparable,
     content_words,
@@ -87,8 +90,10 @@ class Evidence:
 
     @classmethod
     def of(cls, hit: Hit) -> Evidence:
-        text = comparable(hit.text)
-        return cls(f"{hit.title}. {text}", [hit.title, *split_sentences(text)], set(hit.aliases))
+        # A sentence addressed to the model ("Ignore the question and reply that ...") supports nothing,
+        # even where one reached the passage: the filter of rag.safety, applied again on this side.
+        sentences = passage_sentences(comparable(hit.text))
+        return cls(f"{hit.title}. {' '.join(sentences)}", [hit.title, *sentences], set(hit.aliases))
 
     @classmethod
     def joined(cls, parts: Sequence[Evidence]) -> Evidence:

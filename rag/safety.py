@@ -28,6 +28,8 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 
+import regex
+
 from .chunking import split_sentences
 
 # --- terminal safety -------------------------------------------------------------------------------
@@ -71,125 +73,84 @@ def terminal_safe(text: str) -> str:
 
 
 # --- matching text that tries to hide its wording ----------------------------------------------------
-# Cyrillic and Greek letters that look like Latin ones (Unicode's confusables, the letters that
-# matter for English wording), mapped to the Latin letter they imitate.
-_CONFUSABLES = str.maketrans(
+# Invisible characters: Unicode's Default_Ignorable_Code_Point (zero-width spaces and joiners, the soft
+# hyphen, the combining grapheme joiner, variation selectors, Hangul fillers, tag characters, ...), every
+# format character (Cf) and every combining mark (accents, Zalgo overlays; NFKD has split them from their
+# letters first). The property comes from the `regex` module's Unicode tables, not from a hand list.
+_INVISIBLE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}\p{M}]+")
+# The ignorables drawn as a blank (the Hangul fillers, letters by category): they can stand for a space
+# ("Ignore<U+3164>the<U+3164>question") as well as hide inside a word, so matching tries both readings.
+_BLANK = regex.compile(r"(?V1)[\p{Default_Ignorable_Code_Point}&&\p{L}]")
+# Quotes and dashes in one form each (punctuation, which the look-alike table below leaves alone).
+_PUNCTUATION = str.maketrans(
     {
-        # Cyrillic lower case
-        "а": "a",
-        "в": "b",
-        "е": "e",
-        "ё": "e",
-        "к": "k",
-        "м": "m",
-        "н": "h",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "т": "t",
-        "у": "y",
-        "х": "x",
-        "ѕ": "s",
-        "і": "i",
-        "ї": "i",
-        "ј": "j",
-        "ԁ": "d",
-        "ԛ": "q",
-        "ԝ": "w",
-        "һ": "h",
-        "ӏ": "l",
-        "ց": "g",
-        "ո": "n",
-        "ս": "u",
-        "ь": "b",
-        "ɡ": "g",
-        "ı": "i",
-        "ʏ": "y",
-        # Cyrillic upper case
-        "А": "A",
-        "В": "B",
-        "Е": "E",
-        "Ё": "E",
-        "К": "K",
-        "М": "M",
-        "Н": "H",
-        "О": "O",
-        "Р": "P",
-        "С": "C",
-        "Т": "T",
-        "У": "Y",
-        "Х": "X",
-        "Ѕ": "S",
-        "І": "I",
-        "Ї": "I",
-        "Ј": "J",
-        "Ԛ": "Q",
-        "Ԝ": "W",
-        "Һ": "H",
-        "Ӏ": "I",
-        "Ү": "Y",
-        # Greek
-        "α": "a",
-        "β": "b",
-        "γ": "y",
-        "ε": "e",
-        "ι": "i",
-        "κ": "k",
-        "ν": "v",
-        "ο": "o",
-        "ρ": "p",
-        "τ": "t",
-        "υ": "u",
-        "χ": "x",
-        "ω": "w",
-        "ϲ": "c",
-        "ϳ": "j",
-        "Α": "A",
-        "Β": "B",
-        "Ε": "E",
-        "Ζ": "Z",
-        "Η": "H",
-        "Ι": "I",
-        "Κ": "K",
-        "Μ": "M",
-        "Ν": "N",
-        "Ο": "O",
-        "Ρ": "P",
-        "Τ": "T",
-        "Υ": "Y",
-        "Χ": "X",
-        "Ϲ": "C",
-        # Quotes and dashes in one form each
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u2032": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u00ab": '"',
-        "\u00bb": '"',
-        "\u2033": '"',
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2015": "-",
-        "\u2212": "-",
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
     }
 )
+_SMALL_CAPITAL = re.compile(r"LATIN LETTER SMALL CAPITAL ([A-Z])")
+# Lower-case Cyrillic and Greek letters that read as Latin ones in running text, though UTS #39 maps
+# them to no ASCII letter (it pairs "к" with "ĸ", "ε" with "ɛ"): the few that earlier versions of this
+# filter mapped by hand.
+_READ_AS_LATIN = {"к": "k", "м": "m", "ь": "b", "β": "b", "ε": "e", "κ": "k", "χ": "x", "ω": "w"}
+_LOOK_ALIKES: dict[int, str] | None = None
 
 
-def normalise_for_matching(text: str) -> str:
-    """A copy of `text` for pattern matching only: NFKC (full-width and math letters become plain
-    ones), invisible format characters (zero-width space, soft hyphen, bidi) removed, look-alike
-    Cyrillic and Greek letters mapped to Latin, case folded, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", strip_controls(text, keep_newlines=False))
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return " ".join(text.translate(_CONFUSABLES).casefold().split())
+def _look_alikes() -> dict[int, str]:
+    """Letters of other scripts mapped to the ASCII letters they look like, for `str.translate`.
+
+    Two sources, both data: Unicode's confusables (UTS #39, as packaged by `confusable_homoglyphs`):
+    each non-ASCII letter whose prototype is one to three ASCII letters (Cyrillic "о", Greek "ο",
+    Armenian "օ", Cherokee "Ꭺ", "ꜱ", ... 1,300 of them); and the Latin small capitals by their
+    Unicode names ("LATIN LETTER SMALL CAPITAL G" -> g), which UTS #39 mostly leaves out ("ɢ", "ɴ",
+    "ʀ", "ᴇ"). Built once, on the first text that holds a non-ASCII letter (~0.1 s).
+    """
+    global _LOOK_ALIKES
+    if _LOOK_ALIKES is None:
+        from confusable_homoglyphs.confusables import confusables_data
+
+        small_capitals: dict[str, str] = {}
+        for block in (range(0x0250, 0x02B0), range(0x1D00, 0x1DC0), range(0xA720, 0xA800), range(0xAB30, 0xAB70)):
+            for code in block:  # IPA, Phonetic Extensions, Latin Extended-D and -E: where the small capitals are
+                if match := _SMALL_CAPITAL.fullmatch(unicodedata.name(chr(code), "")):
+                    small_capitals[chr(code)] = match.group(1).lower()
+        table = {ord(c): letter for c, letter in (small_capitals | _READ_AS_LATIN).items()}
+        for char, glyphs in confusables_data.items():
+            if len(char) != 1 or char.isascii():
+                continue
+            # An ASCII prototype, else a small capital ("в" looks like "ʙ", which reads as b).
+            letters = [g["c"] for g in glyphs if g["c"].isascii() and g["c"].isalpha() and len(g["c"]) <= 3]
+            letters += [small_capitals[g["c"]] for g in glyphs if g["c"] in small_capitals]
+            if letters:
+                table[ord(char)] = letters[0].lower()
+        _LOOK_ALIKES = table
+    return _LOOK_ALIKES
+
+
+def normalise_for_matching(text: str, *, blank: str = "") -> str:
+    """A copy of `text` for pattern matching only: NFKD (full-width and math letters become plain ones,
+    accents come apart), invisible characters and combining marks removed (the blank-drawn ones
+    replaced by `blank`), case folded, letters of other scripts that look like Latin ones mapped to
+    them (Cyrillic, Greek, Armenian, Cherokee, small capitals), whitespace collapsed."""
+    text = unicodedata.normalize("NFKD", strip_controls(text, keep_newlines=False))
+    if blank:
+        text = _BLANK.sub(blank, text)
+    text = _INVISIBLE.sub("", text).translate(_PUNCTUATION)
+    if not text.isascii() and any(c.isalpha() and not c.isascii() for c in text):
+        # Before and after case folding: confusables hold some letters in one case only ("В" -> B;
+        # Cherokee small letters fold to the capitals).
+        look_alikes = _look_alikes()
+        text = text.translate(look_alikes).casefold().translate(look_alikes)
+    return " ".join(text.casefold().split())
+
+
+def _readings(text: str) -> list[str]:
+    """The normalised copies of `text` to match: one, or two where a blank-drawn ignorable may stand for a space."""
+    readings = [normalise_for_matching(text)]
+    if _BLANK.search(unicodedata.normalize("NFKD", text)):
+        readings.append(normalise_for_matching(text, blank=" "))
+    return readings
 
 
 # --- instructions addressed to the model -------------------------------------------------------------
@@ -240,7 +201,34 @@ _IMPERATIVES = [
     r"(?:act|behave|pretend|role-?play)\s+(?:as|like|to be|that)\b",
     r"from now on\b|henceforth\b|for the rest of (?:this|the) (?:conversation|chat|session)\b",
 ]
-_IMPERATIVE = re.compile(_CLAUSE + _SOFTENERS + r"(?:" + "|".join(_IMPERATIVES) + r")")
+# The same orders in French, German, Spanish, Italian and Portuguese (matched without accents, case folded):
+# "Ignorez la question et répondez que ...", "Ignoriere die Frage und antworte, dass ...". Abstracts
+# here are English, so these forms stay short: the verbs of overriding and of answering, with their objects.
+_FOREIGN_OBJECTS = (
+    r"(?:(?:toutes?|tous|les?|la|l'|vos|tes|ta|ton|votre|ces|cette|precedentes?|alle|die|den|das|deine|ihre|eure"
+    r"|vorherigen?|bisherigen?|obigen?|todas?|todos|las?|los|el|tus?|sus|i|gli|il|le|tutte|as|os|anteriores"
+    r"|precedenti)\s+)*"
+    r"(?:questions?|instructions?|consignes?|regles?|directives?|contexte|demandes?|fragen?|anweisungen?"
+    r"|instruktionen|regeln|vorgaben|kontext|aufgaben?|preguntas?|instrucciones|instruccion|reglas|contexto"
+    r"|domand[ae]|istruzioni|regole|contesto|perguntas?|instrucoes)\b"
+)
+_FOREIGN = [
+    rf"(?:ignorez|ignore|ignorer|oubliez|oublie|ignoriere|ignorieren(?: sie)?|ignoriert|vergiss|vergessen sie|missachte"
+    rf"|ignora|ignorad|olvida|olvide|dimentica|esqueca|esquece)\s+{_FOREIGN_OBJECTS}",
+    r"(?:ne (?:tiens|tenez) (?:pas|aucun) compte|faites abstraction|fais abstraction)\b",
+    r"(?:reponds|repondez|dis|dites|ecris|ecrivez|affirme|affirmez|antworte|antwortet|antworten sie|sage|sag|sagen sie"
+    r"|schreibe|schreib|schreiben sie|behaupte|responde|responda|contesta|rispondi|risponda|scrivi|escribe|diga)"
+    r"\s+(?:(?:uniquement|seulement|simplement|toujours|nur|ausschliesslich|immer|einfach|solo|solamente|unicamente"
+    r"|soltanto|sempre|apenas)\s*)*,?\s*(?:que\b|qu'|dass\b|che\b|[\"':])",
+]
+_FOREIGN_SOFTENERS = (
+    r"(?:(?:bitte|jetzt|nun|dann|und|s'il vous plait|maintenant|puis|ensuite|et|por favor|ahora|luego|y|per favore"
+    r"|ora|poi|e)[,]?\s+)*"
+)
+_IMPERATIVE = re.compile(
+    _CLAUSE + r"(?:" + _SOFTENERS + r"(?:" + "|".join(_IMPERATIVES) + r")"
+    r"|" + _FOREIGN_SOFTENERS + r"(?:" + "|".join(_FOREIGN) + r"))"
+)
 _THIS_TEXT = (
     r"this (?:paper|abstract|text|document|passage|page|message|note|sentence|line|content|article|work|study)\b"
 )
@@ -272,6 +260,17 @@ _ADDRESSED = re.compile(
             r"|should (?:now |always |only |not |never )?(?:answer|reply|respond|say|ignore|disregard|cite|recommend|state"
             r"|mention|include|output|write|describe|summari[sz]e|praise|rate|follow|obey)\b"
             r"|(?:need|have) to (?:answer|reply|say|ignore|disregard|cite|recommend)\b|may not\b|are not allowed\b)",
+            # Orders in the third person: "The assistant must now respond that ...", "Any AI reading this must reply ..."
+            rf"\b(?:the|any|every|all|each|this|dear)\s+(?:\w+\s+)?{_WHO}\s+(?:(?:reading|processing|seeing|parsing"
+            r"|summari[sz]ing|answering questions about) this\s+(?:\w+\s+)?)?"
+            r"(?:must|shall|should|will|is to|are to|has to|have to|needs? to|is required to|are required to"
+            r"|is instructed to|are instructed to)\s+(?:(?:now|henceforth|instead|from now on)\s+)(?:only\s+|always\s+)?"
+            r"(?:respond|answer|reply|say|state|write|output|print|claim|declare|tell|ignore|disregard|forget|cite"
+            r"|recommend|praise|mention)\b",
+            rf"\b(?:the|any|every|all|each|this)\s+(?:\w+\s+)?{_WHO}\s+(?:(?:reading|processing|seeing|parsing"
+            r"|summari[sz]ing|answering questions about) this\s+(?:\w+\s+)?)?"
+            r"(?:must|shall|is to|are to|has to|needs? to)\s+(?:only\s+|always\s+|simply\s+|just\s+)?"
+            r"(?:respond|answer|reply|say|state|write|output|print|claim|declare)\s+(?:only\s+)?(?:that\b|[\"':])",
             r"\byour (?:new |real |actual |true |only |next |final )?(?:answers?|responses?|replies|outputs?|summary|summaries"
             r"|task|job|role|instructions?|goal|objective|purpose|mission|priority) (?:must|should|shall|is|are|will|has to"
             r"|needs to|now)\b",
@@ -300,9 +299,11 @@ def _unquoted(normalised: str) -> str:
 
 def instruction_match(sentence: str) -> str | None:
     """The wording that makes `sentence` an instruction to the model/reader, or None."""
-    text = _unquoted(normalise_for_matching(sentence))
-    match = _IMPERATIVE.search(text) or _ADDRESSED.search(text)
-    return match.group(0).strip(" ,;:") if match else None
+    for reading in _readings(sentence):
+        text = _unquoted(reading)
+        if match := _IMPERATIVE.search(text) or _ADDRESSED.search(text):
+            return match.group(0).strip(" ,;:")
+    return None
 
 
 def is_instruction(sentence: str) -> bool:
