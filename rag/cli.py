@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -134,12 +135,42 @@ def _ensure_index(ctx: click.Context) -> None:
         assistant.ensure_index(update, on_wait=_err)
 
 
+# 128 + SIGPIPE: what a shell reports for `cat big | head -1`'s cat; Python ignores SIGPIPE and gets EPIPE instead.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout's reader has gone away (a pipe whose other end is closed reports POLLERR)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), 0)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real stdout (tests)
+        return False
+
+
+def _quiet_broken_pipe(ctx: click.Context) -> None:
+    """The reader of stdout went away (`rag stats | head -1`): stop silently, as Unix tools do.
+
+    stdout is pointed at /dev/null so that the interpreter's last flush at exit finds no pipe to fail on."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    ctx.exit(EXIT_BROKEN_PIPE)
+
+
 class RagGroup(click.Group):
-    """Turns library errors into one line on stderr, Ctrl-C into exit 130."""
+    """Turns library errors into one line on stderr, Ctrl-C into exit 130, a closed stdout into a quiet exit 141."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            if not _stdout_gone():
+                raise  # a pipe of our own, not stdout: a bug worth its traceback
+            _quiet_broken_pipe(ctx)
         except RagError as exc:
             raise click.ClickException(terminal_safe(str(exc))) from exc
         except (sqlite3.DatabaseError, OSError) as exc:  # a damaged page the open-time checks did not reach
@@ -305,7 +336,7 @@ def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -
     if model:
         _settings(ctx).model = model
     if base_url:
-        _settings(ctx).base_url = base_url
+        _settings(ctx).set_url("base_url", base_url)
 
 
 def _print_references(answer: Answer) -> None:

@@ -9,9 +9,11 @@ re-send a request whose answer has started to stream) is not the SDK's.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -441,6 +443,23 @@ class OpenAIGenerator:
         self.server.close()
 
 
+def _indexed_dimension(index_dir: Path, model: str) -> int | None:
+    """The dimension of the vectors the index in `index_dir` holds, if `model` embedded them (else None).
+
+    Read from the catalog's meta table, read-only: this runs before the index is opened."""
+    catalog = index_dir / "catalog.sqlite"
+    if not catalog.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{catalog.as_uri()}?mode=ro", uri=True)) as db:
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', 'dimension')"))
+    except sqlite3.Error:
+        return None  # the index reports its own damage when it opens
+    if meta.get("embedding_model") != model or not str(meta.get("dimension", "")).isdigit():
+        return None
+    return int(meta["dimension"])
+
+
 def _estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // CHARS_PER_TOKEN)) if text else 0
 
@@ -469,6 +488,7 @@ class OpenAIEmbedder:
         retries: int = 2,
         batch_size: int = 16,
         concurrency: int = 4,
+        index_dir: Path | None = None,
     ):
         self.model = model
         self.name = REMOTE_PREFIX + model
@@ -485,6 +505,8 @@ class OpenAIEmbedder:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # The index this embedder's queries search (see `encode_query`); checked until it matched once.
+        self.index_dir = index_dir
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> OpenAIEmbedder:
@@ -501,6 +523,7 @@ class OpenAIEmbedder:
             retries=settings.request_retries,
             batch_size=settings.embed_batch_size,
             concurrency=settings.embedding_concurrency,
+            index_dir=settings.index_dir,
         )
 
     @functools.cached_property
@@ -519,7 +542,7 @@ class OpenAIEmbedder:
 
     @functools.cached_property
     def dimension(self) -> int:
-        return int(self.encode_query("dimension probe").shape[0])
+        return int(self.encode(["dimension probe"])[0].shape[0])
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit vectors, one per text, in order; `progress(n)` after each batch (in order)."""
@@ -540,7 +563,22 @@ class OpenAIEmbedder:
         return vectors / norms
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        """A query's vector, checked against the index it will search: the same model name on a server
+        can come to mean another model (a server restarted with other weights), and its vectors would
+        not fit the index (Chroma would call the store damaged)."""
+        vector = self.encode([text])[0]
+        if self.index_dir is not None:
+            indexed = _indexed_dimension(self.index_dir, self.name)
+            if indexed is not None and indexed != vector.shape[0]:
+                raise ModelError(
+                    f"the embedding model {self.name} on {self.server.root} now makes {vector.shape[0]}-d vectors, "
+                    f"but the index in {self.index_dir} holds {indexed}-d ones from it: the server's model changed. "
+                    f"Serve the model the index was built with again (check {self.server.setting}), or re-embed the "
+                    "indexed papers with the new one: rag ingest --rebuild"
+                )
+            if indexed is not None:
+                self.index_dir = None  # checked: the rest of this process's queries go straight through
+        return vector
 
     def _embed_all(self, batches: list[list[str]]) -> Iterator[list[np.ndarray]]:
         """The vectors of each batch, in order, with up to `concurrency` requests in flight."""

@@ -54,6 +54,7 @@ from .types import Answer, AnswerEvent, AnswerReport, SearchReport
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000  # a conversation of questions; anything bigger is not one
+MAX_BODY_DEPTH = 32  # nesting of a body's lists and objects: an answer in the history needs 6
 _REMEMBERED = 256  # answers kept for follow-ups
 _END = object()  # the end of an answer's pieces
 T = TypeVar("T")
@@ -152,10 +153,32 @@ async def _json_body(request: Request) -> Any:
         body += part
         if len(body) > MAX_BODY_BYTES:
             raise _TooLarge
+    too_deep = InputError(
+        f"the request body is nested more than {MAX_BODY_DEPTH} levels deep; send a flatter JSON body"
+    )
     try:
-        return json.loads(body)
+        data = json.loads(body)
+    except RecursionError:  # a body of 100,000 '[' stops the parser, not the server
+        raise too_deep from None
     except ValueError as exc:
         raise InputError(f"the request body is not JSON ({exc})") from exc
+    if _depth(data) > MAX_BODY_DEPTH:  # deep values would reach the models' and the answer's own recursion
+        raise too_deep
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in `data` (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_BODY_DEPTH:
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class TokenAuth:

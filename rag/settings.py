@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,20 +32,59 @@ _SECRET = {"api_key", "chroma_headers", "server_token"}
 _JSON_FIELDS = {"chroma_headers": 'a JSON object, e.g. \'{"Authorization": "Bearer TOKEN"}\''}
 
 
+def _dangling_link(path: Path) -> str | None:
+    """What is wrong with `path` if it is a symbolic link that leads nowhere (None: it is not one)."""
+    if not path.is_symlink() or path.exists():
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path} is a symbolic link loop"
+    return f"{path} is a broken symbolic link (to {os.readlink(path)})"
+
+
 def _directory(value: object, name: str) -> object:
-    """A data directory: not empty, and neither it nor a parent may be a file (it is created when missing)."""
+    """A data directory: not empty, and neither it nor a parent may be a file or a symbolic link that
+    leads nowhere (it is created when missing)."""
     if value is None:
         return value
     if not str(value).strip():
         raise ValueError(f"empty; unset RAG_{name.upper()} for the default, or give a directory")
     path = Path(str(value)).expanduser()
     for candidate in (path, *path.parents):
+        if problem := _dangling_link(candidate):
+            raise ValueError(f"{problem}; fix or remove the link, or point RAG_{name.upper()} at a directory")
         if candidate.exists():
             if not candidate.is_dir():
                 where = "is a file" if candidate == path else f"is inside {candidate}, which is a file"
                 raise ValueError(f"{where}, not a directory; give a directory (it is created if missing)")
             break
     return path
+
+
+def check_url(value: str) -> str:
+    """`value` if it is an http[s]://host[:port][/path] URL (ValueError saying what is wrong otherwise).
+
+    httpx would refuse such a URL only at the first request, with a traceback; urllib is enough to
+    tell (importing httpx here would slow every command's start)."""
+    text = value.strip()
+    form = "give a URL of the form http[s]://host:port"
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # "Invalid IPv6 URL": a bracket missing
+        raise ValueError(f"not a URL ({exc}; an IPv6 address needs both brackets: http://[::1]:8080); {form}") from None
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError(f"holds spaces or control characters; {form}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http or https URL with a host; {form}")
+    try:
+        port = parts.port  # urllib checks the port only when asked for it
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"the port {parts.netloc.rpartition(':')[2]!r} is not a port number (1-65535); {form}")
+    return text
 
 
 def default_home() -> Path:
@@ -93,6 +134,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a model server may stay silent (before the first token or between two).",
     )
+    request_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds one request to a server (model, embeddings, `rag serve`) may take from start to end, "
+        "whatever the server sends meanwhile (an answer streamed slowly, one byte at a time).",
+    )
+    max_response_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="The most a server's reply may hold, in MB (a larger one is an error, not read into memory).",
+    )
     request_retries: int = Field(
         default=2, ge=0, description="Retries, with backoff, when a model server cannot be reached."
     )
@@ -125,6 +177,12 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=16, ge=1)
     candidates: int = Field(default=40, ge=1, description="Chunks each retriever proposes before fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    exact_search_mb: float = Field(
+        default=96,
+        ge=0,
+        description="An index whose vectors fit in this many MB (float32) is searched exactly, not through the "
+        "vector store's graph (which can miss papers far from the rest of the corpus); 0: always the graph.",
+    )
     candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
     context_sentences: int = Field(
@@ -160,6 +218,13 @@ class Settings(BaseSettings):
     def _is_a_directory(cls, value: object, info) -> object:
         return _directory(value, info.field_name)
 
+    @field_validator("chroma_url", "base_url", "embedding_base_url", "server_url", "server_probe_url", mode="before")
+    @classmethod
+    def _is_a_url(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip():  # '' means unset (the probe: never look)
+            return check_url(value)
+        return value
+
     @classmethod
     def load(cls, **values) -> Settings:
         """The settings from `values` and the environment; a bad value is a `SettingsError` naming it."""
@@ -181,6 +246,13 @@ class Settings(BaseSettings):
             field = match.group(1) if match else "?"
             expected = _JSON_FIELDS.get(field, "JSON")
             raise SettingsError(f"invalid setting RAG_{field.upper()}: not valid JSON; give {expected}") from exc
+
+    def set_url(self, field: str, value: str) -> None:
+        """Set a URL setting given as an option (`--base-url`), checked as the variable would be."""
+        try:
+            setattr(self, field, check_url(value))
+        except ValueError as exc:
+            raise SettingsError(f"invalid setting RAG_{field.upper()}={value}: {exc}") from None
 
     @property
     def index_dir(self) -> Path:

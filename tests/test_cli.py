@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,16 @@ def test_help_does_not_import_heavy_libraries():
     code = "import sys; from rag.cli import cli; print(sorted(m for m in ('torch','chromadb','llama_cpp','onnxruntime','sentence_transformers','bm25s') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_reader_that_goes_away_ends_the_output_silently(rag_home, small_corpus, hash_embedder):
+    """`rag stats | head -1` said "Error: Broken pipe; check that the path exists ..." with exit 1."""
+    assert run("ingest", str(small_corpus), home=rag_home, embedder=hash_embedder).exit_code == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(rag_home), "stats"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

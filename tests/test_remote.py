@@ -316,3 +316,32 @@ def test_llama_cpp_python_server_is_asked_for_the_in_process_sampling(stub):
     body = stub.bodies[-1]
     assert body["repeat_penalty"] == 1.0  # its default is 1.1; in-process llama.cpp uses none
     assert body["stop"] == ["a", "b", "c", "d"] and body["model"] == "test-model"
+
+
+def test_an_embedding_server_whose_dimension_changed_says_so(stub, rag_home, small_corpus):
+    from rag import Assistant, IndexCorruptError
+
+    dimension = [8]
+
+    def embeddings(handler: BaseHTTPRequestHandler) -> None:
+        data = [{"index": i, "embedding": [float(len(text) % 7 + 1), *[1.0 + i] * (dimension[0] - 1)]}
+                for i, text in enumerate(handler.body["input"])]
+        reply(handler, 200, json.dumps({"data": data}).encode())
+
+    stub.routes[("POST", "/v1/embeddings")] = embeddings
+    settings = Settings(home=rag_home, embedding_model="openai:e", embedding_base_url=stub.url, request_retries=0)
+    assistant = Assistant(settings)
+    assistant.ingest([small_corpus])
+    assert assistant.search("experts", k=1, mode="dense")
+    assistant.close()
+    dimension[0] = 16  # the server now serves another model under the same name
+    assistant = Assistant(settings)
+    with pytest.raises(ModelError) as caught:
+        assistant.search("experts", k=1, mode="dense")
+    message = str(caught.value)  # it was: "the vector store ... is damaged (...); run `rag ingest` ..."
+    assert not isinstance(caught.value, IndexCorruptError) and "damaged" not in message
+    assert f"the embedding model openai:e on {stub.url}/v1 now makes 16-d vectors" in message
+    assert "holds 8-d ones" in message and message.endswith("rag ingest --rebuild")
+    assistant.ingest(rebuild=True)  # what the message says to do works
+    assert assistant.search("experts", k=1, mode="dense")
+    assistant.close()

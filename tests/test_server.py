@@ -268,6 +268,25 @@ def test_a_follow_up_finds_the_paper_of_the_servers_earlier_answer(served, loads
     assert ASK_EXPERTS in prompts[2] and "How many experts do they train?" in prompts[2]
 
 
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/chat/completions", "/v1/answer/events"])
+def test_a_body_nested_too_deeply_is_a_400_not_a_recursion_error(served, path):
+    # 100,000 '[' made json.loads raise RecursionError: 500 "internal error (RecursionError)"
+    deep_text = [{"type": "text", "text": "[" * 40 + "]" * 40}]
+    nested = {"role": "user", "content": deep_text}
+    for _ in range(40):
+        nested = {"role": "user", "content": [nested]}
+    with TestClient(create_app(served)) as client:
+        for body in (b"[" * 100_000, b'{"query": ' + b"[" * 900 + b"]" * 900 + b"}",
+                     json.dumps({"messages": [nested], "query": "x", "question": "x"}).encode()):
+            r = client.post(path, content=body)
+            assert r.status_code == 400, (r.status_code, r.text[:200])
+            assert r.json() == {"error": {
+                "message": "the request body is nested more than 32 levels deep; send a flatter JSON body",
+                "type": "InputError",
+            }}
+        assert client.post("/v1/search", json={"query": "surface code"}).status_code == 200  # the server lives on
+
+
 def test_errors_are_one_line_json_never_a_traceback(served, loads, settings):
     with TestClient(create_app(served)) as client:
         r = chat(client, ("user", "  \n "))
