@@ -36,7 +36,7 @@ from .prompts import Template, load_prompts
 from .protocols import Embedder, Generator, Prefiller
 from .provenance import Provenance
 from .questions import MAX_QUESTION_CHARS, clean_question
-from .retrieve import Mode, Retriever
+from .retrieve import Mode, RecallCheck, Retriever
 from .safety import SafeGenerator
 from .settings import Settings
 from .types import Answer, AnswerEvent, Hit, Paper, Prepared
@@ -244,6 +244,12 @@ class Assistant:
         self._open_for_search()
         filters = Filters.of(source=source, year=year, author=author, since=since, until=until)
         return self.retriever.filter_problem(filters)
+
+    @_guarded
+    def check_recall(self, sample: int = 200) -> RecallCheck:
+        """Does the vector store find `sample` random indexed chunks by their own vectors? (`rag doctor`)"""
+        self._open_for_search()
+        return self.retriever.recall_check(sample)
 
     # --- answers --------------------------------------------------------------------------
     @property

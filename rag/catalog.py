@@ -153,7 +153,7 @@ class Catalog:
         if problem != "ok":
             raise damaged(self.path, problem)
 
-    def _rows_where_in(self, query: str, ids: Sequence[str]) -> Iterator[tuple]:
+    def _rows_where_in(self, query: str, ids: Sequence[str] | Sequence[int]) -> Iterator[tuple]:
         """Rows of `query` (ending in `IN ({})`) for all `ids`, in batches under SQLite's variable limit."""
         for start in range(0, len(ids), 500):
             part = list(ids[start : start + 500])
@@ -304,6 +304,33 @@ class Catalog:
                 return None
             ids.append(cid)
             blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1) if blobs else np.zeros((0, 0))
+        return ids, matrix.astype(np.float32)
+
+    def all_chunk_vectors(self) -> tuple[list[str], np.ndarray] | None:
+        """Every chunk with its vector (float32 rows, catalog order), or None if some have none kept."""
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        for cid, blob in self.db.execute("SELECT chunk_id, vector FROM chunks ORDER BY rowid"):
+            if blob is None:
+                return None
+            ids.append(cid)
+            blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1) if blobs else np.zeros((0, 0))
+        return ids, matrix.astype(np.float32)
+
+    def sample_chunk_vectors(self, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """About n chunks picked at random (seeded) with their kept vectors (chunks without one are left out)."""
+        top = self.db.execute("SELECT MAX(rowid) FROM chunks").fetchone()[0] or 0
+        rng = np.random.default_rng(seed)
+        # twice as many row ids as wanted, for the gaps deleted rows leave; every row of a small table
+        rowids = sorted(int(r) + 1 for r in rng.choice(top, size=min(2 * n, top), replace=False)) if top else []
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        for cid, blob in self._rows_where_in("SELECT chunk_id, vector FROM chunks WHERE rowid IN ({})", rowids):
+            if blob is not None and len(ids) < n:
+                ids.append(cid)
+                blobs.append(blob)
         matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1) if blobs else np.zeros((0, 0))
         return ids, matrix.astype(np.float32)
 

@@ -12,13 +12,16 @@ import sqlite3
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from .errors import RagError
 from .models import ModelRegistry, ModelSpec, parse_model_spec
 from .settings import Settings, remote_model
+
+if TYPE_CHECKING:
+    from .retrieve import RecallCheck
 
 Status = Literal["ok", "info", "warn", "fail"]
 PACKAGES = (
@@ -32,6 +35,10 @@ PACKAGES = (
     "pydantic",
     "textual",
 )
+# Chunks whose own vector the recall check looks up (`rag doctor`, `rag doctor --verify`), and the share
+# of them the vector store must find when searches go through its graph.
+RECALL_SAMPLE, RECALL_SAMPLE_VERIFY = 200, 2000
+MIN_RECALL = 0.98
 # Below this, assembling the default model or re-indexing may fail half-way.
 LOW_DISK_BYTES = 2 * 1024**3
 
@@ -222,7 +229,36 @@ def _models(
         report.add("models", "embedding model", "fail", str(exc))
 
 
-def _index(report: DoctorReport, settings: Settings) -> None:
+def _recall(report: DoctorReport, check: RecallCheck) -> None:
+    """Does the vector store's graph find sampled chunks by their own vectors?"""
+    from .retrieve import RECALL_K
+
+    detail = (
+        f"the vector store finds {check.found} of {check.sampled} sampled chunks among the {RECALL_K} nearest "
+        "to their own vector"
+    )
+    if check.found == check.sampled:
+        report.add("index", "dense recall", "ok", detail)
+    elif check.exact:
+        report.add(
+            "index",
+            "dense recall",
+            "ok",
+            f"{detail}; this index is small enough that searches scan its vectors exactly, so the misses cost nothing",
+        )
+    else:
+        status: Status = "fail" if check.recall < MIN_RECALL else "warn"
+        report.add(
+            "index",
+            "dense recall",
+            status,
+            f"{detail} (missed: {', '.join(check.missed[:3])}{' ...' if len(check.missed) > 3 else ''}); "
+            f"dense searches can miss papers: search the index exactly by setting RAG_EXACT_SEARCH_MB={check.exact_mb:.0f} "
+            "(that much memory), or rely on hybrid search (BM25 finds papers by their words)",
+        )
+
+
+def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> None:
     catalog_path = settings.index_dir / "catalog.sqlite"
     if not catalog_path.exists():
         report.add(
@@ -279,6 +315,7 @@ def _index(report: DoctorReport, settings: Settings) -> None:
         )
         if layout := assistant.index.outdated_layout():
             report.add("index", "layout", "warn", layout)
+        _recall(report, assistant.check_recall(RECALL_SAMPLE_VERIFY if verify else RECALL_SAMPLE))
     except RagError as exc:
         report.add("index", "consistency", "fail", str(exc))
     finally:
@@ -339,7 +376,7 @@ def diagnose(settings: Settings | None = None, *, verify: bool = False) -> Docto
     choice = ModelChoice.of(settings, registry)
     _data_dir(report, settings)
     _models(report, settings, registry, choice, verify)
-    _index(report, settings)
+    _index(report, settings, verify)
     _llama_cpp(report)
     _network(report, settings, registry, choice)
     return report

@@ -169,17 +169,20 @@ class KeptVectors:
         unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
         return cls(ids, unit)
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-        """The n chunks nearest to `vector` by cosine, best first (ties in catalog order)."""
-        if not self.ids:
+    def nearest(self, vector: np.ndarray, n: int, rows: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The n chunks nearest to `vector` by cosine, best first (ties in catalog order); among the
+        rows where `rows` (a boolean mask over `ids`) is True, if given."""
+        if not self.ids or n <= 0:
             return []
         query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
         # One BLAS thread: OpenBLAS's extra threads spin on after a product, and on a small machine
         # that slowed everything else in the search (query embedding, BM25) by ~1.7x, measured.
         with _blas().limit(limits=1, user_api="blas"):
             scores = self.unit @ query
-        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
+        among = np.arange(len(scores)) if rows is None else np.flatnonzero(rows)
+        if n < len(among):
+            among = among[np.argpartition(-scores[among], n - 1)[:n]]
+        top = among[np.lexsort((among, -scores[among]))]
         return [(self.ids[i], float(scores[i])) for i in top]
 
 

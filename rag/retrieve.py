@@ -1,9 +1,14 @@
-"""Hybrid retrieval: dense (Chroma) and BM25 rankings fused by reciprocal rank, one hit per paper."""
+"""Hybrid retrieval: dense and BM25 rankings fused by reciprocal rank, one hit per paper.
+
+The dense side is an exact scan of the vectors the catalog keeps while they fit in memory
+(`Settings.exact_search_mb`), Chroma's HNSW graph beyond that."""
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -26,8 +31,31 @@ OVERFETCH_MAX = 2000  # ... else scans its kept vectors exactly if they fit, els
 FILTERED_VECTORS_BYTES = 96 * 2**20
 # An index from before the catalog kept vectors asks Chroma for the kept ids (linear in them).
 CHROMA_IDS_MAX_CHUNKS = 4000
+# An index whose vectors fit in `Settings.exact_search_mb` of float32 (by default 96 MB: 64k chunks of 384
+# dimensions) is searched exactly, from the vectors the catalog keeps, not through Chroma's HNSW graph:
+# HNSW's greedy search can miss a paper far from the rest of the corpus (one on masked images among
+# thousands on other topics was not in Chroma's top 200 at ef_search=100; a larger ef_search did not
+# bring it back: BENCHMARKS "Dense recall"). A scan of 64k chunks costs ~2-8 ms; the vectors are read
+# once per catalog state (~7 us a chunk).
 
 Mode = Literal["hybrid", "dense", "lexical"]
+# Neighbours a sampled chunk's own vector must be among in the recall check (`Retriever.recall_check`).
+RECALL_K = 10
+
+
+@dataclass(frozen=True)
+class RecallCheck:
+    """How many sampled chunks the vector store finds by their own vector among its RECALL_K nearest."""
+
+    sampled: int
+    found: int
+    missed: list[str]  # chunk ids it did not find
+    exact: bool  # the index is small enough that searches scan it exactly (the store's graph is not used)
+    exact_mb: float = 0.0  # the memory an exact search of the whole index needs (RAG_EXACT_SEARCH_MB)
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.sampled if self.sampled else 1.0
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
@@ -44,6 +72,9 @@ class Retriever:
         self.index = index
         self.settings = settings
         self.filtered_vectors = FilteredVectors(FILTERED_VECTORS_BYTES)
+        self._exact_lock = threading.Lock()
+        self._exact: tuple[int, KeptVectors | None] | None = None  # (catalog generation, every chunk's vector)
+        self._exact_positions: tuple[KeptVectors, PaperTable, np.ndarray] | None = None  # its chunks' papers
 
     def search(
         self,
@@ -141,6 +172,7 @@ class Retriever:
     ) -> list[tuple[str, float]]:
         """The n nearest chunks as (chunk id, cosine), only of the papers `mask` keeps.
 
+        A small index is scanned exactly (`exact_vectors`), with or without a filter. In a larger one,
         Chroma's own filters cost time linear in the chunks they keep (measured in BENCHMARKS "Scale"),
         so a filter is answered in one of two ways: for a broad one, Chroma's unfiltered top n / share
         is fetched and filtered (a filter keeping 10% of the chunks fetches 15n); a narrower one whose
@@ -148,6 +180,9 @@ class Retriever:
         held in memory for the next searches under the same filter.
         """
         vectors = self.index.vectors
+        if (everything := self.exact_vectors()) is not None:
+            rows = None if table is None or mask is None else self._rows_kept(everything, table, mask)
+            return everything.nearest(vector, n, rows)
         if table is None or mask is None:
             return vectors.query(vector, n)
         catalog = self.index.catalog
@@ -169,6 +204,46 @@ class Retriever:
             if i is not None and mask[i]:
                 out.append((cid, score))
         return out[:n]
+
+    def exact_vectors(self) -> KeptVectors | None:
+        """Every chunk's vector, when the index is small enough to be searched exactly (see
+        `Settings.exact_search_mb`), read once per catalog generation; None for a larger index (Chroma searches it)."""
+        catalog = self.index.catalog
+        generation = catalog.generation
+        with self._exact_lock:
+            if self._exact is None or self._exact[0] != generation:
+                dimension = int(catalog.get_meta("dimension") or 0)
+                limit = self.settings.exact_search_mb * 2**20
+                fits = catalog.vectors_kept and catalog.chunk_count() * dimension * 4 <= limit
+                kept = catalog.all_chunk_vectors() if fits else None
+                self._exact = (generation, None if kept is None else KeptVectors.of(*kept))
+            return self._exact[1]
+
+    def recall_check(self, sample: int = 200, seed: int = 0) -> RecallCheck:
+        """Query the vector store (Chroma's graph, whatever the size) with the kept vectors of `sample`
+        random chunks: a healthy graph returns each chunk among its own nearest neighbours."""
+        ids, vectors = self.index.catalog.sample_chunk_vectors(sample, seed)
+        missed: list[str] = []
+        for start in range(0, len(ids), 100):
+            found = self.index.vectors.query_many(vectors[start : start + 100], RECALL_K)
+            missed += [cid for cid, near in zip(ids[start : start + 100], found) if cid not in near]
+        exact = self.exact_vectors() is not None
+        catalog = self.index.catalog
+        needed = math.ceil(catalog.chunk_count() * int(catalog.get_meta("dimension") or 0) * 4 / 2**20)
+        return RecallCheck(len(ids), len(ids) - len(missed), missed, exact, needed)
+
+    def _rows_kept(self, everything: KeptVectors, table: PaperTable, mask: np.ndarray) -> np.ndarray:
+        """Boolean mask over `everything`'s chunks: those of the papers `mask` keeps."""
+        with self._exact_lock:
+            cached = self._exact_positions
+            if cached is None or cached[0] is not everything or cached[1] is not table:
+                at = table.position.get
+                positions = np.fromiter(
+                    (at(cid.split(":", 1)[0], -1) for cid in everything.ids), dtype=np.int64, count=len(everything.ids)
+                )
+                cached = self._exact_positions = (everything, table, positions)
+        positions = cached[2]
+        return (positions >= 0) & mask[np.maximum(positions, 0)]
 
     def _kept_vectors(self, table: PaperTable, mask: np.ndarray) -> KeptVectors | None:
         kept = self.index.catalog.chunk_vectors(table.papers(mask))

@@ -286,6 +286,15 @@ class VectorStore:
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(result["ids"][0], result["distances"][0])]
 
+    def query_many(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        """The ids of the k nearest chunks of each row of `vectors` (one request)."""
+        if not len(vectors):
+            return []
+        result = self._call(
+            lambda: self.collection.query(query_embeddings=vectors.astype(np.float32), n_results=k, include=[])
+        )
+        return [list(ids) for ids in result["ids"]]
+
     def drop(self) -> None:
         """Delete the collection (a rebuild on a server: its files are not under the data dir)."""
         name = self.collection.name
