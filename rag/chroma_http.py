@@ -1,13 +1,17 @@
-"""A Chroma `HttpClient` whose every request has a deadline.
+"""A Chroma `HttpClient` whose every request has a deadline and a cap on the bytes it reads.
 
 chromadb's HTTP client (`chromadb.api.fastapi.FastAPI`, chromadb 1.5) builds its httpx session with
 `timeout=None`: a server that accepts the connection and never answers hangs the caller forever
-(`rag ingest` sat for minutes without a line of output). chromadb has no setting for it and accepts
-no other HTTP implementation (`chroma_api_impl` must name its own class), so `DeadlineClient` sets
-the timeout on the session of the client's server component right after chromadb creates it and
-before the first request (`get_user_identity`, the first call of `Client.__init__`). The session is
-the one attribute of chromadb's internals this relies on; tests/test_hangs.py fails if it moves.
-Importing this module imports chromadb.
+(`rag ingest` sat for minutes without a line of output), and one that sends a byte every few seconds
+would hang it even with a timeout. chromadb has no setting for it and accepts no other HTTP
+implementation (`chroma_api_impl` must name its own class), so `DeadlineClient` replaces the session
+of the client's server component right after chromadb creates it and before the first request
+(`get_user_identity`, the first call of `Client.__init__`) with a `rag.deadlines.Client`: a timeout
+on each wait, and a total deadline (`DEADLINE_S`) and byte cap (`MAX_RESPONSE_BYTES`) on each
+request. The session is the one attribute of chromadb's internals this relies on; tests/test_hangs.py
+fails if it moves. Importing this module imports chromadb.
+
+The limits are constants: the vector store is opened by code that has no settings to pass (rag.vectors).
 """
 
 from __future__ import annotations
@@ -19,17 +23,33 @@ from chromadb.api.client import Client
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 from chromadb.config import Settings as ChromaSettings
 
+from . import deadlines
+
 CONNECT_TIMEOUT_S = 5.0
-# Seconds a Chroma server may take over one request (reading, writing, or waiting for a pooled
+# Seconds a Chroma server may stay silent in one request (reading, writing, or waiting for a pooled
 # connection). Ingest sends 64 papers' chunks per request; a server needs well under a second.
 TIMEOUT_S = 60.0
+# Seconds one request may take in all, and the bytes its reply may hold (the largest replies: a page of
+# 5,000 ids, or the vectors of a filtered search's candidates, a few MB).
+DEADLINE_S = 300.0
+MAX_RESPONSE_BYTES = 256 * deadlines.MB
 
 
 class DeadlineClient(Client):
-    """chromadb's client for a server, with a timeout on its HTTP session from the first request on."""
+    """chromadb's client for a server, with a deadline on every request of its HTTP session from the first on."""
 
     def get_user_identity(self):
-        self._server._session.timeout = httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        server = self._server
+        given = server._session
+        verify = server._settings.chroma_server_ssl_verify
+        server._session = deadlines.Client(
+            deadlines.Budget(DEADLINE_S, MAX_RESPONSE_BYTES),
+            timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            limits=server.http_limits,
+            headers=given.headers,
+            **({} if verify is None else {"verify": verify}),
+        )
+        given.close()
         return super().get_user_identity()
 
 

@@ -14,8 +14,8 @@ from another corpus would look right and be wrong.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -24,16 +24,21 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import errors
+from . import deadlines, errors
+from .deadlines import MB, Budget, ResponseTooLarge, ResponseTooSlow
 from .errors import RagError, ServerError
 from .settings import Settings
-from .sse import iter_sse_data
+from .sse import TooLarge, iter_lines, iter_sse_data
 from .types import Answer, AnswerEvent, SearchReport
 
 if TYPE_CHECKING:
     from .answering import AnswerPipeline, AnswerStream
 
 PROBE_TIMEOUT_S = 0.3  # a refused connection is instant; a server that is up answers /health in milliseconds
+# /health in all: at the probed address (a server that trickles bytes is given up), and at RAG_SERVER_URL
+# (or the request deadline, if shorter).
+PROBE_BUDGET = Budget(1.0, MB)
+HEALTH_BUDGET = Budget(10.0, MB)
 CONNECT_TIMEOUT_S = 5.0  # a server named in RAG_SERVER_URL may be on another machine
 
 
@@ -54,22 +59,38 @@ def is_loopback(host: str) -> bool:
 class ServerClient:
     """The answering part of `Assistant` (`events`, `ask`, `search`), done by a `rag serve` over HTTP."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 120.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 120.0,
+        deadline: float = 600.0,
+        max_bytes: int = 64 * MB,
+    ):
         self.url = _root(url)
         self.model = "?"  # the served model's name, once /health said it
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        # `timeout` is the silence allowed between two events: a queued question waits its turn.
-        self.http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        # `timeout` is the silence allowed between two events: a queued question waits its turn;
+        # `deadline` bounds a whole answer, however the server trickles it.
+        self.health_budget = Budget(min(deadline, HEALTH_BUDGET.seconds), HEALTH_BUDGET.max_bytes)
+        self.http = deadlines.Client(
+            Budget(deadline, max_bytes),
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S),
         )
 
     # --- requests ------------------------------------------------------------------------------
-    def health(self, timeout: float | None = None) -> dict[str, Any]:
+    def health(self, timeout: float | None = None, budget: Budget | None = None) -> dict[str, Any]:
         """What the server serves (see `rag.server.Server.health`)."""
+        budget = budget or self.health_budget
         try:
-            response = self.http.get("/health", timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+            response = self.http.get(
+                "/health", timeout=timeout or httpx.USE_CLIENT_DEFAULT, extensions=budget.extensions()
+            )
         except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
+            raise self.failed(exc) from exc
         data = self._json(response)
         if data == {"status": "ok"}:  # a server with a token tells what it serves only to its token
             raise self.needs_token()
@@ -87,13 +108,18 @@ class ServerClient:
                 if response.status_code != 200:
                     response.read()
                     self._json(response)  # raises the server's error
-                for data in iter_sse_data(response.iter_lines()):
-                    event = self._event(json.loads(data))
+                for data in iter_sse_data(iter_lines(response.iter_bytes())):
+                    try:
+                        event = self._event(deadlines.loads(data))
+                    except (ValueError, TypeError, KeyError) as exc:
+                        raise self.garbage(f"an event that is not one of an answer: {exc}") from exc
                     yield event
                     if event.kind == "done":
                         return
-        except httpx.ConnectError as exc:
-            raise self.unreachable(exc) from exc
+        except TooLarge as exc:
+            raise self.garbage(str(exc)) from exc
+        except (httpx.ConnectError, ResponseTooSlow, ResponseTooLarge) as exc:
+            raise self.failed(exc) from exc
         except httpx.HTTPError as exc:  # it went silent or away mid-answer
             detail = " ".join(str(exc).split())[:120] or type(exc).__name__
             raise ServerError(
@@ -131,13 +157,33 @@ class ServerClient:
         try:
             response = self.http.post("/v1/search", json={"query": query, "k": k})
         except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
+            raise self.failed(exc) from exc
         return SearchReport.model_validate(self._json(response))
 
     def close(self) -> None:
         self.http.close()
 
     # --- what the server said -------------------------------------------------------------------
+    def failed(self, exc: Exception) -> ServerError:
+        """The error of a request that got no complete reply."""
+        if isinstance(exc, ResponseTooSlow):
+            return ServerError(
+                f"the rag server at {self.url} did not finish its reply within {exc.seconds:g} s (it kept sending, "
+                "slowly); ask again, raise RAG_REQUEST_DEADLINE, or pass --no-server"
+            )
+        if isinstance(exc, ResponseTooLarge):
+            return ServerError(
+                f"the rag server at {self.url} sent a reply over {exc.max_bytes / MB:g} MB; is it a `rag serve`? "
+                "Check RAG_SERVER_URL, raise RAG_MAX_RESPONSE_MB, or pass --no-server"
+            )
+        return self.unreachable(exc)
+
+    def garbage(self, detail: str) -> ServerError:
+        return ServerError(
+            f"the rag server at {self.url} did not answer as a `rag serve` does ({detail[:120]}); "
+            "check RAG_SERVER_URL, or pass --no-server"
+        )
+
     def unreachable(self, exc: Exception) -> ServerError:
         detail = " ".join(str(exc).split())[:120] or type(exc).__name__
         return ServerError(
@@ -155,7 +201,7 @@ class ServerClient:
         if response.status_code == 401:
             raise self.needs_token()
         try:
-            data = response.json()
+            data = deadlines.loads(response.content)
         except ValueError as exc:
             raise ServerError(f"{self.url} answered {response.status_code} without JSON; is it a `rag serve`?") from exc
         if response.status_code != 200 or (isinstance(data, dict) and "error" in data):
@@ -212,8 +258,15 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
     `model`: the model the user asked for (--model/RAG_MODEL), None if any will do. `note` hears why
     a server that was found is not used."""
     token = settings.server_token.get_secret_value() if settings.server_token else None
+    connect = functools.partial(
+        ServerClient,
+        token=token,
+        timeout=settings.request_timeout,
+        deadline=settings.request_deadline,
+        max_bytes=int(settings.max_response_mb * MB),
+    )
     if settings.server_url:
-        client = ServerClient(settings.server_url, token=token, timeout=settings.request_timeout)
+        client = connect(settings.server_url)
         try:
             health = client.health()
             problem = mismatch(settings, model, health)
@@ -230,11 +283,11 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
         return client
     if not settings.server_probe_url:
         return None
-    client = ServerClient(settings.server_probe_url, token=token, timeout=settings.request_timeout)
+    client = connect(settings.server_probe_url)
     with contextlib.ExitStack() as unused:
         unused.callback(client.close)
         try:
-            health = client.health(timeout=PROBE_TIMEOUT_S)
+            health = client.health(timeout=PROBE_TIMEOUT_S, budget=PROBE_BUDGET)
         except ServerError:
             return None  # nothing there (or not ours): answer here, silently
         if problem := mismatch(settings, model, health):

@@ -8,11 +8,8 @@ re-send a request whose answer has started to stream) is not the SDK's.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import functools
-import json
-import re
 import sqlite3
 import threading
 import time
@@ -24,10 +21,12 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from . import deadlines
+from .deadlines import MB, Budget, ResponseTooLarge, ResponseTooSlow
 from .errors import GenerationError, ModelError, RagError
 from .llm import Message
 from .settings import REMOTE_PREFIX, Settings
-from .sse import iter_sse_data
+from .sse import TooLarge, iter_lines, iter_sse_data
 
 CONNECT_TIMEOUT_S = 5.0
 FIRST_BACKOFF_S = 0.5
@@ -42,12 +41,16 @@ REMOTE_N_CTX = 4096
 CHARS_PER_TOKEN = 4  # English text in BPE vocabularies: ~4 characters a token (the fallback count)
 # Stops a server that streams past the token budget with huge pieces: no token is this long.
 MAX_CHARS_PER_TOKEN = 64
-MAX_LINE_CHARS = 1 << 20  # one server-sent-event line; a longer one is not an OpenAI-compatible reply
+DEADLINE_S = 600.0  # one request, start to end (RAG_REQUEST_DEADLINE)
+MAX_RESPONSE_BYTES = 64 * MB  # one reply (RAG_MAX_RESPONSE_MB)
 
 
 def api_root(url: str) -> str:
     """The API root: `http://host:port` becomes `http://host:port/v1` (all these servers serve /v1)."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "Invalid IPv6 URL"
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ModelError(f"the server URL {url!r} is not of the form http[s]://host:port[/v1]")
     root = url.strip().rstrip("/")
@@ -73,35 +76,16 @@ class StreamTimeout(Exception):
     """No token arrived before the deadline (the server may still be sending keep-alive bytes)."""
 
 
-class LineTooLong(Exception):
-    """A server-sent-event line longer than MAX_LINE_CHARS."""
-
-
-def iter_lines_until(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[str]:
-    """The lines of a byte stream (\n, \r\n or \r ends a line), checking `deadline` at every chunk.
+def until(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[bytes]:
+    """The chunks of a byte stream, checking `deadline` at every one.
 
     httpx's read timeout only bounds the wait for the next bytes: a server that keeps sending
     something (SSE keep-alive comments, one byte at a time) never trips it. The deadline does.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
     for chunk in chunks:
         if deadline.expired:
             raise StreamTimeout()
-        pending += decoder.decode(chunk)
-        # A \r at the end may be the first half of \r\n: keep it for the next chunk.
-        cut = len(pending) - 1 if pending.endswith("\r") else len(pending)
-        *lines, rest = _LINE_END.split(pending[:cut])
-        pending = rest + pending[cut:]
-        if len(pending) > MAX_LINE_CHARS:
-            raise LineTooLong(f"a line longer than {MAX_LINE_CHARS} characters")
-        yield from lines
-    pending += decoder.decode(b"", final=True)
-    if pending.rstrip("\r"):
-        yield from _LINE_END.split(pending.rstrip("\r"))
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
+        yield chunk
 
 
 def _one_line(text: str, limit: int = 150) -> str:
@@ -111,7 +95,7 @@ def _one_line(text: str, limit: int = 150) -> str:
 def _server_message(response: httpx.Response) -> str:
     """The error text of an error response: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the body."""
     try:
-        body = response.json()
+        body = deadlines.loads(response.content)
     except ValueError:
         return _one_line(response.text) or response.reason_phrase
     if isinstance(body, dict):
@@ -136,20 +120,38 @@ class OpenAIServer:
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        deadline: float = DEADLINE_S,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         retries: int = 2,
         what: str = "model",
         setting: str = "RAG_BASE_URL",
     ):
         self.root = api_root(base_url)
         self.timeout = timeout
+        self.budget = Budget(deadline, max_bytes)
         self.retries = retries
         self.what = what
         self.setting = setting
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # read timeout = the longest silence allowed: before the first token (prefill) or between two tokens.
-        self.http = httpx.Client(
-            base_url=self.root + "/", headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        # read timeout = the longest silence allowed: before the first token (prefill) or between two tokens;
+        # the budget bounds each request as a whole (a server that trickles bytes never trips the timeout).
+        self.http = deadlines.Client(
+            self.budget,
+            base_url=self.root + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S),
         )
+
+    @classmethod
+    def options(cls, settings: Settings) -> dict:
+        """The keyword arguments of the settings: key, timeouts, budget, retries."""
+        return {
+            "api_key": settings.api_key.get_secret_value() if settings.api_key else None,
+            "timeout": settings.request_timeout,
+            "deadline": settings.request_deadline,
+            "max_bytes": int(settings.max_response_mb * MB),
+            "retries": settings.request_retries,
+        }
 
     # --- messages ----------------------------------------------------------------------------------
     def unreachable(self, exc: Exception, error: type[RagError]) -> RagError:
@@ -162,6 +164,18 @@ class OpenAIServer:
         return error(
             f"the {self.what} server at {self.root} sent {what} for {self.timeout:g} s; it may be overloaded: "
             "try again, or raise RAG_REQUEST_TIMEOUT"
+        )
+
+    def too_slow(self, error: type[RagError]) -> RagError:
+        return error(
+            f"the {self.what} server at {self.root} did not finish its reply within {self.budget.seconds:g} s "
+            "(it kept sending, slowly); it may be overloaded: try again, or raise RAG_REQUEST_DEADLINE"
+        )
+
+    def too_large(self, error: type[RagError]) -> RagError:
+        return error(
+            f"the {self.what} server at {self.root} sent a reply over {self.budget.max_bytes / MB:g} MB; "
+            f"check {self.setting}, or raise RAG_MAX_RESPONSE_MB"
         )
 
     def broken(self, exc: Exception, error: type[RagError]) -> RagError:
@@ -203,7 +217,8 @@ class OpenAIServer:
 
         Nothing is retried once the server has accepted the request, except 502/503 answers (the
         server or the proxy in front of it is starting up): a slow answer is not sent twice. An
-        `idempotent` request is also retried after a timeout, a cut connection and 429/500/504.
+        `idempotent` request is also retried after a timeout, a cut connection and 429/500/504 (not
+        after its whole budget went by, nor after a reply over the byte cap: those would repeat).
         """
         retry_status = IDEMPOTENT_RETRY_STATUS if idempotent else RETRY_STATUS
         delay = FIRST_BACKOFF_S
@@ -215,6 +230,10 @@ class OpenAIServer:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
                     raise self.unreachable(exc, error) from exc
+            except ResponseTooSlow as exc:
+                raise self.too_slow(error) from exc
+            except ResponseTooLarge as exc:
+                raise self.too_large(error) from exc
             except httpx.TimeoutException as exc:
                 if last or not idempotent:
                     raise self.timed_out(error) from exc
@@ -230,7 +249,7 @@ class OpenAIServer:
                     try:
                         response.read()
                     except httpx.HTTPError:
-                        pass
+                        pass  # the status says enough
                     response.close()
                     raise self.refused(response, error)
             time.sleep(delay)
@@ -242,7 +261,7 @@ class OpenAIServer:
     ) -> object:
         response = self.send("POST", path, payload, error=error, idempotent=idempotent)
         try:
-            return response.json()
+            return deadlines.loads(response.content)
         except ValueError as exc:
             raise self.garbage(f"/{path} returned no JSON: {_one_line(response.text, 60)!r}", error) from exc
 
@@ -260,6 +279,8 @@ class OpenAIGenerator:
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        deadline: float = DEADLINE_S,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         retries: int = 2,
         n_ctx: int = REMOTE_N_CTX,
     ):
@@ -267,7 +288,14 @@ class OpenAIGenerator:
         self.name = REMOTE_PREFIX + model
         self.n_ctx = n_ctx
         self.server = OpenAIServer(
-            base_url, api_key=api_key, timeout=timeout, retries=retries, what="model", setting="RAG_BASE_URL"
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            deadline=deadline,
+            max_bytes=max_bytes,
+            retries=retries,
+            what="model",
+            setting="RAG_BASE_URL",
         )
         self._count: Callable[[str], int] | None = None
         self._sampling: dict[str, float] = {}  # server-specific fields, found by the same probe
@@ -279,19 +307,13 @@ class OpenAIGenerator:
             raise ModelError(
                 f"model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_BASE_URL or pass --base-url"
             )
-        return cls(
-            model,
-            settings.base_url,
-            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            timeout=settings.request_timeout,
-            retries=settings.request_retries,
-        )
+        return cls(model, settings.base_url, **OpenAIServer.options(settings))
 
     def check(self) -> None:
         """Fail now, with one line, if the server is down or is not an OpenAI-compatible one."""
         response = self.server.send("GET", "models", error=ModelError)
         try:
-            listing = response.json()
+            listing = deadlines.loads(response.content)
         except ValueError as exc:
             raise self.server.garbage("/models returned no JSON", ModelError) from exc
         if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
@@ -332,7 +354,7 @@ class OpenAIGenerator:
             response = self.server.send("POST", url, request("probe text"), error=GenerationError, accept_errors=True)
             try:
                 response.raise_for_status()
-                read(response.json())
+                read(deadlines.loads(response.content))
             except (httpx.HTTPStatusError, ValueError, KeyError, TypeError):
                 continue  # this server has no such endpoint
             if url.endswith("/extras/tokenize/count"):
@@ -345,7 +367,7 @@ class OpenAIGenerator:
             def count(text: str, url: str = url, request=request, read=read) -> int:
                 response = self.server.send("POST", url, request(text), error=GenerationError)
                 try:
-                    return read(response.json())
+                    return read(deadlines.loads(response.content))
                 except (ValueError, KeyError, TypeError):
                     return _estimate_tokens(text)
 
@@ -382,7 +404,7 @@ class OpenAIGenerator:
                 )
             finished = False
             tokens = chars = 0
-            for data in iter_sse_data(iter_lines_until(response.iter_bytes(), deadline)):
+            for data in iter_sse_data(iter_lines(until(response.iter_bytes(), deadline))):
                 if data.strip() == "[DONE]":
                     finished = True
                     break
@@ -404,11 +426,15 @@ class OpenAIGenerator:
                 )
         except StreamTimeout as exc:
             raise server.timed_out(GenerationError, "no token") from exc
+        except ResponseTooSlow as exc:
+            raise server.too_slow(GenerationError) from exc
+        except ResponseTooLarge as exc:
+            raise server.too_large(GenerationError) from exc
         except httpx.TimeoutException as exc:
             raise server.timed_out(GenerationError) from exc
         except httpx.TransportError as exc:
             raise server.broken(exc, GenerationError) from exc
-        except LineTooLong as exc:
+        except TooLarge as exc:
             raise server.garbage(str(exc), GenerationError) from exc
         finally:
             response.close()  # also when the caller stops early: the server then stops generating
@@ -416,7 +442,7 @@ class OpenAIGenerator:
     def _parse_event(self, data: str) -> tuple[str | None, str | None]:
         """(text, finish reason) of one chat-completion chunk."""
         try:
-            event = json.loads(data)
+            event = deadlines.loads(data)
         except ValueError:
             raise self.server.garbage(f"an event that is not JSON: {_one_line(data, 60)!r}", GenerationError) from None
         if not isinstance(event, dict):
@@ -485,6 +511,8 @@ class OpenAIEmbedder:
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        deadline: float = DEADLINE_S,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         retries: int = 2,
         batch_size: int = 16,
         concurrency: int = 4,
@@ -499,6 +527,8 @@ class OpenAIEmbedder:
             base_url,
             api_key=api_key,
             timeout=timeout,
+            deadline=deadline,
+            max_bytes=max_bytes,
             retries=retries,
             what="embedding",
             setting="RAG_EMBEDDING_BASE_URL",
@@ -518,9 +548,7 @@ class OpenAIEmbedder:
         return cls(
             model,
             base_url,
-            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            timeout=settings.request_timeout,
-            retries=settings.request_retries,
+            **OpenAIServer.options(settings),
             batch_size=settings.embed_batch_size,
             concurrency=settings.embedding_concurrency,
             index_dir=settings.index_dir,
