@@ -323,13 +323,18 @@ class Assistant:
         """Full records (abstract, sources, ...) of indexed papers by id."""
         return self.index.catalog.get_papers(paper_ids)
 
-    def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
-        """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`."""
+    def stream(
+        self, question: str, history: Sequence[Answer] | None = None, on_stage: Callable[[str], object] | None = None
+    ) -> AnswerStream:
+        """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`.
+
+        `on_stage` is told when the answer moves from "searching" to "reading the passages" (the
+        model's prefill, up to its first token, which is a "token" event)."""
         earlier = list(history or [])
 
         def pipeline(cancel: threading.Event) -> AnswerPipeline:
             with catalog_errors(self.index.catalog_path):
-                return (yield from self._answer(question, earlier, cancel))
+                return (yield from self._answer(question, earlier, cancel, on_stage))
 
         return AnswerStream(pipeline)
 
@@ -377,7 +382,13 @@ class Assistant:
         with self._preparing:
             pass
 
-    def _answer(self, question: str, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
+    def _answer(
+        self,
+        question: str,
+        history: list[Answer],
+        cancel: threading.Event,
+        on_stage: Callable[[str], object] | None = None,
+    ) -> AnswerPipeline:
         text, truncated = clean_question(question)
         request = AnswerRequest(text, text)  # the clock starts before a preparation in flight is stopped
         if truncated:
@@ -385,11 +396,17 @@ class Assistant:
         self._answers_running += 1
         try:
             self._stop_preparing()
-            return (yield from self._answer_request(request, history, cancel))
+            return (yield from self._answer_request(request, history, cancel, on_stage))
         finally:
             self._answers_running -= 1
 
-    def _answer_request(self, request: AnswerRequest, history: list[Answer], cancel: threading.Event) -> AnswerPipeline:
+    def _answer_request(
+        self,
+        request: AnswerRequest,
+        history: list[Answer],
+        cancel: threading.Event,
+        on_stage: Callable[[str], object] | None = None,
+    ) -> AnswerPipeline:
         text = request.question
         prompts = self.prompts  # fail early on a broken prompt file
         unresolved = needs_subject(text, history)
@@ -416,6 +433,8 @@ class Assistant:
             yield AnswerEvent("sentence", answer.text, request.elapsed())
             return answer
         generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
+        if on_stage is not None:
+            on_stage("reading the passages")
         passages = self._passages(text, resolved, hits, generator)
         return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
 

@@ -136,3 +136,29 @@ def test_keys_as_a_terminal_sends_them(chat_in_tmux, rag_home):
     tmux.keys("F8")
     screen = tmux.wait_for("Sources (1)")
     assert "Ask about the papers" not in screen
+
+
+def test_quitting_during_a_prefill_does_not_wait_for_it(tmp_path, rag_home):
+    # Issue 26, item 7: Ctrl+Q while answering took 2-11 s (Textual's thread pool waited for the
+    # model call). The scripted model here sleeps 20 s before its first token, then writes a file:
+    # the chat must be gone before that file exists.
+    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
+    a.ingest([DATA / "small.jsonl"])
+    a.close()
+    marker = tmp_path / "stuck-call-ended"
+    tmux = Tmux(tmp_path, 120, 35, [sys.executable, str(CHAT), str(rag_home), "0", str(marker)],
+                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    try:
+        tmux.run("set-option", "-t", "chat", "remain-on-exit", "on")
+        tmux.wait_for("5 papers")
+        tmux.text(QUESTION)
+        tmux.keys("Enter")
+        tmux.wait_for("reading the passages")
+        tmux.keys("C-q")
+        deadline = time.monotonic() + 60
+        while tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead}").strip() != "1":
+            assert time.monotonic() < deadline, tmux.screen()
+            time.sleep(0.1)
+        assert not marker.exists(), "the chat waited for the model call to end"
+    finally:
+        tmux.close()

@@ -10,12 +10,17 @@ from the committed index while it runs. No retrieval or prompt logic lives here.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from textual import events, on, work
@@ -34,7 +39,7 @@ from rag.client import ServerClient
 
 from . import keys
 from .clipboard import copy_out
-from .references import SourceLocator, answer_markdown, chat_markdown
+from .references import SourceLocator, answer_markdown, chat_markdown, same_words
 from .store import ChatSettings, ChatStore, PromptHistory, SavedChat, write_export
 from .tasks import (
     AnswerDone,
@@ -79,6 +84,7 @@ from .widgets import (
     WhyScreen,
 )
 from .widgets.prompt import sent_length
+from .widgets.screens import questions
 
 # `Index.ingest(rebuild=True)` builds the new index beside the old one and swaps it in when complete,
 # so answers keep coming from the current index during a rebuild.
@@ -89,6 +95,38 @@ JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
 SETTINGS_FILE = "chat-settings.json"
 HISTORY_FILE = "chat-history.jsonl"
 DRAFT_STILL = 0.4  # seconds a draft question stays unchanged before it is prepared (retrieval + prefill)
+
+
+class DaemonThreads(ThreadPoolExecutor):
+    """The event loop's executor for Textual's thread workers: one daemon thread per call, so that
+    quitting does not wait for a call stuck in the model (asyncio's default pool joins its threads)."""
+
+    _alive: set[threading.Thread] = set()
+
+    @classmethod
+    def running(cls) -> list[threading.Thread]:
+        return [t for t in list(cls._alive) if t.is_alive()]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args, **kwargs))
+                    except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits it
+                        future.set_exception(exc)
+            finally:
+                DaemonThreads._alive.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name="chat-worker", daemon=True)
+        DaemonThreads._alive.add(thread)
+        thread.start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to join: the threads are daemons (asyncio calls this when the loop closes)."""
 
 
 class MainArea(Horizontal):
@@ -146,6 +184,22 @@ class ChatApp(App[None]):
         self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
         self._draft_timer: Timer | None = None
         self._draft_cancel = threading.Event()  # set: the draft's preparation in flight stops at its next step
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the chat; on quit, do not wait for a worker stuck in the model (a prefill cannot be
+        interrupted: Ctrl+Q during an answer took 2-11 s). The workers run in daemon threads, and a
+        process whose worker is still in the model ends at once once the terminal is restored
+        (answers, chats and the question history are written as they happen; an ingest resumes)."""
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(DaemonThreads())
+        try:
+            return super().run(*args, loop=loop, **kwargs)
+        finally:
+            if DaemonThreads.running() and not kwargs.get("headless"):
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(self.return_code or 0)
+            loop.close()
 
     # --- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -215,7 +269,8 @@ class ChatApp(App[None]):
         if self.server is not None:
             self.server.close()
         if self.owns_assistant:
-            deadline = time.monotonic() + 5  # a prefill cannot be interrupted: do not wait for it to end
+            # A prefill cannot be interrupted: do not wait for it (the process ends without it, see `run`).
+            deadline = time.monotonic() + (0.5 if self.running is not None else 5)
             try:
                 with self.gate.hold("closing", lambda: time.monotonic() > deadline):
                     self.assistant.close()
@@ -233,6 +288,9 @@ class ChatApp(App[None]):
         narrow = width < NARROW
         shown = self.sources_only if narrow else self.sources_beside
         main.set_class(narrow, "-narrow")
+        footer = self.query_one(Footer)
+        footer.compact = narrow  # every key of the footer fits in 60 columns
+        footer.show_command_palette = width >= NARROW  # Ctrl+P is in the help (F1)
         main.set_class(height < SHORT, "-short")
         main.set_class(not shown, "-sources-hidden")
         main.set_class(shown and narrow, "-sources-only")
@@ -518,18 +576,22 @@ class ChatApp(App[None]):
                         raise ModelLoadFailed(error)
                     holding.label = "an answer being written"
                 clock.loaded = time.monotonic()
-                # The library reports no stages inside `stream` until the first checked sentence.
-                stage("searching → reading the passages → writing")
                 clock.stream_start = time.monotonic()
                 # The question as typed: the library cuts it to its limit and says so in the answer's notices.
-                stream = turn.stream = (server or self.assistant).stream(turn.typed, history=history)
+                if server is None:
+                    stage("searching")
+                    stream = self.assistant.stream(turn.typed, history=history, on_stage=stage)
+                else:  # the server reports nothing before the first token
+                    stage(f"searching → reading the passages (at {server.url})")
+                    stream = server.stream(turn.typed, history=history)
+                turn.stream = stream
                 first, pending = True, ""
                 for event in stream.events():
                     if worker.is_cancelled:
                         stream.cancel()
                         return
                     if first and event.kind != "done":
-                        stage("writing (dim until each sentence's citation is checked)")
+                        stage("writing (dim until checked)")
                         first = False
                     if event.kind == "token":
                         pending += event.text
@@ -758,6 +820,8 @@ class ChatApp(App[None]):
         self.running = None
         turn.clock.done = time.monotonic()
         answer = message.answer
+        if "\n" in turn.question_view.question and same_words(answer.question, turn.question_view.question):
+            answer = answer.model_copy(update={"question": turn.question_view.question})  # kept as typed
         self.papers.update(message.papers)
         self.locations.update(message.locations)
         turn.question_view.show_searched_as(answer)
@@ -849,7 +913,9 @@ class ChatApp(App[None]):
 
     async def _send(self, question: str, typed: str, cut_chars: int = 0, replaces: int | None = None) -> Turn:
         self._turns += 1
-        question_view, answer_view = await self.conversation.add_turn(question, cut_chars=cut_chars)
+        # Shown (and saved) as typed, lines included; the library searches it on one line.
+        shown = question if cut_chars else typed
+        question_view, answer_view = await self.conversation.add_turn(shown, cut_chars=cut_chars)
         turn = Turn(self._turns, question, typed, question_view, answer_view, WallClock(), replaces=replaces)
         answer_view.start_clock(turn.clock.sent)
         if self.running is None:
@@ -1044,7 +1110,9 @@ class ChatApp(App[None]):
                 await self.action_new_chat()
                 self.tell(f"“{chat.title}” deleted", "Delete")
 
-        self.push_screen(ConfirmScreen(f"Delete this chat, “{chat.title}” ({len(chat.answers)} questions)?"), confirmed)
+        self.push_screen(
+            ConfirmScreen(f"Delete this chat, “{chat.title}” ({questions(len(chat.answers))})?"), confirmed
+        )
 
     async def action_regenerate(self) -> None:
         if self.running is not None or self.queue:
@@ -1076,7 +1144,9 @@ class ChatApp(App[None]):
             )
             for m in statuses
         ]
-        self.push_screen(ChoiceScreen("Switch model (remembered for the next start)", options), self._model_chosen)
+        self.push_screen(
+            ChoiceScreen("Switch model (remembered for the next start)", options, current=current), self._model_chosen
+        )
 
     def _model_chosen(self, name: str | None) -> None:
         if name is None or (name == self.status.model and self.status.model_state == "ready"):

@@ -147,11 +147,16 @@ WIDGET_KEYS = [
 ]
 
 
+# The footer shows these first: on a narrow screen (60 columns, an answer running) the others are cut.
+FOOTER_FIRST = ("cancel", "why", "toggle_sources", "help")
+
+
 def bindings() -> list[Binding | tuple[str, str] | tuple[str, str, str]]:
     # One Binding per key, so that the footer shows only the first key of each action.
+    ordered = sorted(APP_KEYS, key=lambda k: FOOTER_FIRST.index(k.action) if k.action in FOOTER_FIRST else 99)
     out: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
         Binding(key, k.action, k.label, show=k.footer and i == 0, priority=k.priority)
-        for k in APP_KEYS
+        for k in ordered
         for i, key in enumerate(k.keys.split(","))
     ]
     out.append(Binding("question_mark", "help", "Keys", show=False))  # from the answers and sources (not typing)

@@ -87,6 +87,11 @@ def source_line(paper: Paper | None, location: str | None) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def same_words(a: str, b: str) -> bool:
+    """The same question, whatever its line breaks and spacing (the library searches it on one line)."""
+    return a.split() == b.split()
+
+
 def reference(citation: Citation, paper: Paper | None, location: str | None) -> str:
     """One reference line for copies and exports: `[n] Title. Authors (year). file:line. URL`."""
     out = f"[{citation.key}] {citation.title.rstrip('.')}."
@@ -102,8 +107,12 @@ def reference(citation: Citation, paper: Paper | None, location: str | None) -> 
 
 def answer_markdown(answer: Answer, papers: dict[str, Paper], locations: dict[str, str], level: int = 2) -> str:
     """A question, its answer and its references, as Markdown."""
-    lines = [f"{'#' * level} {answer.question}", ""]
-    if answer.standalone_question and answer.standalone_question != answer.question:
+    # A question of several lines: its first line is the heading, the others follow as typed.
+    first, *more = answer.question.split("\n")
+    lines = [f"{'#' * level} {first}", ""]
+    if more:
+        lines += ["  \n".join(line.rstrip() for line in more), ""]
+    if answer.standalone_question and not same_words(answer.standalone_question, answer.question):
         lines += [f"*Searched as:* {answer.standalone_question}", ""]
     lines.append(answer.text)
     if answer.refused and answer.refusal_reason:

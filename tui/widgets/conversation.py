@@ -17,6 +17,7 @@ from rag import Answer
 from rag.safety import terminal_safe
 
 from ..keys import ANSWER_BINDINGS
+from ..references import same_words
 from ..timing import WallClock
 
 WELCOME = (
@@ -54,7 +55,7 @@ class QuestionView(Static):
 
     def show_searched_as(self, answer: Answer) -> None:
         standalone = answer.standalone_question
-        self.searched_as = standalone if standalone and standalone != answer.question else None
+        self.searched_as = standalone if standalone and not same_words(standalone, answer.question) else None
         self._render_body()
 
 

@@ -21,7 +21,7 @@ from textual.widgets.option_list import Option
 from rag import Answer, Citation, Paper
 from rag.safety import terminal_safe
 
-from ..references import source_line
+from ..references import same_words, source_line
 from ..store import ChatStore, SavedChat
 from ..timing import LONG_LABELS, WallClock, breakdown, model_calls
 from .prompt import SearchInput
@@ -148,7 +148,7 @@ class WhyScreen(Modal):
         a = self.answer
         parts: list[str | tuple[str, str] | Content] = [("Question: ", "bold"), a.question, "\n"]
         searched = a.standalone_question or a.question
-        if searched != a.question:
+        if not same_words(searched, a.question):
             parts += [("Searched as: ", "bold"), searched, " (the follow-up read with the chat's earlier answers)\n"]
         else:
             parts += [("Searched as: ", "bold"), "the question as asked\n"]
@@ -248,10 +248,11 @@ class ChoiceScreen(Modal):
     HINT = "Enter selects · Esc closes"
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, title: str, options: list[Option], hint: str | None = None) -> None:
+    def __init__(self, title: str, options: list[Option], hint: str | None = None, current: str | None = None) -> None:
         super().__init__()
         self.title_value, self.options = title, options
         self.hint_value = hint or self.HINT
+        self.current = current  # the id of the option highlighted at first (e.g. the model in use)
 
     def title_text(self) -> str:
         return self.title_value
@@ -262,16 +263,25 @@ class ChoiceScreen(Modal):
     def scrolling(self) -> ComposeResult:
         yield OptionList(*self.options, classes="fit")
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.current is not None and any(o.id == self.current for o in self.options):
+            options = self.query_one(OptionList)
+            options.highlighted = options.get_option_index(self.current)
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         self.dismiss(event.option.id)
 
 
+def questions(n: int) -> str:
+    return f"{n} question{'s' if n != 1 else ''}"
+
+
 def chat_option(chat: SavedChat, current: str | None) -> Option:
-    n = len(chat.answers)
     mark = "● " if chat.id == current else ""
     return Option(
-        f"{mark}{chat.title or '(untitled)'}  ·  {n} question{'s' if n != 1 else ''}  ·  {chat.updated:%Y-%m-%d %H:%M}",
+        f"{mark}{chat.title or '(untitled)'}  ·  {questions(len(chat.answers))}  ·  {chat.updated:%Y-%m-%d %H:%M}",
         id=chat.id,
     )
 
@@ -390,7 +400,7 @@ class ChatsScreen(Modal):
                 self.refresh_list()
 
         self.app.push_screen(
-            ConfirmScreen(f"Delete the chat “{chat.title}” ({len(chat.answers)} questions)?"), confirmed
+            ConfirmScreen(f"Delete the chat “{chat.title}” ({questions(len(chat.answers))})?"), confirmed
         )
 
     def action_export(self) -> None:

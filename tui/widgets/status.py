@@ -3,6 +3,8 @@ progress bar of long tasks."""
 
 from __future__ import annotations
 
+import time
+
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Label, ProgressBar, Static
@@ -10,6 +12,10 @@ from textual.widgets import Label, ProgressBar, Static
 from rag import Answer
 
 from ..timing import WallClock, format_timings
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class StatusLine(Static):
@@ -34,8 +40,9 @@ class StatusLine(Static):
             candidate = kept | {index}
             if len(" │ ".join(pieces[i] for i in sorted(candidate))) <= width:
                 kept = candidate
-        if not kept:
-            return pieces[2][:width] if len(pieces) > 2 else pieces[0][:width]
+        first = order[0]
+        if first not in kept:  # the stage or the total comes first, cut to the width if it must be
+            return cut(pieces[first], width)
         return " │ ".join(pieces[i] for i in sorted(kept)).replace(" │ = ", " = ")
 
     def show_answer(self, answer: Answer | None, clock: WallClock | None = None) -> None:
@@ -46,11 +53,17 @@ class StatusLine(Static):
 
 
 class TaskBar(Horizontal):
-    """A label and a progress bar for model loading and indexing; hidden when idle."""
+    """A label, a progress bar and what is done (`1,024/2,763 · 12s`, or the seconds alone while the
+    total is not known) for model loading and indexing; hidden when idle."""
 
     def compose(self):
         yield Label("", id="task-label")
-        yield ProgressBar(total=None, show_eta=False, id="task-bar")
+        yield ProgressBar(total=None, show_eta=False, show_percentage=False, id="task-bar")
+        yield Label("", id="task-count")
+
+    def on_mount(self) -> None:
+        self._started = time.monotonic()
+        self.set_interval(1.0, self._show_count)
 
     @property
     def active(self) -> bool:
@@ -58,15 +71,22 @@ class TaskBar(Horizontal):
 
     @property
     def label(self) -> str:
-        return str(self.query_one(Label).content)
+        return str(self.query_one("#task-label", Label).content)
+
+    @property
+    def count(self) -> str:
+        return str(self.query_one("#task-count", Label).content)
 
     def start(self, label: str, total: int | None = None) -> None:
-        self.query_one(Label).update(label)
+        self.query_one("#task-label", Label).update(label)
         self.query_one(ProgressBar).update(total=total, progress=0)
+        if not self.active:
+            self._started = time.monotonic()
         self.add_class("-active")
+        self._show_count()
 
     def relabel(self, label: str) -> None:
-        self.query_one(Label).update(label)
+        self.query_one("#task-label", Label).update(label)
 
     def advance(self, advance: int, total: int | None) -> None:
         bar = self.query_one(ProgressBar)
@@ -74,6 +94,15 @@ class TaskBar(Horizontal):
             bar.update(total=total)
         if advance:
             bar.advance(advance)
+        self._show_count()
+
+    def _show_count(self) -> None:
+        if not self.active:
+            return
+        bar = self.query_one(ProgressBar)
+        seconds = f"{time.monotonic() - self._started:.0f}s"
+        done = f"{bar.progress:,.0f}/{bar.total:,.0f} · " if bar.total else ""
+        self.query_one("#task-count", Label).update(done + seconds)
 
     def finish(self) -> None:
         self.remove_class("-active")
