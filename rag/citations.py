@@ -11,7 +11,8 @@ A sentence of the answer is kept only if the passage(s) it cites support it:
 - a link, e-mail address or code it contains is in the passage word for word;
 - it rests on no sentence of the passage that is addressed to the model (`rag.safety`): such a sentence
   supports nothing, even where one reached the passage.
-A sentence citing the wrong passage is re-pointed to the one that supports it; an uncited sentence
+A sentence citing the wrong passage is re-pointed to the one that supports it (unless the passage it cites
+says the opposite: that claim is false, not mis-cited); an uncited sentence
 gets the passage that supports it; a sentence joining two papers is checked against the passages it
 cites together; a sentence that leans on a dropped one ("This ...") is dropped with it. Keys are
 renumbered 1..m in order of first use, so `[n]` in the final text is `citations[n-1]`.
@@ -58,6 +59,7 @@ _CLAUSE = re.compile(r";|,?\s+(?:while|whereas|compared (?:to|with)|versus|vs\.?
 MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
 _RESTATES = "only repeats the question"
+_OPPOSITE = "says the opposite of the passage"
 
 
 def parse_keys(text: str) -> list[int]:
@@ -139,8 +141,8 @@ def judge(
     basis = max(evidence.sentences, key=lambda s: len(words & content_words(s)), default=None)
     # The claim's own denials are weighed against the sentence it rests on; a denial anywhere in the
     # passage ("challenge the narrative that X") against the claim.
-    if basis is not None and words & content_words(basis) and contradicts(claim, basis, evidence.sentences):
-        return 0.0, "says the opposite of the passage", basis
+    if basis is not None and words & content_words(basis) and contradicts(claim, basis, evidence.sentences, asked):
+        return 0.0, _OPPOSITE, basis
     return score, None, basis
 
 
@@ -257,6 +259,11 @@ class CitationChecker:
                 cited = keys
                 bases = {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in keys}
             reason = reason or why
+        if not cited and reason == _OPPOSITE:
+            # The passage it cites says the opposite: the claim is false, not merely mis-cited (another
+            # passage that shares its words, the question's subject aside, must not take it in).
+            self.drop(sentence, reason)
+            return None
         if not cited:
             # Cited nothing, a key that does not exist, or the wrong passage: find the right one (or two).
             judged = [(judge(body, e, self.asked, self.asked_names), i) for i, e in enumerate(self.evidence)]
