@@ -41,7 +41,6 @@ from tui.widgets.prompt import PLACEHOLDER
 
 QUESTION = "How much does the logical error rate fall?"
 REPLY = "The logical error rate falls by a factor of 2.1 when the code distance grows from three to five [1]."
-AGAIN = "Going from distance three to five lowers the logical error rate by a factor of 2.1 [1]."
 DECODER = "Decoding uses a minimum-weight perfect matching decoder that runs in real time [1]."
 TITLE = "Quantum Error Correction with Surface Codes on Superconducting Qubits"
 SIZE = (140, 40)
@@ -928,18 +927,23 @@ async def test_saved_chats_search_rename_export_delete(make_assistant, small_cor
         assert not app.store.path(chat_id).exists() and app.chat is None and not app.query(AnswerView)
 
 
-async def test_answer_again_replaces_the_last_answer(make_assistant, rag_home):
-    app = make_app(assistant=make_assistant([REPLY, AGAIN]))
+async def test_answer_again_keeps_both_answers_on_screen(make_assistant, rag_home):
+    # Issue 26, item 6: Ctrl+R gave the same text at temperature 0 and dropped the old one; both stay now,
+    # the earlier one dimmed, and a same text is said to be the same.
+    app = make_app(assistant=make_assistant([REPLY, REPLY]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await ask(app, pilot, QUESTION)
         await settle(app, pilot)
         await pilot.press("ctrl+r")
         await settle(app, pilot)
-        assert [a.text for a in app.answers] == [AGAIN]
-        assert len(app.query(AnswerView)) == 1 and len(app.query(QuestionView)) == 1
+        earlier, again = app.query(AnswerView)
+        assert [a.text for a in app.answers] == [REPLY] and app.answers[0] is again.answer
+        assert earlier.has_class("-superseded") and earlier.border_title.startswith("earlier answer")
+        assert "same text as the earlier answer" in again.border_subtitle
+        assert app.selected is again
         [path] = (rag_home / "chats").glob("*.json")
-        assert [a["text"] for a in json.loads(path.read_text())["answers"]] == [AGAIN]
+        assert [a["text"] for a in json.loads(path.read_text())["answers"]] == [REPLY]
 
 
 async def test_up_and_down_recall_earlier_questions_across_restarts(make_assistant):
@@ -1444,3 +1448,55 @@ async def test_a_question_of_several_lines_keeps_them_when_shown_saved_and_expor
         await app.open_chat(chat_id)
         await settle(app, pilot)
         assert str(app.query_one(QuestionView).render()) == typed
+
+
+def _by_topic() -> ScriptedGenerator:
+    def reply(messages):
+        question = messages[-1]["content"].split("Question:")[-1]
+        return EXPERTS if "experts" in question else DECODER if "decoder" in question else REPLY
+
+    return ScriptedGenerator(reply)
+
+
+async def test_edit_a_question_and_resend_it_in_place(make_assistant):
+    # Item 6: edit a question and resend it in place (e on an answer, or the palette's "Edit question").
+    model = _by_topic()
+    app = make_app(assistant=make_assistant(generator=model))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for question in (QUESTION, EXPERTS_QUESTION):
+            await ask(app, pilot, question)
+            await settle(app, pilot)
+        await pilot.press("tab", "k", "e")  # the latest answer, the one before, edit its question
+        assert app.prompt.has_focus and app.prompt.text == QUESTION
+        assert "editing question 1" in app.prompt.border_title
+        await pilot.press("escape")  # stops editing
+        assert app.prompt.text == "" and app.editing is None
+        await pilot.press("tab", "k", "e", "ctrl+u", *"Which decoder corrects the surface code?", "enter")
+        await settle(app, pilot)
+        assert [a.question for a in app.answers] == ["Which decoder corrects the surface code?", EXPERTS_QUESTION]
+        assert "minimum-weight" in app.answers[0].text and len(model.calls) == 3
+        first, second = app.query(AnswerView)  # in place: the edited question is still the first
+        assert first.answer is app.answers[0] and second.answer is app.answers[1]
+        assert [str(q.render()) for q in app.query(QuestionView)] == [app.answers[0].question, EXPERTS_QUESTION]
+        assert [a.question for a in app.store.load(app.chat.id).answers] == [a.question for a in app.answers]
+
+
+async def test_clear_chat_keeps_the_chat_and_takes_its_questions_off(make_assistant):
+    app = make_app(assistant=make_assistant([REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        chat_id, title = app.chat.id, app.chat.title
+        await pilot.press("ctrl+p", *"clear chat")
+        await wait_until(pilot, lambda: "Clear chat" in _first_command(app))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await pilot.pause()
+        assert not app.query(AnswerView) and app.answers == [] and app.chat.id == chat_id
+        assert app.store.load(chat_id).answers == [] and app.store.load(chat_id).title == title
+        await ask(app, pilot, QUESTION)  # continues the same chat
+        await settle(app, pilot)
+        assert app.chat.id == chat_id and len(app.store.load(chat_id).answers) == 1

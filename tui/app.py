@@ -168,6 +168,7 @@ class ChatApp(App[None]):
         # The selection follows the newest question (sent, queued or answered) until the user picks an
         # earlier answer; sending a question or G (the latest answer) makes it follow again.
         self.follow_latest = True
+        self.editing: int | None = None  # the index in `answers` of the question being edited in the input
         self.running: Turn | None = None
         self.queue: list[Turn] = []
         self.ingest_task: IngestTask | None = None
@@ -827,7 +828,17 @@ class ChatApp(App[None]):
         turn.question_view.show_searched_as(answer)
         await turn.answer_view.finish(answer, turn.clock)
         if turn.replaces is not None and turn.replaces < len(self.answers):
-            await self._remove_views_of(self.answers[turn.replaces])
+            old = self.answers[turn.replaces]
+            if turn.keep_old:  # answered again: both stay on screen, the new one is the chat's
+                for view in self.conversation.answer_views:
+                    if view.answer is old:
+                        view.supersede("earlier answer (replaced by the one below)")
+                if old.text == answer.text:
+                    turn.answer_view.border_subtitle = (
+                        f"{turn.answer_view.border_subtitle or ''} · same text as the earlier answer"
+                    )
+            else:  # an edited question: its new answer takes the old one's place
+                await self._remove_views_of(old)
             self.answers[turn.replaces] = answer
         else:
             self.answers.append(answer)
@@ -909,14 +920,33 @@ class ChatApp(App[None]):
         self._cancel_draft()  # the answer waits for at most one step of it
         self.history.add(typed)
         self.prompt.clear()
-        await self._send(question, typed, sent_length(event.text) - len(question) if cut else 0)
+        editing = self.editing
+        if editing is not None:
+            self._stop_editing()
+        if editing is not None and editing >= len(self.answers):
+            editing = None  # the chat changed under the edit: asked as a new question
+        await self._send(question, typed, sent_length(event.text) - len(question) if cut else 0, replaces=editing)
 
-    async def _send(self, question: str, typed: str, cut_chars: int = 0, replaces: int | None = None) -> Turn:
+    async def _send(
+        self,
+        question: str,
+        typed: str,
+        cut_chars: int = 0,
+        replaces: int | None = None,
+        keep_old: bool = False,
+    ) -> Turn:
+        """Ask `question`; with `replaces`, its answer takes the place of answer `replaces` (on screen
+        right after it; with `keep_old` the earlier one stays, dimmed)."""
         self._turns += 1
+        after = self._view_of(self.answers[replaces]) if replaces is not None else None
+        if after is not None:
+            after.add_class("-superseded")
         # Shown (and saved) as typed, lines included; the library searches it on one line.
         shown = question if cut_chars else typed
-        question_view, answer_view = await self.conversation.add_turn(shown, cut_chars=cut_chars)
-        turn = Turn(self._turns, question, typed, question_view, answer_view, WallClock(), replaces=replaces)
+        question_view, answer_view = await self.conversation.add_turn(shown, cut_chars=cut_chars, after=after)
+        turn = Turn(
+            self._turns, question, typed, question_view, answer_view, WallClock(), replaces=replaces, keep_old=keep_old
+        )
         answer_view.start_clock(turn.clock.sent)
         if self.running is None:
             self._run(turn)
@@ -976,7 +1006,9 @@ class ChatApp(App[None]):
         if action == "cancel":
             if self.screen is not self.screen_stack[0]:
                 return False  # a dialog or the palette is open: Esc is theirs
-            return self.running is not None or bool(self.queue) or self.ingest_task is not None
+            return (
+                self.running is not None or bool(self.queue) or self.editing is not None or self.ingest_task is not None
+            )
         return True
 
     async def action_cancel(self) -> None:
@@ -991,6 +1023,10 @@ class ChatApp(App[None]):
             turn = self.queue.pop()
             await self._drop_turn(turn)
             self.tell(f"the queued question was not sent; {self._give_back(turn)}", "Cancelled")
+            return
+        if self.editing is not None:
+            self._stop_editing()
+            self.prompt.clear()
             return
         if self.ingest_task is not None:
             self.ingest_task.cancel.set()
@@ -1019,6 +1055,8 @@ class ChatApp(App[None]):
                 await self._drop_turn(turn)
             notes.append(f"{len(dropped)} queued question(s) were not sent (Up in the input brings them back)")
         self.chat, self.answers, self.selected, self.follow_latest = None, [], None, True
+        if self.editing is not None:
+            self._stop_editing()
         self.sub_title = ""
         await self.conversation.reset()
         await self.select_answer(None)
@@ -1123,10 +1161,51 @@ class ChatApp(App[None]):
             return
         index = len(self.answers) - 1
         last = self.answers[index]
-        for view in self.conversation.answer_views:
-            if view.answer is last:
-                view.add_class("-superseded")
-        await self._send(last.question, last.question, replaces=index)
+        await self._send(last.question, last.question, replaces=index, keep_old=True)
+
+    def _view_of(self, answer: Answer) -> AnswerView | None:
+        return next((v for v in self.conversation.answer_views if v.answer is answer), None)
+
+    def action_edit_question(self) -> None:
+        """Put the focused (or selected) answer's question in the input; Enter resends it in place."""
+        focused = self.screen.focused
+        view = focused if isinstance(focused, AnswerView) else self.selected
+        index = next((i for i, a in enumerate(self.answers) if view is not None and a is view.answer), None)
+        if view is None or index is None:
+            self.tell("select an answered question first (Tab, or Up/Down on the answers)", "Edit", "warning")
+            return
+        self.editing = index
+        self.prompt.restore(self.answers[index].question)
+        self.prompt.border_title = f"editing question {index + 1}: Enter resends it in place · Esc stops editing"
+        self.prompt.focus()
+        self.refresh_bindings()
+
+    def _stop_editing(self) -> None:
+        self.editing = None
+        self.prompt.border_title = ""
+        self.refresh_bindings()
+
+    def action_clear_chat(self) -> None:
+        """Take every question and answer off this chat (it stays, with its title, for new questions)."""
+        chat = self.chat
+        if chat is None or self.running is not None or self.queue:
+            why = "nothing to clear yet" if chat is None else "wait for the answers in progress (Esc stops them)"
+            self.tell(why, "Clear chat", "warning")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes and self.chat is chat:
+                await self.action_new_chat()
+                self.chat, self.sub_title = chat, chat.title
+                chat.answers = []
+                try:
+                    self.store.save(chat)
+                except OSError as exc:
+                    self.tell(f"cannot save the chat in {self.store.folder}: {exc.strerror}", "Chat", "error")
+
+        self.push_screen(
+            ConfirmScreen(f"Clear “{chat.title}”: take its {questions(len(chat.answers))} off?"), confirmed
+        )
 
     def action_switch_model(self) -> None:
         try:

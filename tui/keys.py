@@ -104,6 +104,14 @@ COMMANDS = [
         title="Export chat to Markdown",
     ),
     Key("", "rename_chat", "Rename", "give this chat another title", title="Rename chat"),
+    Key("", "clear_chat", "Clear", "take every question and answer off this chat", title="Clear chat"),
+    Key(
+        "",
+        "edit_question",
+        "Edit",
+        "edit the selected answer's question and resend it in place (e on an answer)",
+        title="Edit question",
+    ),
     Key("", "delete_chat", "Delete", "delete this chat from RAG_HOME/chats", title="Delete chat"),
     Key(
         "",
@@ -126,6 +134,7 @@ CHAT_SCROLL_KEYS = {"pageup": "page_up", "pagedown": "page_down"}
 # printable key goes to the input.
 ANSWER_BINDINGS = [
     ("c", "app.copy_answer"),
+    ("e", "app.edit_question"),
     ("up,k", "app.answer(-1)"),
     ("down,j", "app.answer(1)"),
     ("G,end", "app.latest_answer"),
@@ -142,6 +151,7 @@ WIDGET_KEYS = [
     ("m, Esc on an answer", "back to the input; any other letter typed goes to the input too"),
     ("Enter on a source", "the paper's full abstract"),
     ("c on an answer", "copy it with its references"),
+    ("e on an answer", "edit its question in the input; Enter resends it in place (Esc stops editing)"),
     ("Ctrl+P", "all commands (ingest a file, export, rename, delete, search chats)"),
     ("Ctrl+Q", "quit"),
 ]

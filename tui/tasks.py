@@ -86,7 +86,8 @@ class Turn:
     worker: Worker | None = None
     stream: AnswerStream | None = None
     holding: Holding | None = None
-    replaces: int | None = None  # regenerate: the index in `answers` of the answer it replaces
+    replaces: int | None = None  # regenerate or edit: the index in `answers` of the answer it replaces
+    keep_old: bool = False  # regenerate: the earlier answer stays on screen (dimmed) beside the new one
 
 
 # --- messages from the workers ------------------------------------------------------------------

@@ -184,6 +184,11 @@ class AnswerView(Vertical, can_focus=True):
     def select(self, selected: bool) -> None:
         self.set_class(selected, "-selected")
 
+    def supersede(self, note: str) -> None:
+        """An earlier answer kept on screen beside the one that replaced it (Ctrl+R)."""
+        self.add_class("-superseded")
+        self.border_title = note
+
     def on_focus(self) -> None:
         self.post_message(self.Selected(self))
 
@@ -201,15 +206,19 @@ class Conversation(VerticalScroll):
         self.anchor()
 
     async def add_turn(
-        self, question: str, answer: Answer | None = None, cut_chars: int = 0
+        self, question: str, answer: Answer | None = None, cut_chars: int = 0, after: AnswerView | None = None
     ) -> tuple[QuestionView, AnswerView]:
+        """A question and its answer, at the bottom or right `after` an answer (resent in place)."""
         self.query("#welcome").remove()
         question_view = QuestionView(question, cut_chars)
         if answer is not None:
             question_view.show_searched_as(answer)
         views = question_view, AnswerView(question, answer)
-        await self.mount_all(views)
-        self.anchor()
+        if after is not None and after.parent is self:
+            await self.mount_all(views, after=after)
+        else:
+            await self.mount_all(views)
+            self.anchor()
         return views
 
     async def reset(self) -> None:
