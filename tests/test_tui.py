@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from textual import events
 from textual._xterm_parser import XTermParser
 from textual.geometry import Region
+from textual.selection import SELECT_ALL
 from textual.widgets import Static
 
 from rag import Answer, Assistant, Citation, Paper, Settings, Timings
@@ -1500,3 +1501,21 @@ async def test_clear_chat_keeps_the_chat_and_takes_its_questions_off(make_assist
         await ask(app, pilot, QUESTION)  # continues the same chat
         await settle(app, pilot)
         assert app.chat.id == chat_id and len(app.store.load(chat_id).answers) == 1
+
+
+async def test_text_selected_inside_an_answer_is_copied(make_assistant, monkeypatch):
+    # Item 6: select and copy text inside an answer (a mouse selection, then Ctrl+C).
+    monkeypatch.delenv("TMUX", raising=False)
+    app = make_app(assistant=make_assistant([REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        paragraph = app.query_one(AnswerView).markdown.query_one("MarkdownParagraph")
+        app.screen.selections = {paragraph: SELECT_ALL}  # as a drag over the answer leaves it
+        await pilot.pause()
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.clipboard.startswith("The logical error rate falls by a factor of 2.1")
+        assert any(t == "Copy" and "characters copied" in m for _, t, m in notes.items)

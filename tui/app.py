@@ -38,7 +38,7 @@ from rag import Answer, Assistant, Paper, RagError, Settings, clean_question
 from rag.client import ServerClient
 
 from . import keys
-from .clipboard import copy_out
+from .clipboard import copy_out, tmux_buffer
 from .references import SourceLocator, answer_markdown, chat_markdown, same_words
 from .store import ChatSettings, ChatStore, PromptHistory, SavedChat, write_export
 from .tasks import (
@@ -301,6 +301,19 @@ class ChatApp(App[None]):
             self.prompt.focus()
         elif shown and narrow and (focused is None or self.sources not in focused.ancestors_with_self):
             self.sources.focus()
+
+    # --- copying ------------------------------------------------------------------------------
+    def copy_quietly(self, text: str) -> bool:
+        """OSC 52 and, inside tmux, tmux's paste buffer (True if tmux took it); `copy_out` says the rest."""
+        super().copy_to_clipboard(text)
+        return tmux_buffer(text)
+
+    def copy_to_clipboard(self, text: str) -> None:
+        """Text selected with the mouse (inside an answer too), copied with Ctrl+C: also into tmux's
+        paste buffer, and said."""
+        in_tmux = self.copy_quietly(text)
+        where = "tmux's paste buffer and OSC 52" if in_tmux else "the terminal clipboard (OSC 52)"
+        self.tell(f"{len(text):,} characters copied to {where}", "Copy", timeout=4)
 
     # --- focus: typing always reaches the input; Tab goes input -> answer -> its sources -> input --
     @property

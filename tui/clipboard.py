@@ -59,8 +59,12 @@ def tmux_buffer(text: str) -> bool:
 
 def copy_out(app: App, text: str, home: Path, name: str) -> Copied:
     """OSC 52, tmux's buffer where there is one, and HOME/exports/<name>.md in any case."""
-    app.copy_to_clipboard(text)
-    in_tmux = tmux_buffer(text)
+    quiet = getattr(app, "copy_quietly", None)  # the chat's: OSC 52 and tmux, without a notification
+    if callable(quiet):
+        in_tmux = bool(quiet(text))
+    else:
+        app.copy_to_clipboard(text)
+        in_tmux = tmux_buffer(text)
     try:
         return Copied(write_export(home, name, text), in_tmux)
     except OSError as exc:
