@@ -1519,3 +1519,24 @@ async def test_text_selected_inside_an_answer_is_copied(make_assistant, monkeypa
         await pilot.pause()
         assert app.clipboard.startswith("The logical error rate falls by a factor of 2.1")
         assert any(t == "Copy" and "characters copied" in m for _, t, m in notes.items)
+
+
+async def test_each_chat_keeps_its_model(make_assistant, small_corpus, rag_home, monkeypatch):
+    # Item 6: per-chat model. A reopened chat loads the model its answers came from (not remembered for
+    # the next start: that stays F2's).
+    a = make_assistant([REPLY])
+    loaded = []
+    monkeypatch.setattr(a, "set_model", lambda name, progress=None: (loaded.append(name),
+                                                                    ScriptedGenerator([REPLY], name=name))[1])
+    usable = [m.name for m in a.models.status() if m.state.startswith(("ready", "installed"))]
+    assert usable, "no model of the catalogue is installed"
+    answer = _fixed_answer(small_corpus).model_copy(update={"model": usable[0]})
+    app = make_app(assistant=a)
+    app.store.save(SavedChat(id="other-model", title="Another model", answers=[answer]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.status.model == "scripted"
+        await app.open_chat("other-model")
+        await settle(app, pilot)
+        assert loaded == [usable[0]] and app.status.model == usable[0]
+    assert ChatSettings.load(rag_home / "chat-settings.json").model is None

@@ -676,7 +676,8 @@ class ChatApp(App[None]):
             return None
 
     @work(thread=True, group="model")
-    def run_switch_model(self, name: str) -> None:
+    def run_switch_model(self, name: str, remember: bool = True) -> None:
+        """Load model `name` (F2: remembered for the next start; a reopened chat's: not)."""
         worker = get_current_worker()
         try:
             with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
@@ -691,7 +692,7 @@ class ChatApp(App[None]):
                     self.server.close()
                     self.server = None
                 error = self._load_model(lambda: worker.is_cancelled, name=name)
-            if error is None:
+            if error is None and remember:
                 try:
                     ChatSettings(model=name).save(self.home / SETTINGS_FILE)
                 except OSError as exc:
@@ -1129,6 +1130,21 @@ class ChatApp(App[None]):
         missing = sorted({c.paper_id for a in chat.answers for c in a.citations} - set(self.papers))
         if missing:
             self.load_papers(missing)
+        self._use_chat_model(chat)
+
+    def _use_chat_model(self, chat: SavedChat) -> None:
+        """Each chat keeps its model: the one its last answer came from is loaded again (in this
+        process; with `rag serve` the server's model answers)."""
+        wanted = next((a.model for a in reversed(chat.answers) if a.model), None)
+        if wanted is None or wanted == self.status.model or self.server is not None:
+            return
+        try:
+            usable = {m.name for m in self.assistant.models.status() if m.state.startswith(("ready", "installed"))}
+        except RagError:
+            return
+        if wanted in usable:
+            self.tell(f"this chat's answers came from {wanted}: loading it for this chat", "Model", timeout=4)
+            self.run_switch_model(wanted, remember=False)
 
     def action_export_chat(self) -> None:
         if self.chat is None:
