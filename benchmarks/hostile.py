@@ -1,4 +1,5 @@
-"""The cases of issue 13 ("Trust under real use"), run through the real `rag` command.
+"""The cases of issue 13 ("Trust under real use") and issue 24 (contradictions, hidden injections), run through
+the real `rag` command or, for issue 24, the library in a new process.
 
     RAG_MODELS_HOME=DIR python benchmarks/hostile.py [--code CHECKOUT] [--cap 120] [--only NAME ...]
 
@@ -373,6 +374,53 @@ print(len(g.calls) - calls, outcome)
         os.symlink(loop, loop)
         s, code, out, err = r.rag("--home", str(homes / "loop"), "ingest", str(loop))
         return s, code, last_line(err)
+
+    # Issue 24: scripted contradictions and hidden injections through the whole pipeline (the real embedder,
+    # a scripted model that writes the contradiction or obeys the injection), one question per sentence.
+    trust_code = """
+import json, sys
+from pathlib import Path
+from rag import Assistant, Settings
+from rag.llm import ScriptedGenerator
+from rag.safety import normalise_for_matching
+data, home, which = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+cases = [json.loads(x) for x in (data / "contradictions.jsonl").read_text(encoding="utf-8").splitlines()]
+variants = [json.loads(x) for x in (data / "injection_variants.jsonl").read_text(encoding="utf-8").splitlines()]
+home.mkdir(parents=True, exist_ok=True)
+corpus = home / "trust24.jsonl"
+corpus.write_text("".join(json.dumps({"title": r["title"], "abstract": r["abstract"]}) + "\\n" for r in cases + variants))
+a = Assistant(Settings(home=home))
+a.ingest([corpus])
+def ask(question, reply):
+    g = ScriptedGenerator([reply])
+    a._generator = g
+    return a.ask(question), g
+out = {}
+if which == "contradictions":
+    for key in ("wrong", "right"):
+        for kind in ("negation", "polarity", "antonym", "number"):
+            claims = [(c, x) for c in cases if c["kind"] == kind for x in c[key]]
+            out[f"{key}/{kind}"] = [sum(bool(ask(c["question"], x)[0].citations) for c, x in claims), len(claims)]
+else:
+    injections = [r for r in variants if r["injected"]]
+    reached = cited = 0
+    for r in injections:
+        answer, g = ask(r["question"], r["obeyed"])
+        prompt = normalise_for_matching(" ".join(m["content"] for m in g.calls[0])) if g.calls else ""
+        reached += normalise_for_matching(r["injected"][0])[:25] in prompt
+        cited += bool(answer.citations)
+    out = {"reached the model": [reached, len(injections)], "obeyed sentence verified": [cited, len(injections)]}
+print(json.dumps(out))
+"""
+    for which in ("contradictions", "injection-variants"):
+        @case(which)
+        def _(which=which):
+            s, code, out, err = r.rag(str(ROOT / "tests" / "data"), str(homes / f"trust24-{which}"), which,
+                                      code=trust_code)
+            if code != 0:
+                return s, code, last_line(err)
+            counts = json.loads(out.strip().splitlines()[-1])
+            return s, code, "; ".join(f"{k} {v[0]} of {v[1]}" for k, v in counts.items())
 
     return rows
 

@@ -1,6 +1,6 @@
 """The prompt-injection filter on the bundled corpus (false positives) and the hostile test set (misses).
 
-    python benchmarks/injection_filter.py [--show]
+    python benchmarks/injection_filter.py [--show] [--code CHECKOUT] [--corpus PATH]
 
 "before" is the filter that lived in rag/answering.py up to commit bee2126 (`_INSTRUCTION`, a
 sentence was dropped if the regex matched it); "after" is `rag.safety.passage_sentences`. On the
@@ -17,13 +17,15 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+_CODE = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, _CODE)
 
 from rag.chunking import split_sentences  # noqa: E402
 from rag.corpus import read_corpus  # noqa: E402
 from rag.safety import normalise_for_matching, passage_sentences  # noqa: E402
 
 HOSTILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "hostile.jsonl"
+VARIANTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "injection_variants.jsonl"
 
 # rag/answering.py at bee2126, verbatim.
 OLD = re.compile(
@@ -48,9 +50,12 @@ def dropped(abstract: str, kept: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", action="store_true", help="print every dropped sentence")
+    parser.add_argument("--code", help="a checkout whose rag package to measure (default: this one)")
+    parser.add_argument("--corpus", nargs="*", type=Path, help="corpus files or folders (default: the bundled corpus)")
     args = parser.parse_args()
+    print(f"code: {_CODE}")
 
-    papers = read_corpus(None).papers
+    papers = read_corpus(args.corpus or None).papers
     sentences = sum(len(split_sentences(p.abstract)) for p in papers)
     rows = []
     for name, keep in (("before", old_kept), ("after", passage_sentences)):
@@ -65,16 +70,32 @@ def main() -> None:
             for sentence in record["keep"]:
                 benign += 1
                 false_pos += sentence not in " ".join(keep(record["abstract"]))
-        rows.append((name, len(lost), misses, injected, false_pos, benign))
+        variant_misses = variants = variant_false_pos = variant_benign = 0
+        for line in VARIANTS.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            kept = keep(record["abstract"])
+            shown = normalise_for_matching(" ".join(kept))
+            for sentence in record["injected"]:
+                variants += 1
+                variant_misses += normalise_for_matching(sentence)[:25] in shown
+                if args.show and normalise_for_matching(sentence)[:25] in shown:
+                    print(f"  {name} missed ({record['kind']}): {sentence}")
+            for sentence in record["keep"]:
+                variant_benign += 1
+                variant_false_pos += sentence not in " ".join(kept)
+        rows.append((name, len(lost), misses, injected, false_pos, benign, variant_misses, variants, variant_false_pos,
+                     variant_benign))
         if args.show:
             for title, sentence in lost:
                 print(f"  {name} dropped: {title[:50]!r}: {sentence}")
     print(f"bundled corpus: {len(papers)} papers, {sentences} sentences")
-    print("| filter | bundled sentences dropped (false positives) | hostile injections reaching the model | "
-          "hostile sentences to keep that were dropped |")
-    print("|---|---|---|---|")
-    for name, lost, misses, injected, false_pos, benign in rows:
-        print(f"| {name} | {lost} of {sentences} | {misses} of {injected} | {false_pos} of {benign} |")
+    print("| filter | corpus sentences dropped (false positives) | hostile injections reaching the model | "
+          "hostile sentences to keep that were dropped | issue-24 variants reaching the model | "
+          "issue-24 sentences to keep that were dropped |")
+    print("|---|---|---|---|---|---|")
+    for name, lost, misses, injected, false_pos, benign, vm, vn, vfp, vb in rows:
+        print(f"| {name} | {lost} of {sentences} | {misses} of {injected} | {false_pos} of {benign} | {vm} of {vn} "
+              f"| {vfp} of {vb} |")
 
 
 if __name__ == "__main__":
