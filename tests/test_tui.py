@@ -1540,3 +1540,50 @@ async def test_each_chat_keeps_its_model(make_assistant, small_corpus, rag_home,
         await settle(app, pilot)
         assert loaded == [usable[0]] and app.status.model == usable[0]
     assert ChatSettings.load(rag_home / "chat-settings.json").model is None
+
+
+class DyingServer:
+    """A `rag serve` client whose server dies in the middle of the first answer."""
+
+    url = "http://127.0.0.1:9"
+    model = "served-model"
+
+    def __init__(self):
+        self.closed = False
+
+    def stream(self, question, history=None):
+        from rag import ServerError
+        from rag.answering import AnswerStream
+        from rag.types import AnswerEvent
+
+        def pipeline(cancel):
+            yield AnswerEvent("token", "The logical ", 0.1)
+            raise ServerError(f"the rag server at {self.url} stopped answering (connection reset); ask again")
+
+        return AnswerStream(pipeline)
+
+    def close(self):
+        self.closed = True
+
+
+async def test_a_server_that_dies_mid_answer_offers_to_answer_in_process(make_assistant):
+    # Item 4: a server dying mid-answer showed a 10 s toast, the status line kept old timings, and
+    # answering in this process needed a restart.
+    server = DyingServer()
+    a = make_assistant([REPLY])
+    a.unload_model()  # as with `rag serve`: the chat's own process has no model loaded
+    generator = ScriptedGenerator([REPLY])
+    a.load_generator = lambda progress=None: setattr(a, "_generator", generator) or generator
+    app = make_app(assistant=a, server=server)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.status.model == "served-model"
+        await ask(app, pilot, QUESTION)
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "stopped answering" in app.screen.question and "Answer in this process instead?" in app.screen.question
+        assert "the last question failed" in status_text(app) and app.status.model_state.endswith("not answering")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert app.server is None and server.closed
+        assert [x.text for x in app.answers] == [REPLY] and app.prompt.text == ""
+        assert app.status.model_state == "ready"

@@ -34,7 +34,7 @@ from textual.widgets import Footer, Header, Input, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, Paper, RagError, Settings, clean_question
+from rag import Answer, Assistant, Paper, RagError, ServerError, Settings, clean_question
 from rag.client import ServerClient
 
 from . import keys
@@ -632,7 +632,8 @@ class ChatApp(App[None]):
             pass
         except Exception as exc:  # noqa: BLE001 - every failure becomes a notification
             if not worker.is_cancelled:
-                self.post_message(AnswerFailed(turn.id, self._problem(exc, "").message))
+                down = isinstance(exc, ServerError) and self.server is not None
+                self.post_message(AnswerFailed(turn.id, self._problem(exc, "").message, down))
 
     @work(thread=True, group="ingest")
     def run_ingest(self, task: IngestTask, paths: list[str] | None) -> None:
@@ -874,7 +875,35 @@ class ChatApp(App[None]):
         self.running = None
         await self._drop_turn(turn)
         self.tell(f"{message.error} ({self._give_back(turn)})", "Cannot answer", "error")
+        self.status.show_stage(f"the last question failed: {message.error}")  # not the timings of an older answer
+        if message.server_down and self.server is not None:
+            self.status.model_state = f"rag serve at {self.server.url}: not answering"
+            self._offer_in_process(turn, message.error)
         self._start_next()
+
+    def _offer_in_process(self, turn: Turn, error: str) -> None:
+        """The server stopped answering: offer to answer in this process, at once, without a restart."""
+        server = self.server
+        assert server is not None
+
+        async def chosen(yes: bool | None) -> None:
+            if not yes or self.server is not server:
+                return
+            self.server = None
+            server.close()
+            self.status.model, self.status.model_state = self._model_label(), "not loaded"
+            self.tell("answers come from this process now; the model loads with the next question", "Model")
+            if self.prompt.text.strip() == turn.typed.strip():
+                self.prompt.clear()
+                await self._send(turn.question, turn.typed)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"The rag server at {server.url} stopped answering ({error}). Answer in this process instead? "
+                f"The model {self._model_label()} loads here (seconds to a minute), and the question is asked again."
+            ),
+            chosen,
+        )
 
     async def _drop_turn(self, turn: Turn) -> None:
         """Take an unfinished question off the conversation."""

@@ -127,6 +127,7 @@ class AnswerDone(Message):
 class AnswerFailed(Message):
     turn: int
     error: str
+    server_down: bool = False  # the `rag serve` writing the answer failed (this process can answer instead)
 
 
 @dataclass
