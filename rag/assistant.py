@@ -364,6 +364,16 @@ class Assistant:
             hits = self.retriever.prefer(hits, resolved.topic_id, text)
         return resolved, hits
 
+    @_guarded
+    def shown_passages(self, question: str, history: Sequence[Answer] | None = None) -> list[Hit]:
+        """The passages the model would be shown to answer `question` (none if nothing relevant was
+        retrieved), without generating: where `rag eval --context-only` looks for the expected answer."""
+        text, _ = clean_question(question)
+        resolved, hits = self._retrieve(text, list(history or []))
+        if self._gated(resolved, hits):
+            return []
+        return self._passages(text, resolved, hits, self.load_generator())
+
     def _gated(self, resolved: Standalone, hits: Sequence[Hit]) -> bool:
         """Refused without the model: nothing retrieved is close enough (a follow-up has its topic)."""
         return resolved.topic_id is None and not relevant(resolved.text, hits, self.settings)

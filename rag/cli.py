@@ -526,6 +526,11 @@ def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
 @click.argument("qa_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only (no model).")
 @click.option(
+    "--context-only",
+    is_flag=True,
+    help="Score retrieval and what the model would be shown (gold paper, expected answer), without generating.",
+)
+@click.option(
     "--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question."
 )
 @click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
@@ -545,6 +550,7 @@ def eval_(
     ctx: click.Context,
     qa_file: Path | None,
     retrieval_only: bool,
+    context_only: bool,
     k: int,
     model: str | None,
     base_url: str | None,
@@ -578,6 +584,7 @@ def eval_(
             file=qa_file,
             k=k,
             retrieval_only=retrieval_only,
+            context_only=context_only,
             baselines=baselines,
             progress=update,
         )
@@ -592,6 +599,10 @@ def eval_(
     for name, base in (result.get("baselines") or {}).items():
         for section, scores in base.items():
             _print_scores(f"Baseline {name}: {section}", scores)
+    if result.get("stages"):
+        _print_scores(
+            "Where answerable questions are lost (gold paper shown, expected answer shown, hit)", result["stages"]
+        )
     if "answers" in result:
         _print_scores(f"Answers ({result['model']})", result["answers"])
 

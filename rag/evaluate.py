@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from .errors import CorpusError
-from .types import Answer, Hit, normalise_text
+from .types import Answer, Citation, Hit, normalise_text
 
 if TYPE_CHECKING:
     from .assistant import Assistant
@@ -125,6 +125,8 @@ class AnswerRecord(BaseModel):
     total_s: float
     prompt_tokens: int
     completion_tokens: int
+    gold_shown: bool | None = None  # a gold paper was among the passages the model was shown
+    answer_shown: bool | None = None  # an answer_any string was in them (titles and chosen sentences)
 
 
 class AnswerScores(BaseModel):
@@ -139,14 +141,82 @@ class AnswerScores(BaseModel):
     p95_total_s: float | None = None
 
 
+class StageScores(BaseModel):
+    """Where answerable items are lost, stage by stage: the gold paper among the papers the model is
+    shown (`context_passages` of the top hits), an expected answer inside the text it is shown, and
+    the final answer holding it (None when no model ran: `rag eval --context-only`)."""
+
+    n: int
+    gold_shown: float
+    answer_shown: float
+    hit: float | None = None
+
+
+def _shown(item: QAItem, passages: Sequence[Hit] | Sequence[Citation]) -> tuple[bool, bool]:
+    """(a gold paper is among `passages`, an expected answer is in their titles or text)."""
+    gold = {normalise_text(t) for t in item.gold_titles}
+    text = " ".join(f"{p.title} {p.text}" for p in passages).lower()
+    return (
+        any(normalise_text(p.title) in gold for p in passages),
+        any(a.lower() in text for a in item.answer_any),
+    )
+
+
+def summarise_stages(rows: Sequence[tuple[str, bool, bool, bool | None]]) -> dict[str, StageScores]:
+    """Stage scores overall and per type from (type, gold shown, answer shown, hit) of answerable items."""
+
+    def scores(group: Sequence[tuple[str, bool, bool, bool | None]]) -> StageScores:
+        hits = [h for *_, h in group if h is not None]
+        return StageScores(
+            n=len(group),
+            gold_shown=sum(g for _, g, _, _ in group) / len(group),
+            answer_shown=sum(a for _, _, a, _ in group) / len(group),
+            hit=sum(hits) / len(hits) if hits else None,
+        )
+
+    by_type: dict[str, list[tuple[str, bool, bool, bool | None]]] = {}
+    for row in rows:
+        by_type.setdefault(row[0], []).append(row)
+    out = {"all": scores(rows)} if rows else {}
+    out.update({t: scores(group) for t, group in sorted(by_type.items())})
+    return out
+
+
+# shown(question, history) -> the passages the model would be shown for it (no model call)
+Shown = Callable[[str, list[Answer]], list[Hit]]
+
+
+def evaluate_context(items: Sequence[QAItem], shown: Shown) -> dict[str, StageScores]:
+    """The first two stages without a model: what each answerable question would show it. A follow-up's
+    earlier questions stand for answers that cite the first passage they were shown."""
+    rows = []
+    for item in items:
+        if not item.answerable:
+            continue
+        history: list[Answer] = []
+        for question in item.history:
+            first = shown(question, list(history))[:1]
+            history.append(
+                Answer(
+                    question=question,
+                    text="",
+                    citations=[Citation(key=1, paper_id=h.paper_id, title=h.title, text=h.text) for h in first],
+                )
+            )
+        gold, answer = _shown(item, shown(item.question, history))
+        rows.append((item.type, gold, answer, None))
+    return summarise_stages(rows)
+
+
 def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
     gold = {normalise_text(t) for t in item.gold_titles}
     cited = [c.title for c in answer.citations]
     cited_keys = {normalise_text(t) for t in cited}
     text = answer.text.lower()
-    hit = None
+    hit = gold_shown = answer_shown = None
     if item.answerable:
         hit = (not answer.refused) and any(a.lower() in text for a in item.answer_any)
+        gold_shown, answer_shown = _shown(item, answer.passages)
     return AnswerRecord(
         id=item.id,
         type=item.type,
@@ -167,6 +237,8 @@ def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
         total_s=answer.timings.total_s,
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
+        gold_shown=gold_shown,
+        answer_shown=answer_shown,
     )
 
 
@@ -285,12 +357,13 @@ class EvalReport(BaseModel):
     retrieval: dict[str, RetrievalScores]
     baselines: dict[str, BaselineReport] | None = None
     model: str | None = None
+    stages: dict[str, StageScores] | None = None  # answerable items: gold shown, answer shown, hit
     answers: dict[str, AnswerScores] | None = None
     records: list[AnswerRecord] | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        optional = {"baselines", "model", "answers", "records"}
+        optional = {"baselines", "model", "stages", "answers", "records"}
         return {key: value for key, value in handler(self).items() if value is not None or key not in optional}
 
 
@@ -301,11 +374,13 @@ def run_eval(
     file: Path | str,
     k: int = 5,
     retrieval_only: bool = False,
+    context_only: bool = False,
     baselines: bool = False,
     progress: EvalProgress | None = None,
 ) -> EvalReport:
-    """Score retrieval (top `k`, hybrid) and, unless `retrieval_only`, the answers of the assistant's model;
-    with `baselines`, also BM25 alone, dense alone and a naive RAG pipeline."""
+    """Score retrieval (top `k`, hybrid) and, unless `retrieval_only`, the answers of the assistant's model
+    with the stages where answers are lost (`context_only`: the stages up to what the model is shown,
+    without generating); with `baselines`, also BM25 alone, dense alone and a naive RAG pipeline."""
     depth = max(k, 10)  # MRR looks further than the top k
 
     def searcher(mode: Mode) -> Callable[[str], list[Hit]]:
@@ -318,6 +393,9 @@ def run_eval(
         }
     if retrieval_only:
         return report
+    if context_only:
+        report.stages = evaluate_context(items, lambda q, h: assistant.shown_passages(q, history=h))
+        return report
 
     def tick(stage: str) -> Callable[[int], None] | None:
         return (lambda n: progress(stage, n, len(items))) if progress else None
@@ -325,6 +403,9 @@ def run_eval(
     report.model = assistant.load_generator().name
     records, report.answers = evaluate_answers(items, lambda q, h: assistant.ask(q, history=h), tick("answers"))
     report.records = records
+    report.stages = summarise_stages(
+        [(r.type, bool(r.gold_shown), bool(r.answer_shown), r.hit) for r in records if r.hit is not None]
+    )
     if report.baselines is not None:
         _, naive = evaluate_answers(items, naive_rag_ask(assistant, k=k), tick("naive_rag"))
         report.baselines["naive_rag"] = BaselineReport(answers=naive)
@@ -334,7 +415,7 @@ def run_eval(
 def compare(old: dict, new: dict) -> list[tuple[str, str, float | None, float | None]]:
     """(section, metric, old, new) for every number two result files share."""
     rows = []
-    for section in ("retrieval", "answers"):
+    for section in ("retrieval", "stages", "answers"):
         for group, metrics in (new.get(section) or {}).items():
             for name, value in metrics.items():
                 before = ((old.get(section) or {}).get(group) or {}).get(name)

@@ -132,7 +132,7 @@ def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, hash_embedd
     stages = []
     full = run_eval(a, items, file=qa_file, k=5, baselines=True, progress=lambda stage, n, total: stages.append(stage))
     data = full.model_dump(mode="json")
-    assert list(data) == ["file", "k", "items", "retrieval", "baselines", "model", "answers", "records"]
+    assert list(data) == ["file", "k", "items", "retrieval", "baselines", "model", "stages", "answers", "records"]
     assert data["model"] == "scripted" and len(data["records"]) == len(QA)
     assert {name: list(base) for name, base in data["baselines"].items()} == {
         "lexical": ["retrieval"], "dense": ["retrieval"], "naive_rag": ["answers"]}
@@ -159,3 +159,29 @@ def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
     assert data["answer"] == REPLIES["q1"] and not data["refused"] and data["model"] == "scripted"
     assert [list(c) for c in data["citations"]] == [["key", "paper_id", "title", "text"]]
     assert list(data["timings"]) == ["retrieve_s", "first_token_s", "total_s"]
+
+
+def test_the_stages_locate_where_an_answer_is_lost(rag_home, hash_embedder, small_corpus, qa_file):
+    """Gold paper shown, expected answer shown, hit: per type, from a full run and without the model alike."""
+    from rag.evaluate import run_eval
+
+    generator = ScriptedGenerator(scripted)
+    a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=generator)
+    a.ingest([small_corpus])
+    items = load_qa(qa_file)
+    full = run_eval(a, items, file=qa_file)
+    by_id = {r.id: r for r in full.records}
+    # q1, q2: shown and answered; q4: shown, but the model wrote of another paper; q3 (a paraphrase
+    # sharing no word with its paper) never reaches a model that embeds words
+    assert [(by_id[i].gold_shown, by_id[i].answer_shown, by_id[i].hit) for i in ("q1", "q2", "q3", "q4")] == [
+        (True, True, True), (True, True, True), (False, False, False), (True, True, False)]
+    assert by_id["q5"].gold_shown is None  # unanswerable items have no stages
+    stages = {t: s.model_dump() for t, s in full.stages.items()}
+    assert stages["all"] == {"n": 4, "gold_shown": 0.75, "answer_shown": 0.75, "hit": 0.5}
+    assert stages["paraphrase"] == {"n": 1, "gold_shown": 0.0, "answer_shown": 0.0, "hit": 0.0}
+    calls = len(generator.calls)
+    context = run_eval(a, items, file=qa_file, context_only=True)
+    assert len(generator.calls) == calls  # nothing generated
+    assert context.answers is None and context.records is None
+    assert {t: (s.gold_shown, s.answer_shown, s.hit) for t, s in context.stages.items()} == {
+        t: (s.gold_shown, s.answer_shown, None) for t, s in full.stages.items()}
