@@ -1328,6 +1328,12 @@ async def test_typing_reaches_the_input_and_tab_goes_to_the_latest_answer(make_a
         assert views[-1].has_focus and _visible(app, views[-1])
         await pilot.press("m")
         assert app.prompt.has_focus and app.prompt.text == ""
+        # In one burst (as tmux or a fast typist sends "Tab k"), the keys behind the Tab follow the focus.
+        for event in XTermParser().feed("\tk"):
+            app.post_message(event)
+        await pilot.pause(0.3)
+        assert views[-2].has_focus and app.prompt.text == ""
+        await pilot.press("m")
         # Any other printable key goes to the input, wherever the focus is.
         views[3].focus()
         await pilot.press(*"what")

@@ -132,7 +132,7 @@ def test_keys_as_a_terminal_sends_them(chat_in_tmux, rag_home):
     tmux.run("resize-window", "-t", "chat", "-x", "60", "-y", "20")
     time.sleep(1.0)
     screen = tmux.screen()
-    assert "Sources" not in screen and "Ask about the papers" in screen
+    assert "Sources (" not in screen and "Ask about the papers" in screen
     tmux.keys("F8")
     screen = tmux.wait_for("Sources (1)")
     assert "Ask about the papers" not in screen
@@ -160,5 +160,54 @@ def test_quitting_during_a_prefill_does_not_wait_for_it(tmp_path, rag_home):
             assert time.monotonic() < deadline, tmux.screen()
             time.sleep(0.1)
         assert not marker.exists(), "the chat waited for the model call to end"
+    finally:
+        tmux.close()
+
+
+EXPERTS_QUESTION = "How many experts does the sparse mixture-of-experts language model use?"
+
+
+def test_a_queued_question_and_a_smaller_window(tmp_path, rag_home):
+    # Issue 26: a second question queued behind the first; what the panels show follows the answer in
+    # view; shrinking to 80x24 with the sources shown keeps the chat and the input; typing on an
+    # answer goes to the input.
+    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
+    a.ingest([DATA / "small.jsonl"])
+    a.close()
+    tmux = Tmux(tmp_path, 120, 35, [sys.executable, str(CHAT), str(rag_home), "0.05"],
+                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    try:
+        tmux.wait_for("5 papers")
+        tmux.text(QUESTION)
+        tmux.keys("Enter")
+        tmux.text(EXPERTS_QUESTION)
+        tmux.keys("Enter")
+        tmux.wait_for("queued")
+        screen = tmux.wait_for("64 experts")
+        screen = tmux.wait_for("Sources (1)")
+        assert "Sparse Mixture-of-Experts" in screen and "wall" in screen, screen
+        tmux.keys("F4")
+        screen = tmux.wait_for("Passages shown to the model")
+        assert "How many experts" in screen, screen
+        tmux.keys("Escape")
+        time.sleep(0.8)
+
+        tmux.keys("F8")
+        tmux.keys("F8")  # hidden, then shown beside the chat again
+        tmux.wait_for("Sources (1)")
+        tmux.run("resize-window", "-t", "chat", "-x", "80", "-y", "24")
+        time.sleep(1.0)
+        screen = tmux.screen()
+        assert "Sources (1)" not in screen and "Ask about the papers" in screen, screen
+        tmux.text("abc")
+        time.sleep(0.5)
+        assert tmux.input_lines()[0] == "abc"
+        tmux.keys("Tab", "k")  # the latest answer, then the one before; a letter typed there goes to the input
+        time.sleep(0.3)
+        tmux.text("d")
+        time.sleep(0.5)
+        assert tmux.input_lines()[0] == "abcd"
+        screen = tmux.screen()
+        assert "f4 Why?" in screen and "f8 Sources" in screen and "f1 Keys" in screen, screen
     finally:
         tmux.close()

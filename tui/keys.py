@@ -128,6 +128,8 @@ SEND_KEYS = ("enter",)
 # terminal reports modifiers (kitty protocol: shift+enter / alt+enter; xterm modifyOtherKeys:
 # Textual calls it shift+\r); elsewhere they arrive as a plain Enter, so they are not advertised.
 NEWLINE_KEYS = ("ctrl+j", "shift+enter", "shift+\r", "alt+enter", "alt+\r")
+# Tab and Shift+Tab from the input (the App's focus ring: input -> answer -> its sources).
+FOCUS_KEYS = {"tab": "focus_next", "shift+tab": "focus_previous"}
 # The input scrolls the chat with these (TextArea would move its cursor by a page).
 CHAT_SCROLL_KEYS = {"pageup": "page_up", "pagedown": "page_down"}
 # On an answer (tui.widgets.conversation.AnswerView): key names, the App's action. Any other

@@ -14,7 +14,7 @@ from textual.widgets import Input, TextArea
 
 from rag.assistant import MAX_QUESTION_CHARS
 
-from ..keys import CHAT_SCROLL_KEYS, NEWLINE_KEYS, SEND_KEYS
+from ..keys import CHAT_SCROLL_KEYS, FOCUS_KEYS, NEWLINE_KEYS, SEND_KEYS
 
 PLACEHOLDER = "Ask about the papers…  (Enter sends · Ctrl+J new line)"
 BUSY_PLACEHOLDER = "Type the next question; Enter queues it · Esc stops the answer"
@@ -76,11 +76,28 @@ class PromptInput(InOrderKeys, TextArea):
             **kwargs,
         )
         self.past_questions = history if history is not None else []
+        self._focus_leaving = False  # a Tab was handled; the focus moves once the App gets to it
         self._history_index: int | None = None  # None: editing the draft
         self._draft = ""
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        if self._focus_leaving and not getattr(event, "rerouted", False):
+            # Keys queued here behind a Tab ("Tab k" in one burst) belong to where the focus goes: the
+            # App sends them on once the focus has moved (Widget.focus takes effect later).
+            event.stop()
+            event.prevent_default()
+            again = events.Key(key, event.character)
+            again.rerouted = True  # type: ignore[attr-defined]
+            self.app.post_message(again)
+            return
+        if key in FOCUS_KEYS:
+            event.stop()
+            event.prevent_default()
+            self._focus_leaving = True
+            self.call_after_refresh(self._focus_left)
+            await self.app.run_action(FOCUS_KEYS[key])
+            return
         if key in SEND_KEYS:
             event.stop()
             event.prevent_default()
@@ -112,6 +129,9 @@ class PromptInput(InOrderKeys, TextArea):
         if await self._run_own_binding(event):
             return
         await super()._on_key(event)
+
+    def _focus_left(self) -> None:
+        self._focus_leaving = False
 
     # --- history ------------------------------------------------------------------------------
     def _recall(self, step: int) -> bool:
