@@ -1409,6 +1409,10 @@ async def test_small_things_a_daily_user_sees(make_assistant):
     app = make_app(assistant=make_assistant(generator=model))
     async with app.run_test(size=SMALL) as pilot:
         await settle(app, pilot)
+        app.prompt.focus()
+        await pilot.press("pageup", "pagedown")  # nothing to scroll yet: harmless (it ended the app in tmux)
+        await pilot.pause()
+        assert app.is_running and app._exception is None
         await ask(app, pilot, QUESTION)
         await wait_until(pilot, lambda: app.query_one(AnswerView).stage.startswith("writing"))
         shown = {key.action: key.region for key in app.query("FooterKey")}

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -398,7 +399,10 @@ class ChatApp(App[None]):
 
     @on(PromptInput.ScrollChat)
     def _scroll_chat(self, message: PromptInput.ScrollChat) -> None:
-        getattr(self.conversation, f"action_{message.action}")()
+        try:
+            getattr(self.conversation, f"action_{message.action}")()
+        except SkipAction:  # nothing to scroll (a short chat)
+            pass
 
     def _tick(self) -> None:
         """Once a second: the running stage's timer in the status line."""
