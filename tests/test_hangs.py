@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from rag import GenerationError, ModelError, Settings, VectorStoreError
-from rag.deadlines import MB, Budget
 from rag.remote import OpenAIEmbedder, OpenAIGenerator
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -320,6 +320,8 @@ def test_a_reply_over_the_byte_cap_is_not_read_whole(serve):
         while not stop.is_set():
             sock.sendall(block)
 
+    from rag.deadlines import MB
+
     server = serve(huge)
     embedder = OpenAIEmbedder("e", server.url, timeout=SLOW, max_bytes=2 * MB, retries=0)
     error, took = finishes(lambda: embedder.encode(["a passage"]))
@@ -329,6 +331,8 @@ def test_a_reply_over_the_byte_cap_is_not_read_whole(serve):
 
 
 def test_the_deadline_and_the_cap_are_settings(monkeypatch):
+    from rag.deadlines import MB, Budget
+
     monkeypatch.setenv("RAG_REQUEST_DEADLINE", "2.5")
     monkeypatch.setenv("RAG_MAX_RESPONSE_MB", "3")
     settings = Settings.load(base_url="http://127.0.0.1:9")
@@ -425,3 +429,16 @@ def test_a_trickling_probe_address_is_given_up_within_a_second(serve, rag_home):
     error, took = finishes(lambda: found.append(find_server(settings, None, print)))
     assert error is None and found == [None]  # nothing usable there: `rag ask` answers in-process
     assert took < 3
+
+
+def test_requests_through_a_proxy_have_the_deadline_too(monkeypatch):
+    """httpx builds a transport of its own for each proxy of the environment: ours must replace it."""
+    from rag import deadlines
+    from rag.deadlines import MB, Budget
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    client = deadlines.Client(Budget(1.0, MB))
+    transports = [client._transport_for_url(httpx.URL(url)) for url in ("http://example.invalid", "http://[::1]")]
+    assert all(isinstance(t, deadlines.Transport) and t.budget == Budget(1.0, MB) for t in transports)
+    assert all(isinstance(t._pool._network_backend, deadlines._Backend) for t in transports)
+    client.close()
