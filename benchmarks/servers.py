@@ -171,7 +171,7 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
     rows = []
     for name in models:
         resolved = registry.resolve(name)
-        server = Server([sys.executable, "-m", "llama_cpp.server", "--model", str(resolved.path), "--model_alias", name,
+        server = Server([sys.executable, "-m", "rag.llama_server", "--model", str(resolved.path), "--model_alias", name,
                          "--chat_format", resolved.chat_format or "chatml", "--n_ctx", str(resolved.n_ctx),
                          "--n_threads", str(threads), "--host", "127.0.0.1", "--port", str(port := free_port())],
                         port, "/v1/models", work / f"llama-{name}.log", timeout=180)

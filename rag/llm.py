@@ -3,6 +3,7 @@ server; `make_generator` builds either from what `--model`/`RAG_MODEL` names."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,41 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = ["Generator", "LlamaCppGenerator", "Message", "PrefillReport", "PromptUse", "make_generator"]
+
+_LOADING = threading.Lock()  # the AMX guard below swaps a llama_cpp function while a model loads
+
+
+@contextlib.contextmanager
+def amx_guard() -> Iterator[None]:
+    """Load llama.cpp models without its extra weight buffers on a build that has AMX.
+
+    llama.cpp repacks K-quant weights (ours are Q4_K) into AMX buffers on CPUs with AMX (Sapphire
+    Rapids and later), and the first decode then crashes the process with SIGSEGV in
+    `ggml_backend_amx_mul_mat` (ggml-org/llama.cpp#20824, machine-dependent; seen on these machines).
+    A native build on such a host has AMX; without the extra buffers the same build runs the model at
+    ~124 tok/s prefill (measured here). llama-cpp-python does not expose the switch
+    (`use_extra_bufts`), so its default model parameters are wrapped while the model loads.
+    """
+    import llama_cpp
+    from llama_cpp import llama as llama_module
+
+    with _LOADING:
+        if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():
+            yield
+            return
+        defaults = llama_module.llama_cpp.llama_model_default_params
+
+        def without_extra_buffers():
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        llama_module.llama_cpp.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = defaults
+
 
 # Tokens evaluated per step of a prefill: a keystroke or a question waits for at most one step
 # (~0.3-0.8 s at 40-100 tok/s on 2 cores would be too long at 512; 32 costs little in throughput).
@@ -104,15 +140,17 @@ class LlamaCppGenerator:
                 except ImportError as exc:  # pragma: no cover - the install brings it
                     raise ModelError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
                 try:
-                    self._llm = Llama(
-                        model_path=str(self.path),
-                        n_ctx=self.n_ctx,
-                        n_threads=self.n_threads,
-                        n_batch=512,
-                        chat_format=self.chat_format,
-                        seed=self.seed,
-                        verbose=False,
-                    )
+                    with amx_guard():
+                        llm = Llama(
+                            model_path=str(self.path),
+                            n_ctx=self.n_ctx,
+                            n_threads=self.n_threads,
+                            n_batch=512,
+                            chat_format=self.chat_format,
+                            seed=self.seed,
+                            verbose=False,
+                        )
+                    self._llm = llm
                 except Exception as exc:
                     raise ModelError(
                         f"cannot load model {self.path}: {str(exc)[:150]}; check the file or choose another --model"

@@ -111,7 +111,7 @@ def start_chroma(servers: list[ServerProcess], path: Path, port: int | None = No
 
 def start_llama(servers: list[ServerProcess], gguf: Path, log_dir: Path, *extra: str) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", SMALL_MODEL,
+    argv = [sys.executable, "-m", "rag.llama_server", "--model", str(gguf), "--model_alias", SMALL_MODEL,
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2),
             "--seed", "0", "--chat_format", "chatml", *extra]
     server = ServerProcess("llama_cpp.server", argv, port, "/v1/models", log_dir / f"llama-{port}.log",
