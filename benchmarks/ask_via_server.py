@@ -54,9 +54,14 @@ def ask(question: str, model: str | None, env: dict[str, str], *flags: str) -> d
         sys.exit(f"rag ask failed: {done.stderr.strip()}")
     data = json.loads(done.stdout)
     total = data["timings"]["total_s"]
-    return {"via": data["via"], "wall_s": round(wall, 3), "answer_total_s": round(total, 3),
-            "beyond_answer_s": round(wall - total, 3), "retrieve_s": round(data["timings"]["retrieve_s"], 3),
-            "refused": data["refused"]}
+    return {
+        "via": data["via"],
+        "wall_s": round(wall, 3),
+        "answer_total_s": round(total, 3),
+        "beyond_answer_s": round(wall - total, 3),
+        "retrieve_s": round(data["timings"]["retrieve_s"], 3),
+        "refused": data["refused"],
+    }
 
 
 def main() -> None:
@@ -71,8 +76,13 @@ def main() -> None:
     log = Path(tempfile.mkdtemp(prefix="rag-serve-")) / "serve.log"
     started = time.perf_counter()
     with log.open("w") as out:  # the server writes to its own copy of the descriptor
-        server = subprocess.Popen([*RAG, "serve", "--port", str(port), *(["-m", args.model] if args.model else [])],
-                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        server = subprocess.Popen(
+            [*RAG, "serve", "--port", str(port), *(["-m", args.model] if args.model else [])],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     try:
         while True:
             if server.poll() is not None:
@@ -100,16 +110,25 @@ def main() -> None:
     summary = {}
     for via in ("server", "in-process"):
         mine = [r for r in runs if r["via"] == via]
-        summary[via] = {name: round(statistics.median(r[name] for r in mine), 3)
-                        for name in ("wall_s", "answer_total_s", "beyond_answer_s", "retrieve_s")}
-        print(f"{via:>10}: median wall {summary[via]['wall_s']:.2f} s, answer {summary[via]['answer_total_s']:.2f} s, "
-              f"beyond the answer {summary[via]['beyond_answer_s']:.2f} s, retrieval {summary[via]['retrieve_s']:.2f} s "
-              f"({len(mine)} runs)")
+        summary[via] = {
+            name: round(statistics.median(r[name] for r in mine), 3)
+            for name in ("wall_s", "answer_total_s", "beyond_answer_s", "retrieve_s")
+        }
+        print(
+            f"{via:>10}: median wall {summary[via]['wall_s']:.2f} s, answer {summary[via]['answer_total_s']:.2f} s, "
+            f"beyond the answer {summary[via]['beyond_answer_s']:.2f} s, retrieval {summary[via]['retrieve_s']:.2f} s "
+            f"({len(mine)} runs)"
+        )
     ratio = summary["in-process"]["beyond_answer_s"] / max(summary["server"]["beyond_answer_s"], 1e-9)
     print(f"beyond the answer, in-process / server: {ratio:.1f}x")
     if args.output:
-        args.output.write_text(json.dumps({"load_before": before, "load_after": after, "runs": runs,
-                                           "median": summary, "ratio": round(ratio, 2)}, indent=2) + "\n")
+        args.output.write_text(
+            json.dumps(
+                {"load_before": before, "load_after": after, "runs": runs, "median": summary, "ratio": round(ratio, 2)},
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -62,14 +62,23 @@ def run(n: int, variant: str, real: np.ndarray | None) -> dict:
         else:
             vectors = rng.standard_normal((BATCH, 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        extra = {} if "nometa" in words else {"metadatas": [{"source": f"s{i % 7}", "year": 2000 + i % 25} for i in numbers]}
+        extra = (
+            {}
+            if "nometa" in words
+            else {"metadatas": [{"source": f"s{i % 7}", "year": 2000 + i % 25} for i in numbers]}
+        )
         write(ids=ids, embeddings=vectors, **extra)
         done += BATCH
         if done % (n // 10) < BATCH:
             now = time.perf_counter()
             tenths.append(round((now - mark) / (n // 10) * 1000, 3))
             mark = now
-    return {"variant": variant, "n": n, "total_s": round(time.perf_counter() - started, 1), "ms_per_vector_by_tenth": tenths}
+    return {
+        "variant": variant,
+        "n": n,
+        "total_s": round(time.perf_counter() - started, 1),
+        "ms_per_vector_by_tenth": tenths,
+    }
 
 
 def main() -> None:

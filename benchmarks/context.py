@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rag import Assistant, Settings
+from rag import Assistant
 from rag.answering import render_messages
-from rag.passages import build_passages
 from rag.evaluate import load_qa, median, normalise_text, percentile
+from rag.passages import build_passages
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
@@ -37,7 +37,9 @@ def main() -> None:
         question = " ".join([*item.history[-1:], item.question])
         searched.append((item, question, assistant.search(question, k=assistant.settings.context_passages)))
     print(f"{args.qa.name}: {len(items)} answerable items, top {assistant.settings.context_passages} papers\n")
-    print("| passage tokens | sentences a paper | answer in prompt | gold paper in prompt | user msg tokens p50 | p95 |")
+    print(
+        "| passage tokens | sentences a paper | answer in prompt | gold paper in prompt | user msg tokens p50 | p95 |"
+    )
     print("|---|---|---|---|---|---|")
     for budget in args.budgets:
         for cap in args.sentences:
@@ -52,8 +54,10 @@ def main() -> None:
                 user = render_messages(assistant.prompts, question, passages)[-1]["content"]
                 sizes.append(generator.count_tokens(user))
             n = len(searched)
-            print(f"| {budget} | {cap} | {answer_in / n:.2f} | {gold_in / n:.2f} | {median(sizes):.0f} | "
-                  f"{percentile(sizes, 0.95):.0f} |")
+            print(
+                f"| {budget} | {cap} | {answer_in / n:.2f} | {gold_in / n:.2f} | {median(sizes):.0f} | "
+                f"{percentile(sizes, 0.95):.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ from pathlib import Path
 
 
 def rag(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rag.cli", "--home", str(home), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def papers(home: Path) -> set[str]:
@@ -76,23 +80,39 @@ def main() -> None:
             lost = len(seen - after)
             searchable = True
             if after:  # (on an empty data dir `rag search` would build the index itself)
-                probe = subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(home), "search", "sparse retrieval", "-k", "1"],
-                                       capture_output=True, text=True)
+                probe = subprocess.run(
+                    [sys.executable, "-m", "rag.cli", "--home", str(home), "search", "sparse retrieval", "-k", "1"],
+                    capture_output=True,
+                    text=True,
+                )
                 searchable = probe.returncode == 0
-            rows.append({"trial": trial, "killed_after_s": round(delay, 2), "papers_before": len(before),
-                         "papers_at_kill": len(seen), "papers_after": len(after), "lost": lost,
-                         "searchable": searchable, "exit": proc.returncode})
+            rows.append(
+                {
+                    "trial": trial,
+                    "killed_after_s": round(delay, 2),
+                    "papers_before": len(before),
+                    "papers_at_kill": len(seen),
+                    "papers_after": len(after),
+                    "lost": lost,
+                    "searchable": searchable,
+                    "exit": proc.returncode,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         finish = rag(home, "ingest", "--json")
-        out, err = finish.communicate()
+        out, _err = finish.communicate()
         report = json.loads(out)
-        subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(clean), "ingest"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "rag.cli", "--home", str(clean), "ingest"], check=True, capture_output=True
+        )
         got, want = ids(home), ids(clean)
         summary = {
-            "trials": len(rows), "trials_losing_papers": sum(1 for r in rows if r["lost"]),
+            "trials": len(rows),
+            "trials_losing_papers": sum(1 for r in rows if r["lost"]),
             "trials_unsearchable": sum(1 for r in rows if not r["searchable"]),
             "final_ingest": {k: report[k] for k in ("added", "unchanged", "repaired", "orphans_removed")},
-            "same_papers_as_clean": got[0] == want[0], "same_chunks_as_clean": got[1] == want[1],
+            "same_papers_as_clean": got[0] == want[0],
+            "same_chunks_as_clean": got[1] == want[1],
             "one_vector_per_chunk": got[2] == got[1],
         }
         print(json.dumps(summary, indent=2))

@@ -50,7 +50,8 @@ def serve(port: int, latency: float, per_input: float) -> None:
 def start_server(latency: float, per_input: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", "0", "--latency", str(latency), "--per-input", str(per_input)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     url = process.stdout.readline().strip()
@@ -90,16 +91,31 @@ def measure_encode(url: str, texts: list[str], concurrency: int, latency: float,
     stats = control(url)
     assert vectors.shape == (len(texts), DIMENSION)
     ceiling = concurrency * BATCH / (latency + per_input * BATCH)
-    return {"concurrency": concurrency, "texts": len(texts), "seconds": round(seconds, 2),
-            "chunks_per_s": round(len(texts) / seconds, 1), "ceiling_chunks_per_s": round(ceiling, 1),
-            "max_in_flight": stats["max_in_flight"], "requests": stats["answered"], "load": load()}
+    return {
+        "concurrency": concurrency,
+        "texts": len(texts),
+        "seconds": round(seconds, 2),
+        "chunks_per_s": round(len(texts) / seconds, 1),
+        "ceiling_chunks_per_s": round(ceiling, 1),
+        "max_in_flight": stats["max_in_flight"],
+        "requests": stats["answered"],
+        "load": load(),
+    }
 
 
 def rag_ingest(home: Path, corpus: Path, url: str, concurrency: int) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAG_HOME=str(home), RAG_EMBEDDING_MODEL="openai:fake", RAG_EMBEDDING_BASE_URL=url,
-               RAG_EMBEDDING_CONCURRENCY=str(concurrency), RAG_REQUEST_RETRIES="2", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--json", str(corpus)], env=env,
-                          capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        RAG_HOME=str(home),
+        RAG_EMBEDDING_MODEL="openai:fake",
+        RAG_EMBEDDING_BASE_URL=url,
+        RAG_EMBEDDING_CONCURRENCY=str(concurrency),
+        RAG_REQUEST_RETRIES="2",
+        HF_HUB_OFFLINE="1",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ingest", "--json", str(corpus)], env=env, capture_output=True, text=True
+    )
 
 
 def measure_ingest(url: str, corpus: Path, concurrency: int) -> dict:
@@ -111,11 +127,17 @@ def measure_ingest(url: str, corpus: Path, concurrency: int) -> dict:
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         stats = control(url)
-    return {"concurrency": concurrency, "papers": report["added"], "chunks": report["chunks_added"],
-            "wall_s": round(wall, 1), "ingest_s": round(report["seconds"], 1),
-            "chunks_per_s": round(report["chunks_added"] / report["seconds"], 1),
-            "embed_share": round(report["embed_seconds"] / report["seconds"], 2),
-            "max_in_flight": stats["max_in_flight"], "load": load()}
+    return {
+        "concurrency": concurrency,
+        "papers": report["added"],
+        "chunks": report["chunks_added"],
+        "wall_s": round(wall, 1),
+        "ingest_s": round(report["seconds"], 1),
+        "chunks_per_s": round(report["chunks_added"] / report["seconds"], 1),
+        "embed_share": round(report["embed_seconds"] / report["seconds"], 2),
+        "max_in_flight": stats["max_in_flight"],
+        "load": load(),
+    }
 
 
 def index_ids(home: Path) -> tuple[list[str], list[str], int]:
@@ -192,17 +214,25 @@ def main() -> None:
         for concurrency in args.concurrency:
             row = measure_encode(url, texts, concurrency, args.latency, args.per_input)
             results["encode"].append(row)
-            print(f"| {concurrency} | {row['chunks_per_s']} | {row['ceiling_chunks_per_s']} | {row['max_in_flight']} "
-                  f"| {row['load']} |", flush=True)
+            print(
+                f"| {concurrency} | {row['chunks_per_s']} | {row['ceiling_chunks_per_s']} | {row['max_in_flight']} "
+                f"| {row['load']} |",
+                flush=True,
+            )
         with tempfile.TemporaryDirectory() as tmp:
             corpus = write_arxiv_file(Path(tmp) / "arxiv.json", args.papers)
-            print("| concurrency | papers | chunks | ingest s | chunks/s | share waiting for vectors | max in flight | load |")
+            print(
+                "| concurrency | papers | chunks | ingest s | chunks/s | share waiting for vectors | max in flight | load |"
+            )
             results["ingest"] = []
             for concurrency in args.concurrency:
                 row = measure_ingest(url, corpus, concurrency)
                 results["ingest"].append(row)
-                print(f"| {concurrency} | {row['papers']} | {row['chunks']} | {row['ingest_s']} | {row['chunks_per_s']} "
-                      f"| {row['embed_share']} | {row['max_in_flight']} | {row['load']} |", flush=True)
+                print(
+                    f"| {concurrency} | {row['papers']} | {row['chunks']} | {row['ingest_s']} | {row['chunks_per_s']} "
+                    f"| {row['embed_share']} | {row['max_in_flight']} | {row['load']} |",
+                    flush=True,
+                )
             results["failure"] = failure_check(url, corpus, 4, args.papers, args.fail_at)
             print(json.dumps(results["failure"], indent=2))
     finally:

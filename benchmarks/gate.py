@@ -45,8 +45,9 @@ THRESHOLDS = (0.15, 0.20, 0.25, 0.30, 0.35)
 Rule = Callable[[Sequence[Hit], float], bool]
 RULES: dict[str, Rule] = {
     "dense": lambda hits, t: max((h.dense_score or 0.0) for h in hits) >= t if hits else False,
-    "dense or named": lambda hits, t: bool(hits)
-    and (any(h.named for h in hits) or max((h.dense_score or 0.0) for h in hits) >= t),
+    "dense or named": lambda hits, t: (
+        bool(hits) and (any(h.named for h in hits) or max((h.dense_score or 0.0) for h in hits) >= t)
+    ),
 }
 
 

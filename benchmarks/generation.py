@@ -29,7 +29,9 @@ QUESTIONS = [
 
 def raw_speed(generator: LlamaCppGenerator, n_prompt: int = 300, n_gen: int = 48) -> tuple[float, float]:
     llm = generator.llm
-    tokens = llm.tokenize(("Sparse retrieval with learned term weights and inverted indexes. " * 80).encode())[:n_prompt]
+    tokens = llm.tokenize(("Sparse retrieval with learned term weights and inverted indexes. " * 80).encode())[
+        :n_prompt
+    ]
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(tokens)
@@ -47,7 +49,9 @@ def main() -> None:
     settings = Settings()
     registry = ModelRegistry(settings)
     names = sys.argv[1:] or [e.name for e in registry.entries if e.kind == "pip" and e.part_files()]
-    print("| model | raw prefill tok/s | raw gen tok/s | median prompt tok | median answer tok | median TTFT s | raw TTFT s | median total s | raw total s | peak RSS GB |")
+    print(
+        "| model | raw prefill tok/s | raw gen tok/s | median prompt tok | median answer tok | median TTFT s | raw TTFT s | median total s | raw total s | peak RSS GB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         assistant = Assistant(Settings(model=name))
@@ -61,10 +65,14 @@ def main() -> None:
         ttft = statistics.median(a.timings.first_token_s for a in generated)
         total = statistics.median(a.timings.total_s for a in generated)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-        print(f"| {name} | {prefill:.0f} | {gen:.1f} | {pt:.0f} | {ct:.0f} | {ttft:.2f} | {pt / prefill:.2f} | "
-              f"{total:.2f} | {pt / prefill + ct / gen:.2f} | {rss:.2f} |")
+        print(
+            f"| {name} | {prefill:.0f} | {gen:.1f} | {pt:.0f} | {ct:.0f} | {ttft:.2f} | {pt / prefill:.2f} | "
+            f"{total:.2f} | {pt / prefill + ct / gen:.2f} | {rss:.2f} |"
+        )
         refused = [a.question for a in answers if a.refused]
-        print(f"|  | refused without a model call: {sum(a.timings.first_token_s is None for a in answers)}, refused: {refused} |")
+        print(
+            f"|  | refused without a model call: {sum(a.timings.first_token_s is None for a in answers)}, refused: {refused} |"
+        )
         assistant.close()
 
 

@@ -35,10 +35,14 @@ SMALL = ROOT / "tests" / "data" / "small.jsonl"
 FOREIGN = re.compile(r"\x1b\]|\x1b\[2J|\x1b\[[HJ]|\x1bc|\x1b\[(?:31|5)m|\x07|\x08|\u009b|\u202e")
 # Escapes without digits or capitals: those would fail the citation checks (a number or a name the
 # passage lacks) and the answer would be refused for that reason alone. Bell, backspaces, full reset.
-ESCAPING_REPLY = ("Graph neural networks over loop detectors reduce the error on two highway benchmarks by twelve "
-                  "percent \x07\x08\x08\x1bc [1].")
-CUT_REPLY = ("The logical error rate falls by a factor of 2.1 [1]. The code distance grows from three to five when "
-             "the logical error rate falls.")
+ESCAPING_REPLY = (
+    "Graph neural networks over loop detectors reduce the error on two highway benchmarks by twelve "
+    "percent \x07\x08\x08\x1bc [1]."
+)
+CUT_REPLY = (
+    "The logical error rate falls by a factor of 2.1 [1]. The code distance grows from three to five when "
+    "the logical error rate falls."
+)
 
 
 # --- fake servers -------------------------------------------------------------------------------------
@@ -63,7 +67,9 @@ class Server:
                             head += data
                         header, _, body = head.partition(b"\r\n\r\n")
                         lines = header.decode("latin-1").split("\r\n")
-                        length = next((int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length")), 0)
+                        length = next(
+                            (int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length")), 0
+                        )
                         while len(body) < length:
                             body += sock.recv(65536)
                         path = lines[0].split()[1]
@@ -74,7 +80,9 @@ class Server:
                             reply(sock, {"data": [{"id": "m"}]})
                         elif path.endswith("/chat/completions"):
                             outer.chat_requests += 1
-                            sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+                            sock.sendall(
+                                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+                            )
                             chat(sock, outer.stop)
                             return
                         else:
@@ -95,13 +103,16 @@ class Server:
 
 def reply(sock: socket.socket, body: object, status: int = 200) -> None:
     data = json.dumps(body).encode()
-    sock.sendall(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
-                 + data)
+    sock.sendall(
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode() + data
+    )
 
 
 def event(text: str | None = None, finish: str | None = None) -> bytes:
     delta = {"content": text} if text else {}
-    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+    return (
+        b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+    )
 
 
 def words(text: str, limit: int | None = None):
@@ -111,6 +122,7 @@ def words(text: str, limit: int | None = None):
         for piece in cut:
             sock.sendall(event(piece))
         sock.sendall(event(finish="length" if limit and len(pieces) > limit else "stop") + b"data: [DONE]\n\n")
+
     return chat
 
 
@@ -137,16 +149,30 @@ class Runner:
         env["TERM"] = "xterm"
         return env
 
-    def rag(self, *args: str, tty: bool = False, code: str | None = None, **env: str) -> tuple[float, int | str, str, str]:
+    def rag(
+        self, *args: str, tty: bool = False, code: str | None = None, **env: str
+    ) -> tuple[float, int | str, str, str]:
         """(seconds, exit code or 'killed', stdout (the terminal transcript with tty), stderr); `code`:
         run that Python code (with `args` as sys.argv[1:]) instead of the rag command."""
-        argv = [sys.executable, "-c", code or "import sys; from rag.cli import main; sys.argv[0] = 'rag'; main()", *args]
+        argv = [
+            sys.executable,
+            "-c",
+            code or "import sys; from rag.cli import main; sys.argv[0] = 'rag'; main()",
+            *args,
+        ]
         started = time.monotonic()
         if tty:  # a pseudo-terminal: what a user's terminal receives (stdout and stderr together)
             transcript = self.work / f"tty-{time.monotonic_ns()}.txt"
             argv = ["script", "-qec", " ".join(map(_quote, argv)), str(transcript)]
-        proc = subprocess.Popen(argv, cwd=self.work, env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=self.work,
+            env=self.env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=self.cap)
             code: int | str = proc.returncode
@@ -158,7 +184,12 @@ class Runner:
         if tty:
             out = transcript.read_bytes().decode("utf-8", "replace")
             out = out.split("\n", 1)[1] if out.startswith("Script started") else out
-        return seconds, code, out.decode("utf-8", "replace") if isinstance(out, bytes) else out, err.decode("utf-8", "replace")
+        return (
+            seconds,
+            code,
+            out.decode("utf-8", "replace") if isinstance(out, bytes) else out,
+            err.decode("utf-8", "replace"),
+        )
 
 
 def _quote(arg: str) -> str:
@@ -192,12 +223,19 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
                 rows.append((name, seconds, code, what))
                 print(f"| {name} | {seconds:.1f} | {code} | {what} |", flush=True)
             return fn
+
         return wrap
 
     homes = r.work / "homes"
     hostile_home, small_home = homes / "hostile", homes / "small"
-    need_small = not only or only & {"hang-keepalive", "hang-endless", "cut-at-max-tokens", "question-punctuation",
-                                     "question-punctuation-followup", "lost-catalog"}
+    need_small = not only or only & {
+        "hang-keepalive",
+        "hang-endless",
+        "cut-at-max-tokens",
+        "question-punctuation",
+        "question-punctuation-followup",
+        "lost-catalog",
+    }
     if not only or only & {"escapes-search", "escapes-ask", "assembling-bar"}:
         r.rag("--home", str(hostile_home), "ingest", str(HOSTILE))
     if need_small:
@@ -205,26 +243,50 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
 
     @case("escapes-search")
     def _():
-        s, code, out, err = r.rag("--home", str(hostile_home), "search", "graph neural networks traffic", "-k", "34", tty=True)
+        s, code, out, _err = r.rag(
+            "--home", str(hostile_home), "search", "graph neural networks traffic", "-k", "34", tty=True
+        )
         return s, code, f"{len(FOREIGN.findall(out))} foreign escape/control sequences reached the terminal"
 
     @case("escapes-ask")
     def _():
         server = Server(words(ESCAPING_REPLY))
         try:
-            s, code, out, err = r.rag("--home", str(hostile_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "How much do graph neural networks reduce the traffic forecasting error?", tty=True)
+            s, code, out, _err = r.rag(
+                "--home",
+                str(hostile_home),
+                "ask",
+                "-m",
+                "openai:m",
+                "--base-url",
+                server.url,
+                "How much do graph neural networks reduce the traffic forecasting error?",
+                tty=True,
+            )
         finally:
             server.close()
         cited = "twelve percent" in out
-        return s, code, f"{len(FOREIGN.findall(out))} foreign escape/control sequences reached the terminal (answer shown: {cited})"
+        return (
+            s,
+            code,
+            f"{len(FOREIGN.findall(out))} foreign escape/control sequences reached the terminal (answer shown: {cited})",
+        )
 
     @case("assembling-bar")
     def _():
         server = Server(words(ESCAPING_REPLY))
         try:
-            s, code, out, err = r.rag("--home", str(hostile_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "How much do graph neural networks reduce the traffic forecasting error?", tty=True)
+            s, code, out, _err = r.rag(
+                "--home",
+                str(hostile_home),
+                "ask",
+                "-m",
+                "openai:m",
+                "--base-url",
+                server.url,
+                "How much do graph neural networks reduce the traffic forecasting error?",
+                tty=True,
+            )
         finally:
             server.close()
         return s, code, f"'Assembling model (once)' drawn {out.count('Assembling model')} times (nothing to assemble)"
@@ -233,7 +295,9 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
     def _():
         server = Server(silent=True)
         try:
-            s, code, out, err = r.rag("--home", str(homes / "chroma"), "--chroma-url", server.url, "ingest", str(SMALL))
+            s, code, _out, err = r.rag(
+                "--home", str(homes / "chroma"), "--chroma-url", server.url, "ingest", str(SMALL)
+            )
         finally:
             server.close()
         return s, code, last_line(err)
@@ -242,8 +306,17 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
     def _():
         server = Server(keep_alive)
         try:
-            s, code, out, err = r.rag("--home", str(small_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "How much does the logical error rate fall?", RAG_REQUEST_TIMEOUT="5")
+            s, code, _out, err = r.rag(
+                "--home",
+                str(small_home),
+                "ask",
+                "-m",
+                "openai:m",
+                "--base-url",
+                server.url,
+                "How much does the logical error rate fall?",
+                RAG_REQUEST_TIMEOUT="5",
+            )
         finally:
             server.close()
         return s, code, last_line(err)
@@ -252,8 +325,18 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
     def _():
         server = Server(endless)
         try:
-            s, code, out, err = r.rag("--home", str(small_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "How much does the logical error rate fall?", "--json", RAG_REQUEST_TIMEOUT="5")
+            s, code, out, err = r.rag(
+                "--home",
+                str(small_home),
+                "ask",
+                "-m",
+                "openai:m",
+                "--base-url",
+                server.url,
+                "How much does the logical error rate fall?",
+                "--json",
+                RAG_REQUEST_TIMEOUT="5",
+            )
         finally:
             server.close()
         tokens = json.loads(out)["completion_tokens"] if code == 0 else None
@@ -263,8 +346,17 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
     def _():
         server = Server(words(CUT_REPLY, limit=16))
         try:
-            s, code, out, err = r.rag("--home", str(small_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "How much does the logical error rate fall?", RAG_MAX_ANSWER_TOKENS="16")
+            s, code, out, _err = r.rag(
+                "--home",
+                str(small_home),
+                "ask",
+                "-m",
+                "openai:m",
+                "--base-url",
+                server.url,
+                "How much does the logical error rate fall?",
+                RAG_MAX_ANSWER_TOKENS="16",
+            )
         finally:
             server.close()
         answer = out.split("\n\nReferences:")[0].strip()
@@ -274,8 +366,9 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
     def _():
         server = Server(words("The logical error rate falls by a factor of 2.1 [1]."))
         try:
-            s, code, out, err = r.rag("--home", str(small_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                      "?!?! ... ;;")
+            s, code, _out, err = r.rag(
+                "--home", str(small_home), "ask", "-m", "openai:m", "--base-url", server.url, "?!?! ... ;;"
+            )
         finally:
             server.close()
         return s, code, f"{server.chat_requests} model calls; {last_line(err)}"
@@ -298,36 +391,44 @@ except Exception as exc:
     outcome = f"{type(exc).__name__}: {exc}"
 print(len(g.calls) - calls, outcome)
 """
-        s, code_, out, err = r.rag(str(small_home), code=code)
+        s, code_, out, _err = r.rag(str(small_home), code=code)
         calls, _, outcome = out.strip().partition(" ")
         return s, code_, f"{calls} model calls for the follow-up '?!?! ... ;;'; {outcome[:100]}"
 
     @case("deep-json")
     def _():
         path = r.work / "deep.jsonl"
-        path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps(
-            {"title": "After The Deep One", "abstract": "word " * 20}) + "\n")
+        path.write_text(
+            "[" * 100_000
+            + "]" * 100_000
+            + "\n"
+            + json.dumps({"title": "After The Deep One", "abstract": "word " * 20})
+            + "\n"
+        )
         home = homes / "deep"
-        s, code, out, err = r.rag("--home", str(home), "ingest", str(path))
+        s, code, _out, err = r.rag("--home", str(home), "ingest", str(path))
         return s, code, f"{papers_in(home)} papers ingested; {last_line(err)}"
 
-    for name, env in [("setting-chroma-headers", {"RAG_CHROMA_HEADERS": "notjson"}),
-                      ("setting-home-is-a-file", {"RAG_HOME": str(SMALL)}),
-                      ("setting-home-empty", {"RAG_HOME": ""})]:
+    for name, env in [
+        ("setting-chroma-headers", {"RAG_CHROMA_HEADERS": "notjson"}),
+        ("setting-home-is-a-file", {"RAG_HOME": str(SMALL)}),
+        ("setting-home-empty", {"RAG_HOME": ""}),
+    ]:
+
         @case(name)
         def _(env=env):
-            s, code, out, err = r.rag("search", "graphs", **env)
+            s, code, _out, err = r.rag("search", "graphs", **env)
             made = (r.work / "index").exists()
             shutil.rmtree(r.work / "index", ignore_errors=True)
             for lock in r.work.glob("ingest.lock*"):
                 lock.unlink()
-            return s, code, (f"[index created in the working directory] " if made else "") + last_line(err)
+            return s, code, ("[index created in the working directory] " if made else "") + last_line(err)
 
     @case("setting-models-size")
     def _():
         bad = r.work / "models-bad.txt"
         bad.write_text((ROOT / "models.txt").read_text().replace("1117320768", "1.1GB"))
-        s, code, out, err = r.rag("models", RAG_MODELS_FILE=str(bad))
+        s, code, _out, err = r.rag("models", RAG_MODELS_FILE=str(bad))
         return s, code, last_line(err)
 
     @case("lost-catalog")
@@ -336,7 +437,7 @@ print(len(g.calls) - calls, outcome)
         shutil.copytree(small_home, home)
         for path in (home / "index").glob("catalog.sqlite*"):
             path.unlink()
-        s, code, out, err = r.rag("--home", str(home), "search", "surface codes")
+        s, code, _out, err = r.rag("--home", str(home), "search", "surface codes")
         return s, code, f"{papers_in(home)} papers now in the home (had 5 of the user's); {last_line(err)}"
 
     @case("ingest-seconds")
@@ -346,9 +447,13 @@ print(len(g.calls) - calls, outcome)
         with open(path, "w") as f:
             for _ in range(40_000):
                 f.write("\n".join(lines) + "\n")
-        s, code, out, err = r.rag("--home", str(homes / "dups"), "ingest", str(path), "--rebuild")
+        s, code, _out, err = r.rag("--home", str(homes / "dups"), "ingest", str(path), "--rebuild")
         reported = re.search(r"in ([\d.]+) s", err)
-        return s, code, f"report says {reported.group(1) if reported else '?'} s of {s:.1f} s wall ({path.stat().st_size / 1e6:.0f} MB read)"
+        return (
+            s,
+            code,
+            f"report says {reported.group(1) if reported else '?'} s of {s:.1f} s wall ({path.stat().st_size / 1e6:.0f} MB read)",
+        )
 
     @case("duplicate-replaced")
     def _():
@@ -356,7 +461,7 @@ print(len(g.calls) - calls, outcome)
         folder.mkdir()
         (folder / "a.jsonl").write_text(json.dumps({"title": "One Title", "abstract": "word " * 20}) + "\n")
         (folder / "b.jsonl").write_text(json.dumps({"title": "One Title", "abstract": "other " * 20}) + "\n")
-        s, code, out, err = r.rag("--home", str(homes / "dupfiles"), "ingest", str(folder))
+        s, code, _out, err = r.rag("--home", str(homes / "dupfiles"), "ingest", str(folder))
         return s, code, f"{err.count('warning:')} warnings; {last_line(err)}"
 
     @case("unreadable-file")
@@ -365,14 +470,14 @@ print(len(g.calls) - calls, outcome)
         folder.mkdir()
         shutil.copy(SMALL, folder / "small.jsonl")
         os.symlink("/proc/self/mem", folder / "mem.jsonl")  # reading it fails with EIO, even as root
-        s, code, out, err = r.rag("--home", str(homes / "unreadable"), "ingest", str(folder))
+        s, code, _out, err = r.rag("--home", str(homes / "unreadable"), "ingest", str(folder))
         return s, code, f"{err.count('warning:')} warnings; {last_line(err)}"
 
     @case("symlink-loop")
     def _():
         loop = r.work / "loop.jsonl"
         os.symlink(loop, loop)
-        s, code, out, err = r.rag("--home", str(homes / "loop"), "ingest", str(loop))
+        s, code, _out, err = r.rag("--home", str(homes / "loop"), "ingest", str(loop))
         return s, code, last_line(err)
 
     # Issue 24: scripted contradictions and hidden injections through the whole pipeline (the real embedder,
@@ -413,10 +518,12 @@ else:
 print(json.dumps(out))
 """
     for which in ("contradictions", "injection-variants"):
+
         @case(which)
         def _(which=which):
-            s, code, out, err = r.rag(str(ROOT / "tests" / "data"), str(homes / f"trust24-{which}"), which,
-                                      code=trust_code)
+            s, code, out, err = r.rag(
+                str(ROOT / "tests" / "data"), str(homes / f"trust24-{which}"), which, code=trust_code
+            )
             if code != 0:
                 return s, code, last_line(err)
             counts = json.loads(out.strip().splitlines()[-1])

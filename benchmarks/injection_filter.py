@@ -44,7 +44,11 @@ def old_kept(abstract: str) -> list[str]:
 def dropped(abstract: str, kept: list[str]) -> list[str]:
     """The sentences of `abstract` not shown whole (the new filter may keep part of a sentence)."""
     shown = " ".join(kept)
-    return [s for s in split_sentences(abstract) if s.replace("[", "(").replace("]", ")") not in shown.replace("[", "(").replace("]", ")")]
+    return [
+        s
+        for s in split_sentences(abstract)
+        if s.replace("[", "(").replace("]", ")") not in shown.replace("[", "(").replace("]", ")")
+    ]
 
 
 def main() -> None:
@@ -83,19 +87,35 @@ def main() -> None:
             for sentence in record["keep"]:
                 variant_benign += 1
                 variant_false_pos += sentence not in " ".join(kept)
-        rows.append((name, len(lost), misses, injected, false_pos, benign, variant_misses, variants, variant_false_pos,
-                     variant_benign))
+        rows.append(
+            (
+                name,
+                len(lost),
+                misses,
+                injected,
+                false_pos,
+                benign,
+                variant_misses,
+                variants,
+                variant_false_pos,
+                variant_benign,
+            )
+        )
         if args.show:
             for title, sentence in lost:
                 print(f"  {name} dropped: {title[:50]!r}: {sentence}")
     print(f"bundled corpus: {len(papers)} papers, {sentences} sentences")
-    print("| filter | corpus sentences dropped (false positives) | hostile injections reaching the model | "
-          "hostile sentences to keep that were dropped | issue-24 variants reaching the model | "
-          "issue-24 sentences to keep that were dropped |")
+    print(
+        "| filter | corpus sentences dropped (false positives) | hostile injections reaching the model | "
+        "hostile sentences to keep that were dropped | issue-24 variants reaching the model | "
+        "issue-24 sentences to keep that were dropped |"
+    )
     print("|---|---|---|---|---|---|")
     for name, lost, misses, injected, false_pos, benign, vm, vn, vfp, vb in rows:
-        print(f"| {name} | {lost} of {sentences} | {misses} of {injected} | {false_pos} of {benign} | {vm} of {vn} "
-              f"| {vfp} of {vb} |")
+        print(
+            f"| {name} | {lost} of {sentences} | {misses} of {injected} | {false_pos} of {benign} | {vm} of {vn} "
+            f"| {vfp} of {vb} |"
+        )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def main() -> None:
     print("|---|---|---|---|")
     for extra in SETTINGS:
         prefill, decode = speed(resolved.path, args.tokens, threads, extra)
-        print(f"| as shipped | {json.dumps(extra) if extra else 'defaults'} | {prefill:.1f} | {decode:.1f} |", flush=True)
+        print(
+            f"| as shipped | {json.dumps(extra) if extra else 'defaults'} | {prefill:.1f} | {decode:.1f} |", flush=True
+        )
     if args.requant:
         import llama_cpp
 

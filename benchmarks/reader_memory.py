@@ -147,8 +147,9 @@ def main() -> None:
         print(f"generated {path}: {path.stat().st_size / 1e6:.0f} MB, {n} records in {time.perf_counter() - t:.0f} s")
     with tempfile.TemporaryDirectory() as home:
         child = [INGEST_CHILD, str(path.resolve()), home] if args.ingest else [CHILD, str(path.resolve())]
-        out = subprocess.run([sys.executable, "-c", *child], capture_output=True, text=True, check=True,
-                             cwd=tempfile.gettempdir()).stdout  # not this checkout: PYTHONPATH decides
+        out = subprocess.run(
+            [sys.executable, "-c", *child], capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+        ).stdout  # not this checkout: PYTHONPATH decides
     module, read, unique, problems, rss_mb, seconds = out.split()
     print(f"module {module}")
     print("| file MB | records read | unique | problems | peak RSS MB | seconds |")

@@ -27,7 +27,7 @@ def main() -> None:
     print("| retriever | type | n | top-1 | top-5 | MRR |")
     print("|---|---|---|---|---|---|")
     for mode in ("lexical", "dense", "hybrid"):
-        scores = evaluate_retrieval(items, lambda q: assistant.search(q, k=10, mode=mode))
+        scores = evaluate_retrieval(items, lambda q, mode=mode: assistant.search(q, k=10, mode=mode))
         for kind, s in scores.items():
             print(f"| {mode} | {kind} | {s.n} | {s.top1:.2f} | {s.top5:.2f} | {s.mrr:.3f} |")
     latencies = []
@@ -36,8 +36,10 @@ def main() -> None:
             t0 = time.perf_counter()
             assistant.search(item.question, k=10)
             latencies.append((time.perf_counter() - t0) * 1000)
-    print(f"\nhybrid search latency over {len(latencies)} queries (in-process, model loaded): "
-          f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms")
+    print(
+        f"\nhybrid search latency over {len(latencies)} queries (in-process, model loaded): "
+        f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

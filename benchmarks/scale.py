@@ -157,8 +157,13 @@ def base_settings(home: Path, models_home: Path | None, chroma_url: str | None =
 
 def make_embedder(settings: Settings, cls: type[Embedder] = Embedder, **extra) -> Embedder:
     """Built as `Assistant` builds it (the ONNX export in the models dir is reused)."""
-    return cls(settings.embedding_model, batch_size=settings.embed_batch_size, n_threads=settings.n_threads,
-               cache_dir=settings.models_dir / "embeddings", **extra)
+    return cls(
+        settings.embedding_model,
+        batch_size=settings.embed_batch_size,
+        n_threads=settings.n_threads,
+        cache_dir=settings.models_dir / "embeddings",
+        **extra,
+    )
 
 
 class RandomVectorEmbedder(Embedder):
@@ -232,8 +237,9 @@ def fresh_title(rng: random.Random, words: list[str], taken: set[str]) -> str:
             return title
 
 
-def write_synthetic_corpus(folder: Path, n_chunks: int, seed: int, settings: Settings, count_tokens: Callable,
-                           prefix: str = "part") -> dict:
+def write_synthetic_corpus(
+    folder: Path, n_chunks: int, seed: int, settings: Settings, count_tokens: Callable, prefix: str = "part"
+) -> dict:
     """JSON Lines files `{prefix}-0..7.jsonl` of papers of recombined bundled sentences until their chunks
     reach `n_chunks`; kept in `folder` and reused when it holds them already."""
     done = folder / "corpus.json"
@@ -252,8 +258,10 @@ def write_synthetic_corpus(folder: Path, n_chunks: int, seed: int, settings: Set
     expected_papers = max(1, n_chunks // 6)  # ~6 chunks a paper at 110 word pieces
     pool = max(50, expected_papers * AUTHORS_PER_PAPER // PAPERS_PER_AUTHOR)
     with ExitStack() as stack:
-        files = [stack.enter_context(open(folder / f"{prefix}-{i}.jsonl", "w", encoding="utf-8"))
-                 for i in range(SYNTHETIC_SOURCES)]
+        files = [
+            stack.enter_context(open(folder / f"{prefix}-{i}.jsonl", "w", encoding="utf-8"))
+            for i in range(SYNTHETIC_SOURCES)
+        ]
         while chunks < n_chunks:
             i = papers
             record = {
@@ -293,8 +301,9 @@ def read_papers(corpus: str | None) -> list[Paper]:
     return dedupe(read_corpus([corpus]).papers if corpus else read_corpus(None).papers)
 
 
-def build_step(home: str, corpus: str | None, seed: int, models_home: str | None, chroma_url: str | None,
-               table: str | None = None) -> dict:
+def build_step(
+    home: str, corpus: str | None, seed: int, models_home: str | None, chroma_url: str | None, table: str | None = None
+) -> dict:
     """Index the bundled corpus (corpus None) or a synthetic one; where the time and memory went.
     Chunk vectors: random, or mixes of real sentence vectors when `table` is given."""
     settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
@@ -325,10 +334,14 @@ def build_step(home: str, corpus: str | None, seed: int, models_home: str | None
     chunks = index.catalog.chunk_count()
     index.close()
     return {
-        "papers": len(papers), "chunks": chunks, "read_s": read_s, "build_s": build_s,
+        "papers": len(papers),
+        "chunks": chunks,
+        "read_s": read_s,
+        "build_s": build_s,
         "build_ms_per_chunk": build_s / chunks * 1000,
         "build_parts": {**totals, "random_vectors_s": report.embed_seconds},
-        "disk_bytes": index_sizes(settings.index_dir), "build_peak_rss_mb": peak_rss_mb(),
+        "disk_bytes": index_sizes(settings.index_dir),
+        "build_peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -340,8 +353,11 @@ def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_ur
     embedder = make_embedder(settings)
     embedder.encode_query("load the model")
     papers = read_papers(corpus)
-    texts = [c.embedded_text for p in papers
-             for c in chunk_paper(p, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)]
+    texts = [
+        c.embedded_text
+        for p in papers
+        for c in chunk_paper(p, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+    ]
     load_start = load_average()
     t0 = time.perf_counter()
     embedder.encode(texts)
@@ -359,15 +375,28 @@ def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_ur
     alone = (alone_1 + alone_2) / 2
     streaming = totals["embed_and_commit_s"]
     return {
-        "chunks": len(texts), "chunks_added": report.chunks_added, "embedder_alone_s": [alone_1, alone_2],
-        "embed_and_commit_s": streaming, "ingest_s": ingest_s, "fixed_s": ingest_s - streaming,
-        "ratio_streaming": alone / streaming, "ratio_whole_ingest": alone / ingest_s,
-        "load_average_start": load_start, "load_average_end": load_average(),
+        "chunks": len(texts),
+        "chunks_added": report.chunks_added,
+        "embedder_alone_s": [alone_1, alone_2],
+        "embed_and_commit_s": streaming,
+        "ingest_s": ingest_s,
+        "fixed_s": ingest_s - streaming,
+        "ratio_streaming": alone / streaming,
+        "ratio_whole_ingest": alone / ingest_s,
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
     }
 
 
-def query_step(home: str, queries: list[str], synthetic: bool, models_home: str | None, chroma_url: str | None,
-               llm: str | None, server_pid: int | None) -> dict:
+def query_step(
+    home: str,
+    queries: list[str],
+    synthetic: bool,
+    models_home: str | None,
+    chroma_url: str | None,
+    llm: str | None,
+    server_pid: int | None,
+) -> dict:
     """Open the index as `rag` would, then time every query in every mode (modes interleaved)."""
     settings = base_settings(Path(home), Path(models_home) if models_home else None, chroma_url)
     rss_start = rss_mb()
@@ -443,12 +472,21 @@ def query_step(home: str, queries: list[str], synthetic: bool, models_home: str 
     papers = len(table)
     index.close()
     return {
-        "chunks": chunks, "papers": papers, "embedder_load_s": embedder_s, "open_s": open_s,
-        "bm25_load_s": bm25_load_s, "first_query_s": first_query_s, "paper_table_s": paper_table_s,
-        "rss_before_load_mb": rss_start, "rss_after_load_mb": rss_loaded, "rss_with_llm_mb": rss_llm,
-        "server_rss_mb": rss_mb(server_pid) if server_pid else None, "peak_rss_mb": peak_rss_mb(),
+        "chunks": chunks,
+        "papers": papers,
+        "embedder_load_s": embedder_s,
+        "open_s": open_s,
+        "bm25_load_s": bm25_load_s,
+        "first_query_s": first_query_s,
+        "paper_table_s": paper_table_s,
+        "rss_before_load_mb": rss_start,
+        "rss_after_load_mb": rss_loaded,
+        "rss_with_llm_mb": rss_llm,
+        "server_rss_mb": rss_mb(server_pid) if server_pid else None,
+        "peak_rss_mb": peak_rss_mb(),
         "latency": {name: summary_ms(values) for name, values in times.items() if values},
-        "filters": filters, "filter_share": {f: float(m.mean()) for f, m in kept.items()},
+        "filters": filters,
+        "filter_share": {f: float(m.mean()) for f, m in kept.items()},
         "dense_hits_in_top_k": {f: sum(v) / len(v) for f, v in dense_found.items()},
     }
 
@@ -471,8 +509,11 @@ def chroma_server(path: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     chroma = Path(sys.executable).with_name("chroma")
     with open(path.with_suffix(".log"), "w") as log:
-        process = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -496,41 +537,56 @@ def growth_per_10x(small: tuple[int, float], large: tuple[int, float]) -> float:
 
 def print_tables(points: list[dict]) -> None:
     mb = 1e6
-    print("\n| point | chunks | build s | ms/chunk | chunking s | Chroma add s | catalog s | BM25 s | snapshot+manifest s | "
-          "catalog MB | Chroma MB | BM25 MB | build peak RSS MB | load avg start / end |")
+    print(
+        "\n| point | chunks | build s | ms/chunk | chunking s | Chroma add s | catalog s | BM25 s | snapshot+manifest s | "
+        "catalog MB | Chroma MB | BM25 MB | build peak RSS MB | load avg start / end |"
+    )
     print("|---" * 15 + "|")
     for p in points:
         b = p["build"]
         d, parts = b["disk_bytes"], b["build_parts"]
-        print(f"| {p['name']} | {b['chunks']} | {b['build_s']:.1f} | {b['build_ms_per_chunk']:.2f} | "
-              f"{parts.get('chunking_s', 0):.1f} | {parts.get('chroma_add_s', 0):.1f} | {parts.get('catalog_commit_s', 0):.1f} | "
-              f"{parts.get('bm25_build_s', 0) + parts.get('bm25_save_s', 0):.1f} | "
-              f"{parts.get('chroma_snapshot_s', 0) + parts.get('manifest_s', 0):.1f} | {d['catalog'] / mb:.0f} | "
-              f"{d['chroma'] / mb:.0f} | {d['lexical'] / mb:.0f} | {b['build_peak_rss_mb']:.0f} | "
-              f"{p['load_build'][0]} / {p['load_build'][1]} |")
+        print(
+            f"| {p['name']} | {b['chunks']} | {b['build_s']:.1f} | {b['build_ms_per_chunk']:.2f} | "
+            f"{parts.get('chunking_s', 0):.1f} | {parts.get('chroma_add_s', 0):.1f} | {parts.get('catalog_commit_s', 0):.1f} | "
+            f"{parts.get('bm25_build_s', 0) + parts.get('bm25_save_s', 0):.1f} | "
+            f"{parts.get('chroma_snapshot_s', 0) + parts.get('manifest_s', 0):.1f} | {d['catalog'] / mb:.0f} | "
+            f"{d['chroma'] / mb:.0f} | {d['lexical'] / mb:.0f} | {b['build_peak_rss_mb']:.0f} | "
+            f"{p['load_build'][0]} / {p['load_build'][1]} |"
+        )
     ratios = [p for p in points if p.get("ingest_ratio")]
     if ratios:
-        print("\n| point | sample chunks | embedder alone s | embed+commit s | ratio (streaming) | fixed s per ingest | load avg |")
+        print(
+            "\n| point | sample chunks | embedder alone s | embed+commit s | ratio (streaming) | fixed s per ingest | load avg |"
+        )
         print("|---" * 7 + "|")
         for p in ratios:
             r = p["ingest_ratio"]
-            print(f"| {p['name']} | {r['chunks']} | {sum(r['embedder_alone_s']) / 2:.1f} | {r['embed_and_commit_s']:.1f} | "
-                  f"{r['ratio_streaming']:.2f} | {r['fixed_s']:.1f} | {r['load_average_start'][0]} / {r['load_average_end'][0]} |")
-    print("\n| point | open s | BM25 load s | filter table s | RSS after load MB | with LLM MB | server RSS MB | load avg start / end |")
+            print(
+                f"| {p['name']} | {r['chunks']} | {sum(r['embedder_alone_s']) / 2:.1f} | {r['embed_and_commit_s']:.1f} | "
+                f"{r['ratio_streaming']:.2f} | {r['fixed_s']:.1f} | {r['load_average_start'][0]} / {r['load_average_end'][0]} |"
+            )
+    print(
+        "\n| point | open s | BM25 load s | filter table s | RSS after load MB | with LLM MB | server RSS MB | load avg start / end |"
+    )
     print("|---" * 8 + "|")
     for p in points:
         q = p["query"]
         llm = f"{q['rss_with_llm_mb']:.0f}" if q.get("rss_with_llm_mb") else "-"
         server = f"{q['server_rss_mb']:.0f}" if q.get("server_rss_mb") else "-"
-        print(f"| {p['name']} | {q['open_s']:.2f} | {q['bm25_load_s']:.2f} | {q['paper_table_s']:.2f} | "
-              f"{q['rss_after_load_mb']:.0f} | {llm} | {server} | {p['load_query'][0]} / {p['load_query'][1]} |")
+        print(
+            f"| {p['name']} | {q['open_s']:.2f} | {q['bm25_load_s']:.2f} | {q['paper_table_s']:.2f} | "
+            f"{q['rss_after_load_mb']:.0f} | {llm} | {server} | {p['load_query'][0]} / {p['load_query'][1]} |"
+        )
     names = sorted({n for p in points for n in p["query"]["latency"]}, key=lambda n: (n.startswith("part"), n))
     print("\n| point | " + " | ".join(f"{n} p50 / p95 ms" for n in names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for p in points:
         lat = p["query"]["latency"]
-        print(f"| {p['name']} | " + " | ".join(
-            f"{lat[n]['p50_ms']:.1f} / {lat[n]['p95_ms']:.1f}" if n in lat else "-" for n in names) + " |")
+        print(
+            f"| {p['name']} | "
+            + " | ".join(f"{lat[n]['p50_ms']:.1f} / {lat[n]['p95_ms']:.1f}" if n in lat else "-" for n in names)
+            + " |"
+        )
     print("\n| point | filter | share of papers | dense hits in top 10 | p95 filtered / unfiltered hybrid |")
     print("|---" * 5 + "|")
     for p in points:
@@ -545,44 +601,70 @@ def print_tables(points: list[dict]) -> None:
             if small.get("server") != large.get("server"):
                 continue
             for stat in ("p50_ms", "p95_ms"):
-                ratios = [growth_per_10x((small["query"]["chunks"], small["query"]["latency"][n][stat]),
-                                         (large["query"]["chunks"], large["query"]["latency"][n][stat]))
-                          if n in small["query"]["latency"] and n in large["query"]["latency"] else float("nan")
-                          for n in names]
-                print(f"| {small['name']} -> {large['name']} | {stat[:3]} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
+                ratios = [
+                    growth_per_10x(
+                        (small["query"]["chunks"], small["query"]["latency"][n][stat]),
+                        (large["query"]["chunks"], large["query"]["latency"][n][stat]),
+                    )
+                    if n in small["query"]["latency"] and n in large["query"]["latency"]
+                    else float("nan")
+                    for n in names
+                ]
+                print(
+                    f"| {small['name']} -> {large['name']} | {stat[:3]} | "
+                    + " | ".join(f"{r:.2f}x" for r in ratios)
+                    + " |"
+                )
 
 
 # --- main -----------------------------------------------------------------------------------
-def measure_point(name: str, root: Path, corpus: Path | None, queries: list[str], args, real_index: Path | None,
-                  models_home: str, server: bool = False) -> dict:
+def measure_point(
+    name: str,
+    root: Path,
+    corpus: Path | None,
+    queries: list[str],
+    args,
+    real_index: Path | None,
+    models_home: str,
+    server: bool = False,
+) -> dict:
     home = root / name
     point: dict = {"name": name, "server": server}
     with chroma_server(root / f"{name}-chroma") if server else _nothing() as running:
         url, pid = running if running else (None, None)
         point["load_build"] = [load_average()[0]]
         print(f"[{name}] building (load avg {load_average()}) ...", flush=True)
-        build = in_new_process(build_step, str(home), str(corpus) if corpus else None, args.seed, models_home, url,
-                               args.table)
+        build = in_new_process(
+            build_step, str(home), str(corpus) if corpus else None, args.seed, models_home, url, args.table
+        )
         point["load_build"].append(load_average()[0])
-        print(f"[{name}] {build['chunks']} chunks in {build['build_s']:.1f} s ({build['build_ms_per_chunk']:.2f} ms/chunk)",
-              flush=True)
+        print(
+            f"[{name}] {build['chunks']} chunks in {build['build_s']:.1f} s ({build['build_ms_per_chunk']:.2f} ms/chunk)",
+            flush=True,
+        )
         query_home = home
         if corpus is None and real_index is not None and not server:
             query_home = root / "bundled-real"
             shutil.copytree(real_index, query_home / "index")
         point["load_query"] = [load_average()[0]]
-        query = in_new_process(query_step, str(query_home), queries, corpus is not None, models_home, url,
-                               args.llm, pid)
+        query = in_new_process(
+            query_step, str(query_home), queries, corpus is not None, models_home, url, args.llm, pid
+        )
         point["load_query"].append(load_average()[0])
-        print(f"[{name}] hybrid p95 {query['latency']['hybrid']['p95_ms']:.1f} ms; RSS {query['rss_after_load_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"[{name}] hybrid p95 {query['latency']['hybrid']['p95_ms']:.1f} ms; RSS {query['rss_after_load_mb']:.0f} MB",
+            flush=True,
+        )
         if args.ingest_sample and corpus is not None and not server:
             sample = Path(args.corpus_cache) / f"sample-{args.ingest_sample}"
             in_new_process(corpus_step, str(sample), args.ingest_sample, args.seed + 99, models_home, "sample")
             point["ingest_ratio"] = in_new_process(ingest_ratio_step, str(home), str(sample), models_home, url)
             print(f"[{name}] ingest vs embedder: {point['ingest_ratio']['ratio_streaming']:.2f}", flush=True)
-    point.update(build=build, query=query,
-                 query_vectors="real" if query_home != home else ("sentence mixes" if args.table else "random"))
+    point.update(
+        build=build,
+        query=query,
+        query_vectors="real" if query_home != home else ("sentence mixes" if args.table else "random"),
+    )
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(root / f"{name}-chroma", ignore_errors=True)
     return point
@@ -595,7 +677,9 @@ def _nothing() -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000], help="synthetic corpus sizes in chunks")
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[10_000, 100_000], help="synthetic corpus sizes in chunks"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--qa", type=Path, default=DEFAULT_QA, help="QA file whose questions are used as queries")
     parser.add_argument("--seed", type=int, default=5)
@@ -605,8 +689,12 @@ def main() -> None:
     parser.add_argument("--llm", help="also measure RSS with this language model loaded (e.g. qwen2.5-coder-1.5b)")
     parser.add_argument("--ingest-sample", type=int, default=0, help="chunks embedded for real into each index")
     parser.add_argument("--corpus-cache", default=str(Path(tempfile.gettempdir()) / "rag-scale-corpus"))
-    parser.add_argument("--vectors", choices=("random", "sentences"), default="random",
-                        help="chunk vectors: random unit vectors, or means of real bundled-sentence vectors")
+    parser.add_argument(
+        "--vectors",
+        choices=("random", "sentences"),
+        default="random",
+        help="chunk vectors: random unit vectors, or means of real bundled-sentence vectors",
+    )
     parser.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     args.table = None
@@ -633,15 +721,22 @@ def main() -> None:
             if not args.server_only:
                 points.append(measure_point(f"synthetic-{label}", root, corpus, queries, args, None, models_home))
             if args.chroma_server or args.server_only:
-                points.append(measure_point(f"synthetic-{label}-server", root, corpus, queries, args, None, models_home,
-                                            server=True))
+                points.append(
+                    measure_point(
+                        f"synthetic-{label}-server", root, corpus, queries, args, None, models_home, server=True
+                    )
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_tables(points)
     result = {
         "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-        "cpu_count": os.cpu_count(), "vectors": args.vectors, "k": K, "candidates": settings.candidates, "queries": query_counts,
+        "cpu_count": os.cpu_count(),
+        "vectors": args.vectors,
+        "k": K,
+        "candidates": settings.candidates,
+        "queries": query_counts,
         "points": points,
     }
     if args.output:

@@ -30,18 +30,40 @@ METRICS = {
     "catalog MB": lambda p: p["build"]["disk_bytes"]["catalog"] / 1e6,
     "build peak RSS MB": lambda p: p["build"]["build_peak_rss_mb"],
     "RSS after load MB": lambda p: p["query"]["rss_after_load_mb"],
-    **{f"{mode} {stat}": (lambda p, m=mode, s=stat: p["query"]["latency"][m][s])
-       for mode in ("dense", "lexical", "hybrid", "hybrid+source", "part:chroma_query", "part:bm25_search",
-                    "part:embed_query")
-       for stat in ("p50_ms", "p95_ms")},
+    **{
+        f"{mode} {stat}": (lambda p, m=mode, s=stat: p["query"]["latency"][m][s])
+        for mode in (
+            "dense",
+            "lexical",
+            "hybrid",
+            "hybrid+source",
+            "part:chroma_query",
+            "part:bm25_search",
+            "part:embed_query",
+        )
+        for stat in ("p50_ms", "p95_ms")
+    },
 }
 
 
 def run(code: Path, size: int, queries: int, out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code))
     started = os.getloadavg()[0]
-    subprocess.run([sys.executable, str(code / "benchmarks" / "scale.py"), "--sizes", str(size), "--no-bundled",
-                    "--queries", str(queries), "-o", str(out)], env=env, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(code / "benchmarks" / "scale.py"),
+            "--sizes",
+            str(size),
+            "--no-bundled",
+            "--queries",
+            str(queries),
+            "-o",
+            str(out),
+        ],
+        env=env,
+        check=True,
+    )
     point = json.loads(out.read_text())["points"][0]
     point["load_average"] = [round(started, 2), round(os.getloadavg()[0], 2)]
     return point
@@ -84,8 +106,17 @@ def main() -> None:
         for side in ("old", "new"):
             print(f"| {r['size']} | {side} | {r[side]['load_average'][0]} / {r[side]['load_average'][1]} |")
     if args.output:
-        args.output.write_text(json.dumps({"command": " ".join(sys.argv), "old": args.old,
-                                           "started": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2))
+        args.output.write_text(
+            json.dumps(
+                {
+                    "command": " ".join(sys.argv),
+                    "old": args.old,
+                    "started": time.strftime("%Y-%m-%d %H:%M"),
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

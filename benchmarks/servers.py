@@ -81,8 +81,14 @@ class Server:
     def __init__(self, argv: list[str], port: int, ready_path: str, log: Path, timeout: float):
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -111,22 +117,38 @@ def synthetic_papers(n_chunks: int, seed: int = 0) -> list[Paper]:
     sentences = [s for p in dedupe(read_corpus(None).papers) for s in split_sentences(p.abstract) if len(s) > 40]
     rng = random.Random(seed)
     return [
-        Paper(title=f"Synthetic paper {i}: {rng.choice(sentences)[:60]}", abstract=" ".join(rng.sample(sentences, 3)),
-              source="synthetic.jsonl")
+        Paper(
+            title=f"Synthetic paper {i}: {rng.choice(sentences)[:60]}",
+            abstract=" ".join(rng.sample(sentences, 3)),
+            source="synthetic.jsonl",
+        )
         for i in range(n_chunks)
     ]
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = sorted(s * 1000 for s in seconds)
-    return statistics.median(ms), ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    return statistics.median(ms), ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
 
 
 def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
     papers = synthetic_papers(n_chunks)
-    chroma = Server([shutil.which("chroma") or str(Path(sys.executable).parent / "chroma"), "run", "--path",
-                     str(work / "chroma-server"), "--host", "127.0.0.1", "--port", str(port := free_port())],
-                    port, "/api/v2/heartbeat", work / "chroma.log", timeout=60)
+    chroma = Server(
+        [
+            shutil.which("chroma") or str(Path(sys.executable).parent / "chroma"),
+            "run",
+            "--path",
+            str(work / "chroma-server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port := free_port()),
+        ],
+        port,
+        "/api/v2/heartbeat",
+        work / "chroma.log",
+        timeout=60,
+    )
     rows = []
     try:
         rng = np.random.default_rng(1)
@@ -153,8 +175,10 @@ def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
                 retriever.search(text, 10)
                 search_s.append(time.perf_counter() - t0)
             (q50, q95), (s50, s95) = percentiles(query_s), percentiles(search_s)
-            rows.append(f"| {label} | {index.vectors.count()} | {report.chunks_added / ingest_s:.0f} | "
-                        f"{q50:.1f} | {q95:.1f} | {s50:.1f} | {s95:.1f} |")
+            rows.append(
+                f"| {label} | {index.vectors.count()} | {report.chunks_added / ingest_s:.0f} | "
+                f"{q50:.1f} | {q95:.1f} | {s50:.1f} | {s95:.1f} |"
+            )
             print(rows[-1], flush=True)
             index.close()
     finally:
@@ -171,10 +195,31 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
     rows = []
     for name in models:
         resolved = registry.resolve(name)
-        server = Server([sys.executable, "-m", "rag.llama_server", "--model", str(resolved.path), "--model_alias", name,
-                         "--chat_format", resolved.chat_format or "chatml", "--n_ctx", str(resolved.n_ctx),
-                         "--n_threads", str(threads), "--host", "127.0.0.1", "--port", str(port := free_port())],
-                        port, "/v1/models", work / f"llama-{name}.log", timeout=180)
+        server = Server(
+            [
+                sys.executable,
+                "-m",
+                "rag.llama_server",
+                "--model",
+                str(resolved.path),
+                "--model_alias",
+                name,
+                "--chat_format",
+                resolved.chat_format or "chatml",
+                "--n_ctx",
+                str(resolved.n_ctx),
+                "--n_threads",
+                str(threads),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port := free_port()),
+            ],
+            port,
+            "/v1/models",
+            work / f"llama-{name}.log",
+            timeout=180,
+        )
         try:
             local = make_generator(Settings(home=home, n_threads=threads), name, registry=registry, load=False)
             paths = {
@@ -183,7 +228,7 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
             }
             paths["in-process"].ensure_index()
             times: dict[str, list[tuple[float, float, int]]] = {label: [] for label in paths}
-            for label, assistant in paths.items():
+            for assistant in paths.values():
                 assistant.load_generator()
                 assistant.ask(ANSWER_QUESTIONS[-1])  # warm-up: model pages, the system prompt's KV cache
             for question in ANSWER_QUESTIONS[:n_questions]:
@@ -191,13 +236,17 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
                     answer = assistant.ask(question)
                     t = answer.timings
                     times[label].append((t.first_token_s or t.total_s, t.total_s, answer.completion_tokens))
-                    print(f"  {name} {label}: {question[:40]!r} first {t.first_token_s or 0:.2f} s, total "
-                          f"{t.total_s:.2f} s, {answer.completion_tokens} answer tokens, refused={answer.refused}",
-                          flush=True)
+                    print(
+                        f"  {name} {label}: {question[:40]!r} first {t.first_token_s or 0:.2f} s, total "
+                        f"{t.total_s:.2f} s, {answer.completion_tokens} answer tokens, refused={answer.refused}",
+                        flush=True,
+                    )
             for label in paths:
                 firsts, totals, tokens = zip(*times[label])
-                rows.append(f"| {name} | {label} | {len(firsts)} | {statistics.median(firsts):.2f} | "
-                            f"{statistics.median(totals):.2f} | {statistics.median(tokens):.0f} |")
+                rows.append(
+                    f"| {name} | {label} | {len(firsts)} | {statistics.median(firsts):.2f} | "
+                    f"{statistics.median(totals):.2f} | {statistics.median(tokens):.0f} |"
+                )
                 print(rows[-1], flush=True)
             for assistant in paths.values():
                 assistant.close()

@@ -58,7 +58,7 @@ def data_files(settings: Settings, model: str) -> list[Path]:
         raise SystemExit(f"model {model} is not assembled in {registry.dir}; run `rag ask --model {model} ...` once")
     files = [p for p in settings.index_dir.rglob("*") if p.is_file()]
     files += sorted((settings.models_dir / "embeddings").glob("*.onnx"))
-    return files + [registry.target(entry)]
+    return [*files, registry.target(entry)]
 
 
 def evict(files: list[Path]) -> None:
@@ -79,8 +79,9 @@ def resident_bytes(files: list[Path]) -> int | None:
     if shutil.which("fincore") is None:
         return None
     existing = [str(p) for p in files if p.exists()]
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *existing],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", *existing], capture_output=True, text=True, check=True
+    ).stdout
     return sum(int(line) for line in out.split())
 
 
@@ -108,9 +109,15 @@ def help_times(runs: int) -> dict:
 def ask_process(model: str, question: str) -> dict:
     wall, rss, out = run_process([RAG, "ask", question, "--json", "--model", model])
     answer = json.loads(out)
-    return {"wall_s": wall, "peak_rss_mb": rss, **answer["timings"], "refused": answer["refused"],
-            "prompt_tokens": answer["prompt_tokens"], "completion_tokens": answer["completion_tokens"],
-            "load_average": load_average()}
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+        **answer["timings"],
+        "refused": answer["refused"],
+        "prompt_tokens": answer["prompt_tokens"],
+        "completion_tokens": answer["completion_tokens"],
+        "load_average": load_average(),
+    }
 
 
 def library_step(model: str) -> dict:
@@ -127,12 +134,24 @@ def library_step(model: str) -> dict:
     for question in (FIRST_QUESTION, SECOND_QUESTION):
         t0 = time.perf_counter()
         answer = assistant.ask(question)
-        asks.append({"wall_s": time.perf_counter() - t0, **answer.timings.model_dump(), "refused": answer.refused,
-                     "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens})
+        asks.append(
+            {
+                "wall_s": time.perf_counter() - t0,
+                **answer.timings.model_dump(),
+                "refused": answer.refused,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+            }
+        )
     assistant.close()
-    return {"init_s": init_s, "load_model_s": load_model_s, "first_ask": asks[0],
-            "second_ask": asks[1], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "load_average": load_average()}
+    return {
+        "init_s": init_s,
+        "load_model_s": load_model_s,
+        "first_ask": asks[0],
+        "second_ask": asks[1],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_average": load_average(),
+    }
 
 
 def in_new_process(fn, *args) -> dict:
@@ -169,13 +188,17 @@ def progress(model: str, what: str, record: dict) -> None:
 
 def fmt_ask(label: str, a: dict) -> str:
     first = f"{a['first_token_s']:.2f}" if a.get("first_token_s") is not None else "-"
-    return (f"| {label} | {a.get('wall_s', float('nan')):.2f} | {a['retrieve_s']:.3f} | {first} | {a['total_s']:.2f} | "
-            f"{a['prompt_tokens']} | {a['completion_tokens']} |")
+    return (
+        f"| {label} | {a.get('wall_s', float('nan')):.2f} | {a['retrieve_s']:.3f} | {first} | {a['total_s']:.2f} | "
+        f"{a['prompt_tokens']} | {a['completion_tokens']} |"
+    )
 
 
 def print_tables(result: dict) -> None:
     h = result["help"]
-    print(f"\n`rag --help`: median {h['median_s']:.2f} s (min {h['min_s']:.2f}, max {h['max_s']:.2f}, {len(h['runs'])} runs)")
+    print(
+        f"\n`rag --help`: median {h['median_s']:.2f} s (min {h['min_s']:.2f}, max {h['max_s']:.2f}, {len(h['runs'])} runs)"
+    )
     for m in result["models"]:
         print(f"\n{m['model']}: | what | wall s | retrieve_s | first_token_s | total_s | prompt tok | answer tok |")
         print("|---|---|---|---|---|---|---|")
@@ -186,8 +209,10 @@ def print_tables(result: dict) -> None:
         for key in ("library_cold_disk", "library_warm_disk"):
             if key in m:
                 lib = m[key]
-                print(f"| library ({key}): Assistant() {lib['init_s']:.2f} s, "
-                      f"load_generator {lib['load_model_s']:.2f} s, peak RSS {lib['peak_rss_mb']:.0f} MB | | | | | | |")
+                print(
+                    f"| library ({key}): Assistant() {lib['init_s']:.2f} s, "
+                    f"load_generator {lib['load_model_s']:.2f} s, peak RSS {lib['peak_rss_mb']:.0f} MB | | | | | | |"
+                )
                 print(fmt_ask(f"Assistant.ask, 1st in process ({key})", lib["first_ask"]))
                 print(fmt_ask(f"Assistant.ask, 2nd in process ({key})", lib["second_ask"]))
 
@@ -204,9 +229,11 @@ def main() -> None:
     models = args.models or [ModelRegistry(settings).default.name]
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     result = {
-        "command": "python benchmarks/startup.py " + " ".join([*args.models, f"--runs {args.runs}",
-                                                               *(["--evict"] if args.evict else [])]),
-        "started": started, "cpu_count": os.cpu_count(), "load_average_start": load_average(),
+        "command": "python benchmarks/startup.py "
+        + " ".join([*args.models, f"--runs {args.runs}", *(["--evict"] if args.evict else [])]),
+        "started": started,
+        "cpu_count": os.cpu_count(),
+        "load_average_start": load_average(),
         "help": help_times(args.runs),
         "models": [measure_model(settings, m, args.runs, args.evict) for m in models],
         "load_average_end": load_average(),
