@@ -1,8 +1,11 @@
 """Fixtures: every test gets a clean environment and its own data dir; the real models are loaded
 once per session, and the test doubles of `rag.testing` stand in where a test checks logic.
 
-Tiers: `python -m pytest -q -m "not slow"` is the fast one; tests that need the real LLM (`llm`),
-servers (`servers`) or more than ~5 s are `slow` and run in the full suite.
+Tiers: `python -m pytest -q -m "not slow"` is the fast one: model-free doubles only. Tests that need
+the real LLM (`llm`), servers (`servers`), the real embedding model (`embedder`), the bundled corpus
+indexed with it (`bundled`) or more than ~5 s are `slow` and run in the full suite; the first four are
+marked from the fixtures they use. A test outside `embedder` that loads a real embedding model fails at
+once (`_no_real_embedder_outside_its_tier`). Under RAG_CI=1 (.ci/run) a skipped test is a failure.
 """
 
 from __future__ import annotations
@@ -19,16 +22,62 @@ from rag.offline import enforce_offline
 from rag.testing import HashEmbedder
 
 DATA = Path(__file__).parent / "data"
+# Read before the autouse fixtures clear every RAG_* variable.
+IN_CI = os.environ.get("RAG_CI") == "1"
 
 enforce_offline()
 
 
+# Fixtures that bring a real model or what one built: a test using any of them (directly or through
+# another fixture) gets the marker without saying so.
+MARKED_BY_FIXTURE = {
+    "default_model": "llm",
+    "small_model": "llm",
+    "embedder": "embedder",
+    "bundled_home": "bundled",
+}
+SLOW_MARKERS = ("llm", "servers", "embedder", "bundled")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The real LLM and the servers are slow by nature: such tests are in the slow tier without saying so."""
+    """The real models, the servers and the bundled index are slow by nature: such tests are in the slow tier
+    without saying so."""
     for item in items:
-        uses_a_model = {"default_model", "small_model"} & set(getattr(item, "fixturenames", ()))
-        if item.get_closest_marker("llm") or item.get_closest_marker("servers") or uses_a_model:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in fixtures and not item.get_closest_marker(marker):
+                item.add_marker(marker)
+        if any(item.get_closest_marker(marker) for marker in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Under RAG_CI=1 nothing may be skipped: a missing tool (tmux, unshare) fails the run instead of
+    hiding a test (.ci/run installs them)."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under RAG_CI=1, where every test must run: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_embedder_outside_its_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test of the fast tier that loads a real embedding model (MiniLM, or any other through
+    `make_embedder`) fails at once: the fast tier uses `HashEmbedder`."""
+    if request.node.get_closest_marker("embedder") or request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(self: Embedder):
+        pytest.fail(
+            f"{request.node.nodeid} loads the real embedding model {self.name!r}: give the Assistant a "
+            "HashEmbedder (rag.testing), or mark the test `embedder` (slow tier)",
+            pytrace=False,
+        )
+
+    monkeypatch.setattr(Embedder, "_load", refuse)
 
 
 def _clear_rag_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,6 +114,17 @@ def embedder(models_home) -> Embedder:
 def hash_embedder() -> HashEmbedder:
     """A model-free embedder for tests of the logic around retrieval (see rag.testing)."""
     return HashEmbedder()
+
+
+@pytest.fixture
+def hashed_assistants(monkeypatch) -> None:
+    """Assistants built from settings alone (the CLI's, the chat's) embed with the HashEmbedder and have no
+    paper model: for tests of commands that need no real model."""
+    import rag.assistant
+
+    monkeypatch.setattr(rag.assistant, "make_embedder", lambda settings: HashEmbedder())
+    if hasattr(rag.assistant, "make_paper_embedder"):
+        monkeypatch.setattr(rag.assistant, "make_paper_embedder", lambda settings: None)
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_catalogue_with_a_bad_number(tmp_path, column, value, message):
     assert f"models.txt:{number}: " in line and message.split(";")[0] in line
 
 
-def test_a_data_dir_the_system_refuses_is_one_line(small_corpus):
+def test_a_data_dir_the_system_refuses_is_one_line(small_corpus, hashed_assistants):
     line = one_line_error({"RAG_HOME": "/proc/not-a-place-for-data"}, "ingest", str(small_corpus))
     assert line.startswith("Error: /proc/not-a-place-for-data: ") and "RAG_HOME" in line
 

@@ -133,14 +133,11 @@ def test_paper_id_is_stable_and_content_derived():
     assert len(merged) == 1 and merged[0].sources == ["a.txt", "b.txt"]
 
 
-def test_json_nested_100000_levels_is_one_warning_and_the_next_record_is_ingested(rag_home, tmp_path, monkeypatch):
+def test_json_nested_100000_levels_is_one_warning_and_the_next_record_is_ingested(rag_home, tmp_path,
+                                                                                  hashed_assistants):
     from click.testing import CliRunner
 
-    import rag.assistant
     from rag.cli import cli
-    from rag.testing import HashEmbedder
-
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: HashEmbedder())
     path = tmp_path / "deep.jsonl"
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"title": "After The Deep One", "abstract": ABSTRACT})
                     + "\n", encoding="utf-8")

@@ -108,7 +108,7 @@ def test_kill_9_during_a_rebuild_keeps_the_old_index(tmp_path):
     deadline = time.monotonic() + 300
     while not catalog.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(1.0)  # kill it mid-rebuild, not at its first file: the rebuild has no event to wait for
     assert process.poll() is None, "the rebuild ended before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -169,6 +169,7 @@ print(json.dumps(steps))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its namespace runs six `rag` processes, within 600 s
 def test_full_and_read_only_disks_are_named_and_lose_nothing(tmp_path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
         pytest.skip("needs unshare -rm (a private mount namespace) to make a small disk")

@@ -55,12 +55,13 @@ def ingest(home, server, corpus):
         "RAG_EMBEDDING_CONCURRENCY": "2",
         "RAG_EMBED_BATCH_SIZE": "2",
         "RAG_REQUEST_RETRIES": "1",
+        "RAG_PAPER_EMBEDDING_MODEL": "",  # no local model of whole abstracts: this is about the server
     }
     return CliRunner(env=env).invoke(cli, ["--home", str(home), "ingest", str(corpus)], obj={})
 
 
 def index_content(home, server) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    settings = Settings(home=home, embedding_model="openai:fake", embedding_base_url=server.url)
+    settings = Settings(home=home, embedding_model="openai:fake", embedding_base_url=server.url, paper_embedding_model="")
     a = Assistant(settings)
     try:
         chunk_ids = sorted(a.index.catalog.all_chunk_ids())
@@ -85,7 +86,9 @@ def test_a_server_failing_mid_ingest_keeps_what_was_embedded_and_the_rerun_compl
     assert len(error) == 1 and error[0].startswith("Error: the embedding server at http://127.0.0.1:")
     assert "answered HTTP 500 to /v1/embeddings" in error[0]
     assert server.max_in_flight == 2
-    settings = Settings(home=tmp_path / "home", embedding_model="openai:fake", embedding_base_url=server.url)
+    settings = Settings(
+        home=tmp_path / "home", embedding_model="openai:fake", embedding_base_url=server.url, paper_embedding_model=""
+    )
     a = Assistant(settings)
     assert a.index.catalog.paper_count() == 40  # the five batches embedded before the failure
     a.close()

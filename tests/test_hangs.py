@@ -19,6 +19,11 @@ from click.testing import CliRunner
 from rag import GenerationError, ModelError, Settings, VectorStoreError
 from rag.remote import OpenAIEmbedder, OpenAIGenerator
 
+# The elapsed-time bounds below are what these tests prove: a real socket is given up at its deadline.
+# They stay on the wall clock (a fake clock would need fake sockets) with room for a loaded machine
+# (a bound is the deadline plus 3-10 s); a client that never gives up fails at this timeout instead.
+pytestmark = pytest.mark.timeout(90)
+
 MESSAGES = [{"role": "user", "content": "hi"}]
 SSE_HEADERS = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
 
@@ -167,15 +172,7 @@ def test_a_chroma_server_that_never_answers_is_an_error_within_the_deadline(serv
     assert time.monotonic() - started < 10
 
 
-@pytest.fixture
-def hash_embedder(monkeypatch):
-    import rag.assistant
-    from rag.testing import HashEmbedder
-
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: HashEmbedder())
-
-
-def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, rag_home, small_corpus, hash_embedder,
+def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, rag_home, small_corpus, hashed_assistants,
                                                                         monkeypatch):
     import rag.chroma_http
     from rag.cli import cli
@@ -190,7 +187,7 @@ def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, ra
     assert result.stderr.startswith("Error: the Chroma server at") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_rag_ask_against_a_keep_alive_only_server_stops_with_one_line(serve, rag_home, small_corpus, hash_embedder,
+def test_rag_ask_against_a_keep_alive_only_server_stops_with_one_line(serve, rag_home, small_corpus, hashed_assistants,
                                                                        monkeypatch):
     from rag.cli import cli
 
@@ -363,7 +360,7 @@ def test_a_chroma_server_that_trickles_is_an_error_at_the_deadline(serve, tmp_pa
 
 
 def test_rag_ingest_against_a_trickling_chroma_server_stops_with_one_line(serve, rag_home, small_corpus,
-                                                                          hash_embedder, chroma_deadline):
+                                                                          hashed_assistants, chroma_deadline):
     from rag.cli import cli
 
     server = serve(trickled_body)

@@ -16,11 +16,7 @@ from rag.testing import HashEmbedder
 
 
 @pytest.fixture
-def hash_cli(monkeypatch):
-    import rag.assistant
-
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: HashEmbedder())
-
+def hash_cli(hashed_assistants):
     def run(home, *args):
         return CliRunner().invoke(cli, ["--home", str(home), *args], obj={})
 

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+import types
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -227,26 +228,34 @@ def test_unavailable_server_is_retried_then_succeeds(stub):
     assert len(calls) == 2
 
 
-def test_server_down_fails_fast_with_one_line():
+def test_server_down_fails_fast_with_one_line(monkeypatch):
+    import rag.remote
+
+    slept: list[float] = []  # the client's clock: its backoff is recorded, not waited for
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+    clock.sleep = slept.append
+    monkeypatch.setattr(rag.remote, "time", clock)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     gen = generator(f"http://127.0.0.1:{port}", retries=2)
-    started = time.perf_counter()
     with pytest.raises(GenerationError, match=r"cannot reach the model server at http://127.0.0.1:\d+/v1 .*3 attempts.*RAG_BASE_URL"):
         list(gen.stream(MESSAGES, max_tokens=8))
-    assert time.perf_counter() - started < 5  # backoff 0.5 + 1 s
+    assert slept == [0.5, 1.0]  # backoff between the 3 attempts, 1.5 s in all
     with pytest.raises(ModelError, match="cannot reach"):
         gen.check()
 
 
+@pytest.mark.timeout(30)  # a client that waited for the silent server would hang here
 def test_silence_before_the_first_token_and_between_tokens_times_out(stub):
-    stub.routes["POST", "/v1/chat/completions"] = lambda h: (time.sleep(2), reply(h, 200, b""))
-    started = time.perf_counter()
-    with pytest.raises(GenerationError, match="sent nothing for 0.5 s.*RAG_REQUEST_TIMEOUT"):
-        list(generator(stub.url, timeout=0.5).stream(MESSAGES, max_tokens=8))
-    assert time.perf_counter() - started < 2  # not retried: a slow server is not sent the request twice
-    assert stub.requests.count("/v1/chat/completions") == 1
+    release = threading.Event()  # the server stays silent until the test is over
+    stub.routes["POST", "/v1/chat/completions"] = lambda h: (release.wait(60), reply(h, 200, b""))
+    try:
+        with pytest.raises(GenerationError, match=r"sent nothing for 0.5 s.*RAG_REQUEST_TIMEOUT"):
+            list(generator(stub.url, timeout=0.5).stream(MESSAGES, max_tokens=8))
+    finally:
+        release.set()
+    assert stub.requests.count("/v1/chat/completions") == 1  # not retried: a slow server is not sent the request twice
 
     stub.routes["POST", "/v1/chat/completions"] = streamed(sse(chunk("first"), "[DONE]"), pause_after_first=2)
     pieces = []
@@ -329,7 +338,9 @@ def test_an_embedding_server_whose_dimension_changed_says_so(stub, rag_home, sma
         reply(handler, 200, json.dumps({"data": data}).encode())
 
     stub.routes[("POST", "/v1/embeddings")] = embeddings
-    settings = Settings(home=rag_home, embedding_model="openai:e", embedding_base_url=stub.url, request_retries=0)
+    settings = Settings(  # no local model of whole abstracts: this is about the server's
+        home=rag_home, embedding_model="openai:e", embedding_base_url=stub.url, request_retries=0, paper_embedding_model=""
+    )
     assistant = Assistant(settings)
     assistant.ingest([small_corpus])
     assert assistant.search("experts", k=1, mode="dense")

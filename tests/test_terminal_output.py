@@ -54,7 +54,9 @@ def test_ingest_report_says_how_many_records_were_touched(rag_home):
         assert not any(has_controls(p.title + p.abstract) for p in stored.values())
     finally:
         a.close()
-    result = CliRunner().invoke(cli, ["--home", str(rag_home), "ingest", "--rebuild", str(HOSTILE)], obj={})
+    result = CliRunner().invoke(
+        cli, ["--home", str(rag_home), "ingest", "--rebuild", str(HOSTILE)], obj={"embedder": HashEmbedder()}
+    )
     assert result.exit_code == 0, result.output
     assert "4 papers held control characters or terminal escape sequences" in result.stderr
 

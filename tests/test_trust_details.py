@@ -94,10 +94,7 @@ def test_ingest_seconds_cover_reading_the_files(rag_home, small_corpus, monkeypa
         a.close()
 
 
-def test_a_replaced_duplicate_title_is_a_line_of_the_report(rag_home, tmp_path, monkeypatch):
-    import rag.assistant
-
-    monkeypatch.setattr(rag.assistant, "Embedder", lambda *a, **k: HashEmbedder())
+def test_a_replaced_duplicate_title_is_a_line_of_the_report(rag_home, tmp_path, hashed_assistants):
     old, new = tmp_path / "a-old.jsonl", tmp_path / "b-new.jsonl"
     old.write_text(json.dumps({"title": "One Title", "abstract": ABSTRACT}) + "\n")
     new.write_text("\n" + json.dumps({"title": "One  title", "abstract": ABSTRACT + " And more."}) + "\n")
