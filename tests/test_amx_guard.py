@@ -10,7 +10,9 @@ from llama_cpp import llama as llama_module
 from rag.llm import amx_guard
 
 
-@pytest.mark.parametrize(("system_info", "extra_buffers"), [(b"AVX2 = 1 | AMX_INT8 = 1 |", False), (b"AVX2 = 1 |", True)])
+@pytest.mark.parametrize(
+    ("system_info", "extra_buffers"), [(b"AVX2 = 1 | AMX_INT8 = 1 |", False), (b"AVX2 = 1 |", True)]
+)
 def test_models_load_without_extra_weight_buffers_only_where_amx_is_built_in(monkeypatch, system_info, extra_buffers):
     monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: system_info)
     original = llama_module.llama_cpp.llama_model_default_params

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from rag import Settings
+from rag import Settings, resources
 from rag.cli import cli
 from rag.errors import ModelError, SettingsError
-from rag import resources
 from rag.models import load_catalogue
 
 MODELS = resources.models_file()
@@ -34,15 +33,20 @@ def a_file(tmp_path):
 
 def test_chroma_headers_that_are_not_json(monkeypatch):
     line = one_line_error({"RAG_CHROMA_HEADERS": "notjson"})
-    assert line == ("Error: invalid setting RAG_CHROMA_HEADERS: not valid JSON; give a JSON object, "
-                    "e.g. '{\"Authorization\": \"Bearer TOKEN\"}'")
+    assert line == (
+        "Error: invalid setting RAG_CHROMA_HEADERS: not valid JSON; give a JSON object, "
+        'e.g. \'{"Authorization": "Bearer TOKEN"}\''
+    )
     line = one_line_error({"RAG_CHROMA_HEADERS": '{"Authorization": ["Bearer", "secret-token"]}'})
     assert "RAG_CHROMA_HEADERS" in line and "secret-token" not in line  # header values are never echoed
 
 
 def test_home_that_is_a_file(a_file):
     line = one_line_error({"RAG_HOME": str(a_file)})
-    assert line == f"Error: invalid setting RAG_HOME={a_file}: is a file, not a directory; give a directory (it is created if missing)"
+    assert (
+        line
+        == f"Error: invalid setting RAG_HOME={a_file}: is a file, not a directory; give a directory (it is created if missing)"
+    )
     line = one_line_error({"RAG_HOME": str(a_file / "sub")})
     assert f"is inside {a_file}, which is a file" in line
     line = one_line_error({"RAG_MODELS_HOME": str(a_file)})
@@ -58,11 +62,14 @@ def test_empty_home_is_not_the_current_directory(tmp_path, monkeypatch):
         Settings.load(home="  ")
 
 
-@pytest.mark.parametrize("column, value, message", [
-    (2, "1.1GB", "size '1.1GB' is not a number of bytes; write the size in bytes, or -"),
-    (3, "nothex", "sha256 'nothex' is not 64 hex digits"),
-    (5, "lots", "n_ctx 'lots' is not a positive number of tokens"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        (2, "1.1GB", "size '1.1GB' is not a number of bytes; write the size in bytes, or -"),
+        (3, "nothex", "sha256 'nothex' is not 64 hex digits"),
+        (5, "lots", "n_ctx 'lots' is not a positive number of tokens"),
+    ],
+)
 def test_catalogue_with_a_bad_number(tmp_path, column, value, message):
     lines = MODELS.read_text().splitlines()
     number, first = next((i, line) for i, line in enumerate(lines, start=1) if line and not line.startswith("#"))
@@ -82,13 +89,16 @@ def test_a_data_dir_the_system_refuses_is_one_line(small_corpus, hashed_assistan
     assert line.startswith("Error: /proc/not-a-place-for-data: ") and "RAG_HOME" in line
 
 
-@pytest.mark.parametrize("name, value, problem", [
-    ("RAG_SERVER_URL", "http://127.0.0.1:notaport", "the port 'notaport' is not a port number (1-65535)"),
-    ("RAG_SERVER_PROBE_URL", "http://127.0.0.1:99999", "the port '99999' is not a port number (1-65535)"),
-    ("RAG_BASE_URL", "http://[::1", "not a URL (Invalid IPv6 URL; an IPv6 address needs both brackets"),
-    ("RAG_EMBEDDING_BASE_URL", "127.0.0.1:8080", "not an http or https URL with a host"),
-    ("RAG_CHROMA_URL", "http://chroma host:8000", "holds spaces or control characters"),
-])
+@pytest.mark.parametrize(
+    "name, value, problem",
+    [
+        ("RAG_SERVER_URL", "http://127.0.0.1:notaport", "the port 'notaport' is not a port number (1-65535)"),
+        ("RAG_SERVER_PROBE_URL", "http://127.0.0.1:99999", "the port '99999' is not a port number (1-65535)"),
+        ("RAG_BASE_URL", "http://[::1", "not a URL (Invalid IPv6 URL; an IPv6 address needs both brackets"),
+        ("RAG_EMBEDDING_BASE_URL", "127.0.0.1:8080", "not an http or https URL with a host"),
+        ("RAG_CHROMA_URL", "http://chroma host:8000", "holds spaces or control characters"),
+    ],
+)
 def test_a_url_setting_that_is_not_a_url_is_one_line_naming_it(name, value, problem):
     # RAG_SERVER_URL=http://127.0.0.1:notaport was a 61-line traceback from httpx at the first request
     for command in (("stats",), ("ask", "what is a graph?")) if name == "RAG_SERVER_URL" else (("stats",),):
@@ -100,8 +110,9 @@ def test_a_url_setting_that_is_not_a_url_is_one_line_naming_it(name, value, prob
 def test_a_base_url_option_that_is_not_a_url_is_one_line(rag_home, small_corpus, hash_embedder):
     runner = CliRunner()
     assert runner.invoke(cli, ["ingest", str(small_corpus)], obj={"embedder": hash_embedder}).exit_code == 0
-    result = runner.invoke(cli, ["ask", "--base-url", "http://[::1", "-m", "openai:m", "what is a graph?"],
-                           obj={"embedder": hash_embedder})
+    result = runner.invoke(
+        cli, ["ask", "--base-url", "http://[::1", "-m", "openai:m", "what is a graph?"], obj={"embedder": hash_embedder}
+    )
     assert result.exit_code == 1, result.exception  # it was a ValueError traceback from urllib
     assert result.stderr.strip().splitlines() == [
         "Error: invalid setting RAG_BASE_URL=http://[::1: not a URL (Invalid IPv6 URL; an IPv6 address needs both "
@@ -114,18 +125,23 @@ def test_url_settings_that_are_urls_or_empty_are_kept():
     assert settings.base_url == "http://[::1]:8080/v1" and settings.server_probe_url == ""
 
 
-@pytest.mark.parametrize("link, problem", [
-    ("broken", "is a broken symbolic link (to {tmp}/nowhere)"),
-    ("loop", "is a symbolic link loop"),
-])
+@pytest.mark.parametrize(
+    "link, problem",
+    [
+        ("broken", "is a broken symbolic link (to {tmp}/nowhere)"),
+        ("loop", "is a symbolic link loop"),
+    ],
+)
 @pytest.mark.parametrize("below", [False, True])
 def test_home_that_is_a_link_to_nowhere(tmp_path, small_corpus, link, problem, below):
     # it said "File exists" (ingest) or "no index in ...; run rag ingest" (stats, search)
     (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     home = tmp_path / link / "sub" if below else tmp_path / link
-    expected = (f"Error: invalid setting RAG_HOME={home}: {tmp_path / link} {problem.format(tmp=tmp_path)}; "
-                "fix or remove the link, or point RAG_HOME at a directory")
+    expected = (
+        f"Error: invalid setting RAG_HOME={home}: {tmp_path / link} {problem.format(tmp=tmp_path)}; "
+        "fix or remove the link, or point RAG_HOME at a directory"
+    )
     for command in (("ingest", str(small_corpus)), ("stats",)):
         assert one_line_error({"RAG_HOME": str(home)}, *command) == expected
     assert one_line_error({}, "--home", str(home), "stats") == expected

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from rag.chunking import chunk_paper, split_sentences, word_count_tokens
 from rag.corpus import dedupe, read_corpus
 from rag.types import Paper
@@ -8,7 +10,11 @@ from rag.types import Paper
 def test_sentence_splitter_keeps_abbreviations_and_decimals():
     text = "We use e.g. BERT et al. models. Accuracy rises to 3.5 points. Does it work? Yes! 10 runs agree."
     assert split_sentences(text) == [
-        "We use e.g. BERT et al. models.", "Accuracy rises to 3.5 points.", "Does it work?", "Yes!", "10 runs agree.",
+        "We use e.g. BERT et al. models.",
+        "Accuracy rises to 3.5 points.",
+        "Does it work?",
+        "Yes!",
+        "10 runs agree.",
     ]
 
 
@@ -24,14 +30,16 @@ def test_bundled_chunks_fit_the_window_with_title_and_overlap(embedder):
         joined = " ".join(c.text for c in chunks)
         assert all(s in joined for s in split_sentences(paper.abstract))
         sentences = split_sentences(paper.abstract)
-        for a, b in zip(chunks, chunks[1:]):
+        for a, b in itertools.pairwise(chunks):
             if split_sentences(a.text)[-1] not in sentences or split_sentences(b.text)[0] not in sentences:
                 continue  # a sentence too long for the window was cut into pieces
             last_of_a = sentences.index(split_sentences(a.text)[-1])
             first_of_b = sentences.index(split_sentences(b.text)[0])
             # one sentence of overlap, unless that sentence and the next do not fit together
-            assert first_of_b == last_of_a or (first_of_b == last_of_a + 1 and embedder.count_tokens(
-                [f"{paper.title}. {sentences[last_of_a]} {sentences[first_of_b]}"])[0] > 150)
+            assert first_of_b == last_of_a or (
+                first_of_b == last_of_a + 1
+                and embedder.count_tokens([f"{paper.title}. {sentences[last_of_a]} {sentences[first_of_b]}"])[0] > 150
+            )
 
 
 def test_a_sentence_longer_than_the_window_is_cut():

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from rag.cli import cli
 
 
-def run(*args: str, home, embedder=None) -> "object":
+def run(*args: str, home, embedder=None) -> object:
     return CliRunner().invoke(cli, ["--home", str(home), *args], obj={"embedder": embedder}, catch_exceptions=False)
 
 
@@ -66,8 +66,13 @@ def test_a_reader_that_goes_away_ends_the_output_silently(rag_home, small_corpus
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first line: every write fails with EPIPE
     try:
-        done = subprocess.run([sys.executable, "-m", "rag.cli", "--home", str(rag_home), "stats"], stdout=write_end,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "--home", str(rag_home), "stats"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")

@@ -55,9 +55,7 @@ def test_jsonl_reports_bad_lines_and_keeps_the_rest(tmp_path):
     path = tmp_path / "papers.jsonl"
     path.write_text(
         json.dumps({"title": "Good", "abstract": ABSTRACT, "year": 2020, "authors": ["A", "B"]}) + "\n"
-        "{not json\n"
-        + json.dumps({"title": "No abstract"}) + "\n"
-        + json.dumps(["a list"]) + "\n",
+        "{not json\n" + json.dumps({"title": "No abstract"}) + "\n" + json.dumps(["a list"]) + "\n",
         encoding="utf-8",
     )
     result = read_file(path)
@@ -68,8 +66,11 @@ def test_jsonl_reports_bad_lines_and_keeps_the_rest(tmp_path):
 
 def test_arxiv_metadata_snapshot(tmp_path):
     record = {
-        "id": "2101.00001", "title": "An arXiv\n  Paper", "abstract": "  " + ABSTRACT.replace(". ", ".\n"),
-        "authors": "Ada Lovelace, Alan Turing and Grace Hopper", "categories": "cs.CL cs.LG",
+        "id": "2101.00001",
+        "title": "An arXiv\n  Paper",
+        "abstract": "  " + ABSTRACT.replace(". ", ".\n"),
+        "authors": "Ada Lovelace, Alan Turing and Grace Hopper",
+        "categories": "cs.CL cs.LG",
         "update_date": "2021-01-05",
     }
     path = tmp_path / "arxiv.json"
@@ -89,7 +90,7 @@ def test_bibtex(tmp_path):
         "@comment{ignored}\n"
         "@article{key1,\n  title = {A {BibTeX} Paper on \\emph{Things}},\n  author = {Doe, Jane and Roe, Richard},\n"
         f"  year = 2019,\n  abstract = {{{ABSTRACT}}},\n  doi = {{10.1000/xyz}}\n}}\n"
-        "@inproceedings{key2, title = \"No Abstract Here\", year = {2020}}\n",
+        '@inproceedings{key2, title = "No Abstract Here", year = {2020}}\n',
         encoding="utf-8",
     )
     result = read_file(path)
@@ -117,7 +118,7 @@ def test_empty_non_utf8_and_missing_files(tmp_path):
     empty.write_text("", encoding="utf-8")
     assert read_file(empty).problems == [f"{empty}: empty file"]
     latin = tmp_path / "latin.txt"
-    latin.write_bytes("Title\n".encode() + "Résumé of a paper".encode("latin-1"))
+    latin.write_bytes(b"Title\n" + "Résumé of a paper".encode("latin-1"))
     assert "not UTF-8" in read_file(latin).problems[0]
     with pytest.raises(CorpusError, match="no such file"):
         read_corpus([tmp_path / "missing.jsonl"])
@@ -133,14 +134,18 @@ def test_paper_id_is_stable_and_content_derived():
     assert len(merged) == 1 and merged[0].sources == ["a.txt", "b.txt"]
 
 
-def test_json_nested_100000_levels_is_one_warning_and_the_next_record_is_ingested(rag_home, tmp_path,
-                                                                                  hashed_assistants):
+def test_json_nested_100000_levels_is_one_warning_and_the_next_record_is_ingested(
+    rag_home, tmp_path, hashed_assistants
+):
     from click.testing import CliRunner
 
     from rag.cli import cli
+
     path = tmp_path / "deep.jsonl"
-    path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"title": "After The Deep One", "abstract": ABSTRACT})
-                    + "\n", encoding="utf-8")
+    path.write_text(
+        "[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"title": "After The Deep One", "abstract": ABSTRACT}) + "\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["--home", str(rag_home), "ingest", str(path)], obj={})
     assert result.exit_code == 0, result.output
     assert f"warning: {path}:1: JSON nested too deeply" in result.stderr

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.slow  # `rag ingest` processes of the bundled corpus, k
 
 def rag_process(home: Path, models_home: Path, *args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "--home", str(home), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "RAG_MODELS_HOME": str(models_home), **env},
+        [sys.executable, "-m", "rag.cli", "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAG_MODELS_HOME": str(models_home), **env},
     )
 
 
@@ -40,7 +43,9 @@ def ids_of(home: Path, embedder) -> tuple[set[str], set[str], set[str]]:
         a.close()
 
 
-def test_kill_9_during_ingest_loses_nothing_and_the_next_ingest_completes(bundled_home, models_home, embedder, tmp_path):
+def test_kill_9_during_ingest_loses_nothing_and_the_next_ingest_completes(
+    bundled_home, models_home, embedder, tmp_path
+):
     home = tmp_path / "home"
     rng = random.Random(20261123)
     for trial in range(3):

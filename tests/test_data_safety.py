@@ -18,7 +18,6 @@ from rag import Assistant, Settings
 from rag.errors import DataDirError, IndexBusyError, IndexMismatchError, ModelError
 from rag.index import COMPLETE, retired_dir, staging_dir
 from rag.testing import HashEmbedder
-
 from rag.testing import write_synthetic_corpus as write_corpus
 
 SCRIPT = """
@@ -42,8 +41,9 @@ except RagError as exc:
 
 
 def run(home: Path, action: str, arg: str = "-") -> dict:
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(home), action, arg], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(home), action, arg], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -179,7 +179,9 @@ def test_full_and_read_only_disks_are_named_and_lose_nothing(tmp_path):
     more = write_corpus(tmp_path / "more.jsonl", 400)
     result = subprocess.run(
         ["unshare", "-rm", sys.executable, "-c", NAMESPACE_SCRIPT, str(mount), str(corpus), SCRIPT, str(more)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     steps = json.loads(result.stdout.strip().splitlines()[-1])

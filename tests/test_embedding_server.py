@@ -61,7 +61,9 @@ def ingest(home, server, corpus):
 
 
 def index_content(home, server) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    settings = Settings(home=home, embedding_model="openai:fake", embedding_base_url=server.url, paper_embedding_model="")
+    settings = Settings(
+        home=home, embedding_model="openai:fake", embedding_base_url=server.url, paper_embedding_model=""
+    )
     a = Assistant(settings)
     try:
         chunk_ids = sorted(a.index.catalog.all_chunk_ids())
@@ -74,9 +76,7 @@ def index_content(home, server) -> tuple[list[str], list[str], dict[str, np.ndar
         a.close()
 
 
-def test_a_server_failing_mid_ingest_keeps_what_was_embedded_and_the_rerun_completes_it(
-    server, tmp_path, monkeypatch
-):
+def test_a_server_failing_mid_ingest_keeps_what_was_embedded_and_the_rerun_completes_it(server, tmp_path, monkeypatch):
     monkeypatch.setattr(rag_index, "PAPERS_PER_BATCH", 4)  # x concurrency 2: 8 papers a batch, 4 requests
     corpus = write_arxiv_snapshot(tmp_path / "arxiv.json", 120)
     server.fail_after(1 + 5 * 4)  # the dimension probe and five batches are answered, then HTTP 500 for good

@@ -27,7 +27,9 @@ def fail(*args, **kwargs):
 
 def test_a_damaged_catalog_page_met_late_is_an_index_corrupt_error(hashed, monkeypatch):
     monkeypatch.setattr(hashed.index.catalog, "get_papers", fail)
-    with pytest.raises(IndexCorruptError, match=r"is damaged \(database disk image is malformed\); rebuild it .*`rag ingest --rebuild"):
+    with pytest.raises(
+        IndexCorruptError, match=r"is damaged \(database disk image is malformed\); rebuild it .*`rag ingest --rebuild"
+    ):
         hashed.get_papers(["x"])
     with pytest.raises(IndexCorruptError, match="rag ingest --rebuild") as caught:
         hashed.ask("How much does the logical error rate of the surface code fall?")

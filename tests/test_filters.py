@@ -18,7 +18,20 @@ from rag.filters import FilteredVectors, Filters, KeptVectors
 from rag.testing import HashEmbedder
 
 QUERY = "graph networks forecast traffic flow"
-WORDS = "attention sensors weather holidays accidents highways rail buses lanes signals bridges tolls".split()
+WORDS = [
+    "attention",
+    "sensors",
+    "weather",
+    "holidays",
+    "accidents",
+    "highways",
+    "rail",
+    "buses",
+    "lanes",
+    "signals",
+    "bridges",
+    "tolls",
+]
 AUTHORS = ["Geoffrey Hinton", "Yann LeCun", "Bernhard Schölkopf", "Fei-Fei Li", "Geoffrey West"]
 
 
@@ -28,13 +41,15 @@ def write_corpus(folder: Path) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(40):
-        records.append({
-            "title": f"Traffic study {i} with graph networks",
-            "abstract": f"We forecast traffic flow on road graphs with {WORDS[i % 12]} and {WORDS[(i * 5) % 11]}. "
-                        f"Graph networks and {WORDS[(i * 7) % 12]} improve the forecast.",
-            "authors": [AUTHORS[i % 5], f"Student Number{i}"],
-            **({"year": 2016 + i % 8} if i >= 5 else {}),
-        })
+        records.append(
+            {
+                "title": f"Traffic study {i} with graph networks",
+                "abstract": f"We forecast traffic flow on road graphs with {WORDS[i % 12]} and {WORDS[(i * 5) % 11]}. "
+                f"Graph networks and {WORDS[(i * 7) % 12]} improve the forecast.",
+                "authors": [AUTHORS[i % 5], f"Student Number{i}"],
+                **({"year": 2016 + i % 8} if i >= 5 else {}),
+            }
+        )
     for name, part in (("alpha.jsonl", records[:25]), ("beta.jsonl", records[25:])):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in part))
     return records
@@ -81,8 +96,10 @@ def test_each_filter_keeps_exactly_its_papers(indexed):
         "author words": ({"author": "Geoffrey Hinton"}, lambda i, r: i % 5 == 0),
         "first name": ({"author": "geoffrey"}, lambda i, r: i % 5 in (0, 4)),
         "accents": ({"author": "Scholkopf"}, lambda i, r: i % 5 == 2),
-        "combined": ({"author": "lecun", "since": 2019, "source": "alpha"},
-                     lambda i, r: i % 5 == 1 and r.get("year", 0) >= 2019 and i < 25),
+        "combined": (
+            {"author": "lecun", "since": 2019, "source": "alpha"},
+            lambda i, r: i % 5 == 1 and r.get("year", 0) >= 2019 and i < 25,
+        ),
     }
     for name, (given, keep) in cases.items():
         want = expected(records, keep)
@@ -138,6 +155,7 @@ def test_filtered_vectors_are_read_once_per_filter_and_table_and_stay_within_the
         def load():
             loads.append(rows)
             return KeptVectors.of([str(i) for i in range(rows)], np.ones((rows, 4), dtype=np.float32))
+
         return load
 
     table, other_table = object(), object()
@@ -163,8 +181,11 @@ def test_a_filtered_search_after_an_ingest_sees_the_new_paper(indexed, tmp_path)
     """The kept vectors held for a filter belong to one state of the catalog."""
     assistant, _ = indexed
     before = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
-    new = {"title": "Traffic flow forecast on graph networks, again", "year": 2021,
-           "abstract": "Graph networks forecast traffic flow from road sensors and weather."}
+    new = {
+        "title": "Traffic flow forecast on graph networks, again",
+        "year": 2021,
+        "abstract": "Graph networks forecast traffic flow from road sensors and weather.",
+    }
     (tmp_path / "gamma.jsonl").write_text(json.dumps(new) + "\n")
     assistant.ingest([tmp_path / "gamma.jsonl"])
     after = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
@@ -188,7 +209,10 @@ def test_a_filter_that_keeps_no_paper_says_which_part_of_it_and_why(indexed, set
     )
     undated = Assistant(settings.model_copy(update={"home": tmp_path / "undated"}), embedder=HashEmbedder())
     (tmp_path / "undated.jsonl").write_text(
-        "".join(json.dumps({"title": f"Undated paper {i}", "abstract": f"Traffic graphs, study {i}."}) + "\n" for i in range(2))
+        "".join(
+            json.dumps({"title": f"Undated paper {i}", "abstract": f"Traffic graphs, study {i}."}) + "\n"
+            for i in range(2)
+        )
     )
     undated.ingest([tmp_path / "undated.jsonl"])
     assert undated.search(QUERY, since=2000) == []
@@ -224,7 +248,7 @@ def _schema_and_meta(path: Path) -> tuple[list, list]:
 def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
     """Readers filter it from the papers' JSON columns without writing to it; the next ingest fills the
     tables and the vectors, and the results stay the same."""
-    records = write_corpus(tmp_path / "corpus")
+    write_corpus(tmp_path / "corpus")
     writer = Assistant(settings, embedder=HashEmbedder())
     writer.ingest([tmp_path / "corpus"])
     queries = [{"author": "hinton"}, {"source": "beta", "since": 2018}, {"year": 2022}, {}]

@@ -27,7 +27,8 @@ def test_a_follow_up_names_the_paper_once(question, searched):
 
 
 @pytest.mark.parametrize(
-    "question", ["what about its accuracy?", "How do they train it?", "Who wrote the paper?", "What does this method improve?"]
+    "question",
+    ["what about its accuracy?", "How do they train it?", "Who wrote the paper?", "What does this method improve?"],
 )
 def test_a_first_question_that_refers_to_nothing_asks_which_paper(question):
     unresolved = needs_subject(question, [])

@@ -18,13 +18,24 @@ from rag.safety import has_controls
 SUFFIXES = [".txt", ".jsonl", ".json", ".bib", ".csv"]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-WORDS = st.sampled_from("model retrieval sparse dense tokens attention graph protein cell quantum memory".split())
+WORDS = st.sampled_from(
+    ["model", "retrieval", "sparse", "dense", "tokens", "attention", "graph", "protein", "cell", "quantum", "memory"]
+)
 ODD = st.sampled_from(["\ufeff", "\x00", "\r", "\u2028", "é", "漢字", "🙂", "\u200b", "\t", " "])
-title_text = st.lists(st.one_of(WORDS, ODD), min_size=2, max_size=12).map(" ".join).filter(lambda t: any(c.isalpha() for c in t))
+title_text = (
+    st.lists(st.one_of(WORDS, ODD), min_size=2, max_size=12).map(" ".join).filter(lambda t: any(c.isalpha() for c in t))
+)
 abstract_text = st.lists(st.one_of(WORDS, WORDS, ODD), min_size=30, max_size=120).map(" ".join)
 junk_line = st.one_of(
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), min_size=1, max_size=200),
-    st.just("{"), st.just("[1, 2]"), st.just('{"title": 3}'), st.just("x" * 200_000),
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+        min_size=1,
+        max_size=200,
+    ),
+    st.just("{"),
+    st.just("[1, 2]"),
+    st.just('{"title": 3}'),
+    st.just("x" * 200_000),
 )
 
 
@@ -53,10 +64,14 @@ def test_arbitrary_bytes_never_crash_a_reader(tmp_path, suffix, data, prefix):
 @FUZZ
 @given(
     records=st.lists(st.one_of(st.tuples(title_text, abstract_text), junk_line), min_size=1, max_size=12),
-    newline=st.sampled_from(["\n", "\r\n"]), bom=st.booleans(),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
 )
 def test_jsonl_keeps_every_good_record_and_reports_every_bad_line(tmp_path, records, newline, bom):
-    lines = [json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else r for r in records]
+    lines = [
+        json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else r
+        for r in records
+    ]
     path = tmp_path / "corpus.jsonl"
     path.write_bytes((("\ufeff" if bom else "") + newline.join(lines) + newline).encode("utf-8"))
     result = read_file(path)
@@ -68,7 +83,9 @@ def test_jsonl_keeps_every_good_record_and_reports_every_bad_line(tmp_path, reco
 
 
 @FUZZ
-@given(rows=st.lists(st.tuples(title_text, abstract_text), min_size=1, max_size=8), newline=st.sampled_from(["\n", "\r\n"]))
+@given(
+    rows=st.lists(st.tuples(title_text, abstract_text), min_size=1, max_size=8), newline=st.sampled_from(["\n", "\r\n"])
+)
 def test_csv_with_odd_unicode_and_line_endings_reads_every_row(tmp_path, rows, newline):
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator=newline, quoting=csv.QUOTE_ALL)  # a bare \r must be quoted
@@ -99,7 +116,8 @@ def test_bibtex_reports_entries_without_abstract_at_their_line(tmp_path, entries
 @FUZZ
 @given(
     papers=st.lists(st.tuples(title_text, abstract_text), min_size=1, max_size=8),
-    blank=st.booleans(), newline=st.sampled_from(["\n", "\r\n"]),
+    blank=st.booleans(),
+    newline=st.sampled_from(["\n", "\r\n"]),
 )
 def test_page_dump_in_both_layouts_reads_every_paper(tmp_path, papers, blank, newline):
     chrome = ["Get trending papers in your email inbox!", "Subscribe"]
@@ -111,9 +129,16 @@ def test_page_dump_in_both_layouts_reads_every_paper(tmp_path, papers, blank, ne
 
 
 @FUZZ
-@given(records=st.lists(st.one_of(st.tuples(title_text, abstract_text), st.integers(), st.just([])), min_size=1, max_size=8))
+@given(
+    records=st.lists(
+        st.one_of(st.tuples(title_text, abstract_text), st.integers(), st.just([])), min_size=1, max_size=8
+    )
+)
 def test_json_array_reports_bad_elements_at_their_line(tmp_path, records):
-    items = [json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else json.dumps(r) for r in records]
+    items = [
+        json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else json.dumps(r)
+        for r in records
+    ]
     path = tmp_path / "corpus.json"
     path.write_text("[\n" + ",\n".join(items) + "\n]\n", encoding="utf-8")
     result = read_file(path)
@@ -128,16 +153,34 @@ def _deep(depth: int, kind: str) -> str:
 
 
 deep_json = st.builds(_deep, st.sampled_from([50, 990, 1001, 5000, 100_000]), st.sampled_from(["list", "object"]))
-HOSTILE_TEXT = st.sampled_from(["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]8;;http://evil.example\x1b\\", "\u009b2J",
-                                "\u202e", "\x07", "\x08", "\ud800", "\udfff", "\x7f", "\x1b"])
+HOSTILE_TEXT = st.sampled_from(
+    [
+        "\x1b]0;pwned\x07",
+        "\x1b[2J",
+        "\x1b]8;;http://evil.example\x1b\\",
+        "\u009b2J",
+        "\u202e",
+        "\x07",
+        "\x08",
+        "\ud800",
+        "\udfff",
+        "\x7f",
+        "\x1b",
+    ]
+)
 hostile_text = st.lists(st.one_of(WORDS, HOSTILE_TEXT), min_size=2, max_size=40).map(" ".join)
 
 
 @FUZZ
-@given(records=st.lists(st.one_of(st.tuples(title_text, abstract_text), deep_json), min_size=1, max_size=8),
-       as_array=st.booleans())
+@given(
+    records=st.lists(st.one_of(st.tuples(title_text, abstract_text), deep_json), min_size=1, max_size=8),
+    as_array=st.booleans(),
+)
 def test_json_nested_beyond_the_recursion_limit_is_one_bad_record(tmp_path, records, as_array):
-    lines = [json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else r for r in records]
+    lines = [
+        json.dumps({"title": r[0], "abstract": r[1]}, ensure_ascii=False) if isinstance(r, tuple) else r
+        for r in records
+    ]
     path = tmp_path / ("corpus.json" if as_array else "corpus.jsonl")
     first = 2 if as_array else 1
     path.write_text(("[\n" + ",\n".join(lines) + "\n]\n") if as_array else "\n".join(lines) + "\n", encoding="utf-8")
@@ -148,17 +191,26 @@ def test_json_nested_beyond_the_recursion_limit_is_one_bad_record(tmp_path, reco
 
 
 @FUZZ
-@given(records=st.lists(st.tuples(st.one_of(title_text, hostile_text.filter(lambda t: any(c.isalpha() for c in t))),
-                                  st.one_of(abstract_text, hostile_text.map(lambda t: t + " " + "word " * 15))),
-                        min_size=1, max_size=6),
-       suffix=st.sampled_from([".jsonl", ".json", ".csv"]))
+@given(
+    records=st.lists(
+        st.tuples(
+            st.one_of(title_text, hostile_text.filter(lambda t: any(c.isalpha() for c in t))),
+            st.one_of(abstract_text, hostile_text.map(lambda t: t + " " + "word " * 15)),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    suffix=st.sampled_from([".jsonl", ".json", ".csv"]),
+)
 def test_escapes_controls_and_lone_surrogates_are_stored_clean(tmp_path, records, suffix):
     path = tmp_path / f"corpus{suffix}"
     if suffix == ".csv":
         buffer = io.StringIO(newline="")
         writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
         writer.writerow(["title", "abstract"])
-        writer.writerows((t.encode("utf-8", "replace").decode(), a.encode("utf-8", "replace").decode()) for t, a in records)
+        writer.writerows(
+            (t.encode("utf-8", "replace").decode(), a.encode("utf-8", "replace").decode()) for t, a in records
+        )
         path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
     else:
         items = [json.dumps({"title": t, "abstract": a}) for t, a in records]  # ASCII: surrogates as \ud800
@@ -183,5 +235,7 @@ def test_csv_fields_beyond_the_csv_module_limit_are_one_bad_record(tmp_path, siz
     result = read_file(path)
     ok = [f"Paper number {i}" for i, size in enumerate(sizes) if size <= MAX_FIELD_CHARS]
     assert [p.title for p in result.papers] == ok
-    assert {int(p.split(":")[1]) for p in result.problems} == {i + 2 for i, size in enumerate(sizes) if size > MAX_FIELD_CHARS}
+    assert {int(p.split(":")[1]) for p in result.problems} == {
+        i + 2 for i, size in enumerate(sizes) if size > MAX_FIELD_CHARS
+    }
     assert csv.field_size_limit() == 131072  # the module-wide limit is put back

@@ -30,7 +30,9 @@ SSE_HEADERS = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection
 
 def event(text: str | None = None, finish: str | None = None) -> bytes:
     delta = {"content": text} if text else {}
-    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+    return (
+        b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+    )
 
 
 class RawServer:
@@ -54,7 +56,9 @@ class RawServer:
                             head += data
                         header, _, body = head.partition(b"\r\n\r\n")
                         lines = header.decode("latin-1").split("\r\n")
-                        length = next((int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length")), 0)
+                        length = next(
+                            (int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length")), 0
+                        )
                         while len(body) < length:
                             body += sock.recv(4096)
                         path = lines[0].split()[1]
@@ -78,8 +82,9 @@ class RawServer:
 
 def json_reply(sock: socket.socket, status: int, body: object) -> None:
     data = json.dumps(body).encode()
-    sock.sendall(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
-                 + data)
+    sock.sendall(
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode() + data
+    )
 
 
 def openai_like(chat: Callable[[socket.socket, threading.Event], None]):
@@ -136,11 +141,14 @@ def serve():
         s.close()
 
 
-@pytest.mark.parametrize("chat, what", [
-    (keep_alive_only, "sent no token for 1 s"),
-    (trickle, "sent no token for 1 s"),
-    (empty_deltas, "sent no token for 1 s"),
-])
+@pytest.mark.parametrize(
+    "chat, what",
+    [
+        (keep_alive_only, "sent no token for 1 s"),
+        (trickle, "sent no token for 1 s"),
+        (empty_deltas, "sent no token for 1 s"),
+    ],
+)
 def test_a_server_that_keeps_the_connection_busy_without_tokens_times_out(serve, chat, what):
     server = serve(openai_like(chat))
     generator = OpenAIGenerator("m", server.url, timeout=1.0, retries=0)
@@ -172,8 +180,9 @@ def test_a_chroma_server_that_never_answers_is_an_error_within_the_deadline(serv
     assert time.monotonic() - started < 10
 
 
-def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, rag_home, small_corpus, hashed_assistants,
-                                                                        monkeypatch):
+def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(
+    serve, rag_home, small_corpus, hashed_assistants, monkeypatch
+):
     import rag.chroma_http
     from rag.cli import cli
 
@@ -181,14 +190,17 @@ def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(serve, ra
     server = serve(None)
     started = time.monotonic()
     result = CliRunner().invoke(
-        cli, ["--home", str(rag_home), "--chroma-url", server.url, "ingest", str(small_corpus)], obj={},
+        cli,
+        ["--home", str(rag_home), "--chroma-url", server.url, "ingest", str(small_corpus)],
+        obj={},
     )
     assert result.exit_code == 1 and time.monotonic() - started < 15
     assert result.stderr.startswith("Error: the Chroma server at") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_rag_ask_against_a_keep_alive_only_server_stops_with_one_line(serve, rag_home, small_corpus, hashed_assistants,
-                                                                       monkeypatch):
+def test_rag_ask_against_a_keep_alive_only_server_stops_with_one_line(
+    serve, rag_home, small_corpus, hashed_assistants, monkeypatch
+):
     from rag.cli import cli
 
     runner = CliRunner()
@@ -196,8 +208,20 @@ def test_rag_ask_against_a_keep_alive_only_server_stops_with_one_line(serve, rag
     server = serve(openai_like(keep_alive_only))
     monkeypatch.setenv("RAG_REQUEST_TIMEOUT", "2")
     started = time.monotonic()
-    result = runner.invoke(cli, ["--home", str(rag_home), "ask", "-m", "openai:m", "--base-url", server.url,
-                                 "How does sparse mixture-of-experts routing lower the cost of language models?"], obj={})
+    result = runner.invoke(
+        cli,
+        [
+            "--home",
+            str(rag_home),
+            "ask",
+            "-m",
+            "openai:m",
+            "--base-url",
+            server.url,
+            "How does sparse mixture-of-experts routing lower the cost of language models?",
+        ],
+        obj={},
+    )
     elapsed = time.monotonic() - started
     assert result.exit_code == 1 and elapsed < 10, (elapsed, result.output)
     *_, last = result.stderr.strip().splitlines()  # after "Connecting to openai:m at ..."
@@ -278,7 +302,8 @@ def test_a_model_server_that_trickles_its_headers_is_given_up_at_the_deadline(se
     error, took = finishes(slow_generator(server.url).check)
     assert isinstance(error, ModelError) and str(error) == (
         f"the model server at {server.url}/v1 did not finish its reply within 1.5 s (it kept sending, slowly); "
-        "it may be overloaded: try again, or raise RAG_REQUEST_DEADLINE")
+        "it may be overloaded: try again, or raise RAG_REQUEST_DEADLINE"
+    )
     assert DEADLINE <= took < DEADLINE + 3  # not retried: a trickle would trickle again
 
 
@@ -297,7 +322,8 @@ def test_a_model_server_whose_event_never_ends_is_cut_at_the_event_cap(serve):
     error, took = finishes(lambda: list(generator.stream(MESSAGES, max_tokens=50)))
     assert isinstance(error, GenerationError) and str(error) == (
         f"the model server at {server.url}/v1 did not answer like an OpenAI-compatible server "
-        "(an event longer than 4,194,304 characters); check RAG_BASE_URL")
+        "(an event longer than 4,194,304 characters); check RAG_BASE_URL"
+    )
     assert took < 5  # 4 MB arrive in ~0.2 s; before, the event grew until the silence timeout
 
 
@@ -306,7 +332,8 @@ def test_an_embedding_server_that_trickles_its_reply_is_given_up_at_the_deadline
     embedder = OpenAIEmbedder("e", server.url, timeout=SLOW, deadline=DEADLINE, retries=2)
     error, took = finishes(lambda: embedder.encode(["a passage"]))
     assert isinstance(error, ModelError) and str(error).startswith(
-        f"the embedding server at {server.url}/v1 did not finish its reply within 1.5 s")
+        f"the embedding server at {server.url}/v1 did not finish its reply within 1.5 s"
+    )
     assert DEADLINE <= took < DEADLINE + 3  # an idempotent request, but a trickle is not retried
 
 
@@ -321,10 +348,11 @@ def test_a_reply_over_the_byte_cap_is_not_read_whole(serve):
 
     server = serve(huge)
     embedder = OpenAIEmbedder("e", server.url, timeout=SLOW, max_bytes=2 * MB, retries=0)
-    error, took = finishes(lambda: embedder.encode(["a passage"]))
+    error, _took = finishes(lambda: embedder.encode(["a passage"]))
     assert isinstance(error, ModelError) and str(error) == (
         f"the embedding server at {server.url}/v1 sent a reply over 2 MB; check RAG_EMBEDDING_BASE_URL, "
-        "or raise RAG_MAX_RESPONSE_MB")
+        "or raise RAG_MAX_RESPONSE_MB"
+    )
 
 
 def test_the_deadline_and_the_cap_are_settings(monkeypatch):
@@ -359,8 +387,9 @@ def test_a_chroma_server_that_trickles_is_an_error_at_the_deadline(serve, tmp_pa
     assert DEADLINE <= took < DEADLINE + 3
 
 
-def test_rag_ingest_against_a_trickling_chroma_server_stops_with_one_line(serve, rag_home, small_corpus,
-                                                                          hashed_assistants, chroma_deadline):
+def test_rag_ingest_against_a_trickling_chroma_server_stops_with_one_line(
+    serve, rag_home, small_corpus, hashed_assistants, chroma_deadline
+):
     from rag.cli import cli
 
     server = serve(trickled_body)
@@ -381,8 +410,18 @@ def rag_serve_like(rag_home, events):
 
     def behave(path: str, sock: socket.socket, stop: threading.Event) -> None:
         if path == "/health":
-            json_reply(sock, 200, {"status": "ok", "model": "m", "model_spec": None, "model_loaded": True,
-                                   "papers": 5, "home": str(rag_home.resolve())})
+            json_reply(
+                sock,
+                200,
+                {
+                    "status": "ok",
+                    "model": "m",
+                    "model_spec": None,
+                    "model_loaded": True,
+                    "papers": 5,
+                    "home": str(rag_home.resolve()),
+                },
+            )
         else:
             events(sock, stop)
             raise OSError("done")
@@ -398,8 +437,10 @@ def test_rag_ask_through_a_trickling_rag_server_stops_with_one_line(serve, rag_h
     monkeypatch.setenv("RAG_REQUEST_DEADLINE", str(DEADLINE))
     for behave, problem in [
         (TRICKLED_HEADERS, "did not finish its reply within 1.5 s"),  # /health itself
-        (rag_serve_like(rag_home, lambda sock, stop: trickled(SSE_HEADERS, then=b":")("", sock, stop)),
-         "did not finish its reply within 1.5 s"),
+        (
+            rag_serve_like(rag_home, lambda sock, stop: trickled(SSE_HEADERS, then=b":")("", sock, stop)),
+            "did not finish its reply within 1.5 s",
+        ),
         (rag_serve_like(rag_home, endless_event), "an event longer than 4,194,304 characters"),
     ]:
         server = serve(behave)

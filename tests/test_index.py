@@ -76,11 +76,16 @@ def test_same_paper_from_two_files_is_stored_once_with_both_sources(assistant, s
 
 def test_filters_by_source_and_year(assistant, small_corpus, tmp_path):
     extra = tmp_path / "extra.jsonl"
-    extra.write_text(json.dumps({
-        "title": "Error Correction for Trapped Ions",
-        "abstract": "Trapped-ion qubits use a colour code for error correction with a logical error rate below the physical one.",
-        "year": 2024,
-    }) + "\n")
+    extra.write_text(
+        json.dumps(
+            {
+                "title": "Error Correction for Trapped Ions",
+                "abstract": "Trapped-ion qubits use a colour code for error correction with a logical error rate below the physical one.",
+                "year": 2024,
+            }
+        )
+        + "\n"
+    )
     assistant.ingest([small_corpus, extra])
     query = "quantum error correction logical error rate"
     assert {h.title for h in assistant.search(query, k=2)} >= {"Error Correction for Trapped Ions"}

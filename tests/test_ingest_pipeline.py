@@ -44,7 +44,7 @@ def test_stopping_mid_ingest_keeps_the_batches_embedded_and_the_next_ingest_fini
     with pytest.raises(Stop):
         a.ingest([corpus], progress=progress)
     a.close()
-    papers, chunks, _ = consistent(settings.home)
+    papers, _chunks, _ = consistent(settings.home)
     assert papers == 8  # the two batches embedded before; the third stopped inside its embedding
     b = Assistant(Settings(home=settings.home), embedder=HashEmbedder())
     report = b.ingest([corpus])

@@ -4,6 +4,7 @@ what is missing and how to rebuild it, instead of indexing the bundled corpus in
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -87,7 +88,7 @@ def test_first_run_only_in_a_data_dir_that_never_held_an_index(rag_home, small_c
     # an ingest cut short before any record leaves vectors behind: not a first run any more
     (rag_home / "index" / "chroma").mkdir(parents=True)
     assert not a.first_run
-    with pytest.raises(IndexMissingError, match="run `rag ingest PATH...` with the files it was built from"):
+    with pytest.raises(IndexMissingError, match=re.escape("run `rag ingest PATH...` with the files it was built from")):
         a.ensure_index()
 
 

@@ -3,6 +3,7 @@ are redone or refused, never loaded; a full disk and a missing network are one c
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def catalogue_with(tmp_path: Path, name: str, sha256: str | None = None) -> Settings:
     """A one-entry catalogue: the pip-packaged 0.5B model under its own name (optionally a wrong hash)."""
-    line = next(l for l in (ROOT / "models.txt").read_text().splitlines() if l.startswith("qwen2.5-coder-0.5b"))
+    line = next(x for x in (ROOT / "models.txt").read_text().splitlines() if x.startswith("qwen2.5-coder-0.5b"))
     fields = line.split()
     fields[0] = name
     if sha256:
@@ -46,7 +47,7 @@ def test_half_written_model_is_detected_and_assembled_again(tmp_path):
     # What a process killed while assembling leaves: a .partial file, or a short file with an old stamp.
     target.with_suffix(".gguf.partial").write_bytes(b"half")
     target.write_bytes(b"GGUF" + b"\0" * 1000)
-    (target.parent / "tiny.gguf.verified").write_text('{"sha256": "%s", "size": 1004, "mtime_ns": 0}' % entry.sha256)
+    (target.parent / "tiny.gguf.verified").write_text(json.dumps({"sha256": entry.sha256, "size": 1004, "mtime_ns": 0}))
     assert registry.status()[0].state != "ready"
     resolved = registry.resolve("tiny")
     assert resolved.path.stat().st_size == entry.size
@@ -69,7 +70,9 @@ def test_disk_full_while_assembling_is_one_clear_error(tmp_path):
 
 def test_pulling_a_hub_model_offline_fails_in_one_line(tmp_path):
     hub = next(e for e in load_catalogue(ROOT / "models.txt") if e.kind == "hf")
-    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "models", "pull", hub.name], obj={}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["--home", str(tmp_path), "models", "pull", hub.name], obj={}, catch_exceptions=False
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot download {hub.name}")
@@ -83,14 +86,17 @@ def test_pulling_puts_the_offline_switch_back(tmp_path, monkeypatch):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 
-@pytest.mark.parametrize(("spec", "kind", "name"), [
-    ("qwen2.5-coder-0.5b", "catalogue", "qwen2.5-coder-0.5b"),
-    ("models/tiny.gguf", "file", "tiny"),
-    ("tiny.gguf", "file", "tiny"),
-    ("/srv/models/qwen-q4", "file", "qwen-q4"),
-    ("openai:qwen2.5-coder-1.5b", "server", "qwen2.5-coder-1.5b"),
-    (" openai:llama3.2:3b ", "server", "llama3.2:3b"),
-])
+@pytest.mark.parametrize(
+    ("spec", "kind", "name"),
+    [
+        ("qwen2.5-coder-0.5b", "catalogue", "qwen2.5-coder-0.5b"),
+        ("models/tiny.gguf", "file", "tiny"),
+        ("tiny.gguf", "file", "tiny"),
+        ("/srv/models/qwen-q4", "file", "qwen-q4"),
+        ("openai:qwen2.5-coder-1.5b", "server", "qwen2.5-coder-1.5b"),
+        (" openai:llama3.2:3b ", "server", "llama3.2:3b"),
+    ],
+)
 def test_one_rule_for_model_specs(spec, kind, name):
     from rag.models import parse_model_spec
 

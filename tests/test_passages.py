@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.passages import build_passages, sentence_scores
 from rag.llm import ScriptedGenerator
+from rag.passages import build_passages, sentence_scores
 from rag.settings import Settings
 from rag.types import Hit, Paper
 
@@ -20,17 +20,23 @@ def _paper(title: str, sentences: list[str]) -> Paper:
     return Paper(title=title, abstract=" ".join(sentences), source="test")
 
 
-A = _paper("Graph forecasting of traffic", [
-    "Traffic forecasting matters for cities.",
-    "We propose a graph network over road sensors.",
-    "It cuts the forecasting error on the highway benchmark by 12 percent.",
-    "Code is released.",
-])
-B = _paper("Weather nowcasting", [
-    "Radar echoes drift.",
-    "Our model forecasts rain on a road network of sensors two hours ahead.",
-    "It runs on one GPU.",
-])
+A = _paper(
+    "Graph forecasting of traffic",
+    [
+        "Traffic forecasting matters for cities.",
+        "We propose a graph network over road sensors.",
+        "It cuts the forecasting error on the highway benchmark by 12 percent.",
+        "Code is released.",
+    ],
+)
+B = _paper(
+    "Weather nowcasting",
+    [
+        "Radar echoes drift.",
+        "Our model forecasts rain on a road network of sensors two hours ahead.",
+        "It runs on one GPU.",
+    ],
+)
 C = _paper("Protein folding", ["Proteins fold.", "We predict structures from sequences."])
 QUESTION = "By how much does the graph network cut the forecasting error on the highway benchmark?"
 

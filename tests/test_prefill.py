@@ -37,7 +37,9 @@ class PrefillingGenerator(ScriptedGenerator):
         self.generating = False
         self.overlapped = False
 
-    def prefill(self, messages: Sequence[Message], *, upto: str, cancel: threading.Event | None = None) -> PrefillReport:
+    def prefill(
+        self, messages: Sequence[Message], *, upto: str, cancel: threading.Event | None = None
+    ) -> PrefillReport:
         done = 0
         for _ in range(self.steps):
             if cancel is not None and cancel.is_set():
@@ -68,7 +70,9 @@ def assistant_with(rag_home, hash_embedder, small_corpus):
     made = []
 
     def build(generator, **settings) -> Assistant:
-        a = Assistant(Settings(home=rag_home, min_relevance=0.0, **settings), embedder=hash_embedder, generator=generator)
+        a = Assistant(
+            Settings(home=rag_home, min_relevance=0.0, **settings), embedder=hash_embedder, generator=generator
+        )
         if not made:
             a.ingest([small_corpus])
         made.append(a)

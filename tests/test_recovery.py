@@ -37,7 +37,10 @@ def garble(path: Path, offset: int = 0, size: int = 4096) -> None:
 
 def rag(home: Path, models_home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "rag.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "RAG_MODELS_HOME": str(models_home), **env},
     )
 
@@ -53,10 +56,17 @@ def test_garbled_vector_index_file_is_an_error_not_a_crash(bundled_home, models_
     assert len(lines) == 1 and "vector store is damaged" in lines[0] and "rag ingest" in lines[0]
 
 
-@pytest.mark.parametrize("damage", [
-    "hnsw header garbled", "hnsw data truncated", "hnsw segment removed", "chroma sqlite garbled",
-    "catalog header garbled", "catalog page garbled",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "hnsw header garbled",
+        "hnsw data truncated",
+        "hnsw segment removed",
+        "chroma sqlite garbled",
+        "catalog header garbled",
+        "catalog page garbled",
+    ],
+)
 def test_damaged_store_is_detected_at_open_with_the_way_out(hashed_bundled_home, tmp_path, damage):
     home = copy_of(hashed_bundled_home, tmp_path)
     index = home / "index"
@@ -106,7 +116,9 @@ def test_ingest_re_embeds_lost_vectors_from_the_catalog(assistant, small_corpus,
     # The corpus files are gone too: the catalog alone must be enough to repair the index.
     shutil.rmtree(small_corpus)
     other = tmp_path / "other.jsonl"
-    other.write_text('{"title": "An Unrelated Paper on Bees", "abstract": "Honey bees communicate the direction of food sources with a waggle dance that other workers decode reliably."}\n')
+    other.write_text(
+        '{"title": "An Unrelated Paper on Bees", "abstract": "Honey bees communicate the direction of food sources with a waggle dance that other workers decode reliably."}\n'
+    )
     report = assistant.ingest([other])
     assert (report.added, report.repaired) == (1, papers)
     assert any("vector store was damaged" in p for p in report.problems)
@@ -120,8 +132,12 @@ def test_orphan_vectors_from_a_cut_batch_are_never_shown_and_then_removed(assist
     vectors = assistant.index.vectors
     query = assistant.embedder.encode_query(QUESTION)
     # What a crash between the vector write and the catalog commit leaves behind.
-    vectors.add(["ghost:0", "ghost:1"], np.stack([query, query]), ["ghost text", "ghost text"],
-                [{"paper_id": "ghost", "position": 0, "title": "Ghost"}] * 2)
+    vectors.add(
+        ["ghost:0", "ghost:1"],
+        np.stack([query, query]),
+        ["ghost text", "ghost text"],
+        [{"paper_id": "ghost", "position": 0, "title": "Ghost"}] * 2,
+    )
     hits = assistant.search(QUESTION, k=10)
     assert hits and all(not h.chunk_id.startswith("ghost") for h in hits)
     report = assistant.ingest([small_corpus])

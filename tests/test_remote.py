@@ -116,7 +116,17 @@ def generator(url: str, **kw) -> OpenAIGenerator:
 
 # --- pure parts ---------------------------------------------------------------------------------------
 def test_sse_events_comments_multiline_data_and_unterminated_last_event():
-    lines = [": ping - 2026", "event: message", "data: one", "", "data:two", "data:  three", "", "id: 4", "data: [DONE]"]
+    lines = [
+        ": ping - 2026",
+        "event: message",
+        "data: one",
+        "",
+        "data:two",
+        "data:  three",
+        "",
+        "id: 4",
+        "data: [DONE]",
+    ]
     assert list(iter_sse_data(lines)) == ["one", "two\n three", "[DONE]"]
     assert list(iter_sse_data(["", "", ": only comments", ""])) == []
 
@@ -167,7 +177,7 @@ def test_stream_parses_pieces_until_done(stub):
 
 def test_reply_that_is_not_an_event_stream(stub):
     stub.routes["POST", "/v1/chat/completions"] = lambda h: reply(h, 200, b"<html>login</html>", "text/html")
-    with pytest.raises(GenerationError, match="did not answer like an OpenAI-compatible server.*text/html"):
+    with pytest.raises(GenerationError, match=r"did not answer like an OpenAI-compatible server.*text/html"):
         list(generator(stub.url).stream(MESSAGES, max_tokens=8))
 
 
@@ -200,11 +210,14 @@ def test_finish_reason_without_done_is_complete(stub):
     assert list(generator(stub.url).stream(MESSAGES, max_tokens=8)) == ["Done"]
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (401, "HTTP 401 .*invalid key.*RAG_API_KEY"),
-    (404, "HTTP 404 .*check RAG_BASE_URL"),
-    (500, "HTTP 500 .*invalid key.*server's log"),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, "HTTP 401 .*invalid key.*RAG_API_KEY"),
+        (404, "HTTP 404 .*check RAG_BASE_URL"),
+        (500, "HTTP 500 .*invalid key.*server's log"),
+    ],
+)
 def test_http_errors_carry_the_servers_message_and_a_hint(stub, status, expected):
     body = json.dumps({"error": {"message": "invalid key\nsecond line"}}).encode()
     stub.routes["POST", "/v1/chat/completions"] = lambda h: reply(h, status, body)
@@ -239,7 +252,9 @@ def test_server_down_fails_fast_with_one_line(monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     gen = generator(f"http://127.0.0.1:{port}", retries=2)
-    with pytest.raises(GenerationError, match=r"cannot reach the model server at http://127.0.0.1:\d+/v1 .*3 attempts.*RAG_BASE_URL"):
+    with pytest.raises(
+        GenerationError, match=r"cannot reach the model server at http://127.0.0.1:\d+/v1 .*3 attempts.*RAG_BASE_URL"
+    ):
         list(gen.stream(MESSAGES, max_tokens=8))
     assert slept == [0.5, 1.0]  # backoff between the 3 attempts, 1.5 s in all
     with pytest.raises(ModelError, match="cannot reach"):
@@ -259,7 +274,7 @@ def test_silence_before_the_first_token_and_between_tokens_times_out(stub):
 
     stub.routes["POST", "/v1/chat/completions"] = streamed(sse(chunk("first"), "[DONE]"), pause_after_first=2)
     pieces = []
-    with pytest.raises(GenerationError, match="sent nothing for 0.5 s"):
+    with pytest.raises(GenerationError, match=r"sent nothing for 0.5 s"):
         for piece in generator(stub.url, timeout=0.5).stream(MESSAGES, max_tokens=8):
             pieces.append(piece)
     assert pieces == ["first"]
@@ -282,7 +297,9 @@ def test_token_count_falls_back_to_an_estimate_without_a_tokenize_endpoint(stub)
 
 
 def test_token_count_uses_llama_server_tokenize(stub):
-    stub.routes["POST", "/tokenize"] = lambda h: reply(h, 200, json.dumps({"tokens": h.body["content"].split()}).encode())
+    stub.routes["POST", "/tokenize"] = lambda h: reply(
+        h, 200, json.dumps({"tokens": h.body["content"].split()}).encode()
+    )
     gen = generator(stub.url)
     assert gen.count_tokens("one two three") == 3
 
@@ -293,13 +310,13 @@ def test_embeddings_garbage_is_a_model_error(stub):
     with pytest.raises(ModelError, match="no list of 2 embeddings"):
         emb.encode(["a", "b"])
     stub.routes["POST", "/v1/embeddings"] = lambda h: reply(h, 200, b'{"data": [{"embedding": "abc", "index": 0}]}')
-    with pytest.raises(ModelError, match="embedding server .* did not answer like"):
+    with pytest.raises(ModelError, match=r"embedding server .* did not answer like"):
         emb.encode(["a"])
     stub.routes["POST", "/v1/embeddings"] = lambda h: reply(h, 200, b'{"data": [{"embedding": [0, 0], "index": 0}]}')
     with pytest.raises(ModelError, match="zero or non-finite"):
         emb.encode(["a"])
     stub.routes["POST", "/v1/embeddings"] = lambda h: reply(h, 404, b'{"detail": "Not Found"}')
-    with pytest.raises(ModelError, match="HTTP 404 .*RAG_EMBEDDING_BASE_URL"):
+    with pytest.raises(ModelError, match=r"HTTP 404 .*RAG_EMBEDDING_BASE_URL"):
         emb.encode(["a"])
 
 
@@ -333,13 +350,19 @@ def test_an_embedding_server_whose_dimension_changed_says_so(stub, rag_home, sma
     dimension = [8]
 
     def embeddings(handler: BaseHTTPRequestHandler) -> None:
-        data = [{"index": i, "embedding": [float(len(text) % 7 + 1), *[1.0 + i] * (dimension[0] - 1)]}
-                for i, text in enumerate(handler.body["input"])]
+        data = [
+            {"index": i, "embedding": [float(len(text) % 7 + 1), *[1.0 + i] * (dimension[0] - 1)]}
+            for i, text in enumerate(handler.body["input"])
+        ]
         reply(handler, 200, json.dumps({"data": data}).encode())
 
     stub.routes[("POST", "/v1/embeddings")] = embeddings
     settings = Settings(  # no local model of whole abstracts: this is about the server's
-        home=rag_home, embedding_model="openai:e", embedding_base_url=stub.url, request_retries=0, paper_embedding_model=""
+        home=rag_home,
+        embedding_model="openai:e",
+        embedding_base_url=stub.url,
+        request_retries=0,
+        paper_embedding_model="",
     )
     assistant = Assistant(settings)
     assistant.ingest([small_corpus])

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from rag import Assistant, GenerationError, IndexMismatchError, ModelError, Settings, VectorStoreError
+from rag import Assistant, GenerationError, IndexMismatchError, Settings, VectorStoreError
 from rag.cli import cli
 from rag.remote import OpenAIGenerator
 
@@ -60,8 +60,14 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "NO_COLOR": "1"}
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -103,19 +109,45 @@ def start_chroma(servers: list[ServerProcess], path: Path, port: int | None = No
     if CHROMA is None:
         pytest.fail("the `chroma` command (installed with chromadb) is missing")
     port = port or free_port()
-    server = ServerProcess("chroma", [CHROMA, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                           port, "/api/v2/heartbeat", path.parent / f"chroma-{port}.log", start_timeout=60)
+    server = ServerProcess(
+        "chroma",
+        [CHROMA, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        port,
+        "/api/v2/heartbeat",
+        path.parent / f"chroma-{port}.log",
+        start_timeout=60,
+    )
     servers.append(server)
     return server.start()
 
 
 def start_llama(servers: list[ServerProcess], gguf: Path, log_dir: Path, *extra: str) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", "rag.llama_server", "--model", str(gguf), "--model_alias", SMALL_MODEL,
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2),
-            "--seed", "0", "--chat_format", "chatml", *extra]
-    server = ServerProcess("llama_cpp.server", argv, port, "/v1/models", log_dir / f"llama-{port}.log",
-                           start_timeout=120)
+    argv = [
+        sys.executable,
+        "-m",
+        "rag.llama_server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        SMALL_MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        str(os.cpu_count() or 2),
+        "--seed",
+        "0",
+        "--chat_format",
+        "chatml",
+        *extra,
+    ]
+    server = ServerProcess(
+        "llama_cpp.server", argv, port, "/v1/models", log_dir / f"llama-{port}.log", start_timeout=120
+    )
     servers.append(server)
     return server.start()
 
@@ -145,8 +177,9 @@ def run_cli(*args: str, embedder=None):
 # --- Chroma server ----------------------------------------------------------------------------------------
 def test_chroma_server_gives_the_same_results_as_the_embedded_store(chroma, embedder, small_corpus, tmp_path):
     embedded = Assistant(Settings(home=tmp_path / "embedded"), embedder=embedder)
-    remote = Assistant(Settings(home=tmp_path / "remote", chroma_url=chroma.url, chroma_collection="same_results"),
-                       embedder=embedder)
+    remote = Assistant(
+        Settings(home=tmp_path / "remote", chroma_url=chroma.url, chroma_collection="same_results"), embedder=embedder
+    )
     try:
         for a in (embedded, remote):
             a.ingest([small_corpus])
@@ -161,8 +194,9 @@ def test_chroma_server_gives_the_same_results_as_the_embedded_store(chroma, embe
         assert stats.vector_store == f"{chroma.url} (same_results)" and embedded.stats().vector_store == "embedded"
 
         # a second data dir on the same server, in its own collection, sees only its own vectors
-        other = Assistant(Settings(home=tmp_path / "other", chroma_url=chroma.url, chroma_collection="other_dir"),
-                          embedder=embedder)
+        other = Assistant(
+            Settings(home=tmp_path / "other", chroma_url=chroma.url, chroma_collection="other_dir"), embedder=embedder
+        )
         other.ingest([small_corpus / "small.jsonl"])
         assert other.stats().vectors == stats.chunks and remote.stats().vectors == stats.chunks
         other.close()
@@ -172,7 +206,8 @@ def test_chroma_server_gives_the_same_results_as_the_embedded_store(chroma, embe
 
 
 def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
-        servers, embedder, small_corpus, tmp_path):
+    servers, embedder, small_corpus, tmp_path
+):
     server = start_chroma(servers, tmp_path / "chroma")
     home = tmp_path / "home"
     settings = Settings(home=home, chroma_url=server.url)
@@ -185,8 +220,10 @@ def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
     with pytest.raises(VectorStoreError, match=f"the Chroma server at {server.url} does not answer .*chroma run"):
         a.search(QUESTIONS[0])
     extra = tmp_path / "extra.jsonl"
-    extra.write_text('{"title": "Tidal Energy from Estuaries", "abstract": "Tidal turbines in estuaries produce '
-                     'predictable power. We model twelve sites over one year of measured currents."}\n')
+    extra.write_text(
+        '{"title": "Tidal Energy from Estuaries", "abstract": "Tidal turbines in estuaries produce '
+        'predictable power. We model twelve sites over one year of measured currents."}\n'
+    )
     with pytest.raises(VectorStoreError):
         a.ingest([extra])
     # the CLI: exit 1 and one line on stderr
@@ -243,12 +280,14 @@ def test_openai_backend_answers_like_the_in_process_model(llama, small_model, em
 def test_model_server_that_goes_away_gives_one_clear_error(servers, small_gguf, embedder, small_corpus, tmp_path):
     server = start_llama(servers, small_gguf, tmp_path)
     home = tmp_path / "home"
-    a = Assistant(Settings(home=home, model=f"openai:{SMALL_MODEL}", base_url=server.url, request_retries=1),
-                  embedder=embedder)
+    a = Assistant(
+        Settings(home=home, model=f"openai:{SMALL_MODEL}", base_url=server.url, request_retries=1), embedder=embedder
+    )
     a.ingest([small_corpus])
     generator = a.load_generator()
-    pieces = generator.stream([{"role": "user", "content": "Count from 1 to 200, separated by commas."}],
-                              max_tokens=400)
+    pieces = generator.stream(
+        [{"role": "user", "content": "Count from 1 to 200, separated by commas."}], max_tokens=400
+    )
     first = next(pieces)
     server.stop(signal.SIGKILL)  # mid-answer, as if it crashed
     with pytest.raises(GenerationError, match=f"{server.url}/v1 .*(broke|ended the answer early)"):
@@ -260,8 +299,17 @@ def test_model_server_that_goes_away_gives_one_clear_error(servers, small_gguf, 
         a.ask(ANSWERABLE[0])
     assert a.stats().chunks == a.stats().vectors  # nothing of the index depends on the model server
 
-    result = run_cli("--home", str(home), "ask", "-m", f"openai:{SMALL_MODEL}", "--base-url", server.url, ANSWERABLE[0],
-                     embedder=embedder)
+    result = run_cli(
+        "--home",
+        str(home),
+        "ask",
+        "-m",
+        f"openai:{SMALL_MODEL}",
+        "--base-url",
+        server.url,
+        ANSWERABLE[0],
+        embedder=embedder,
+    )
     assert result.exit_code == 1
     progress, error = result.stderr.strip().splitlines()
     assert progress == f"Connecting to openai:{SMALL_MODEL} at {server.url} ..."

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag.testing import write_synthetic_corpus as write_corpus
 
@@ -37,7 +38,10 @@ else:
 
 def run(home: Path, action: str, arg: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(home), action, arg], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", SCRIPT, str(home), action, arg],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -49,7 +53,8 @@ def vector_files(home: Path) -> dict[str, str]:
     root = home / "index" / "chroma"
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("chroma.sqlite3")
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith("chroma.sqlite3")
     }
 
 

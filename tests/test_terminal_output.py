@@ -21,7 +21,9 @@ from rag.testing import HashEmbedder
 HOSTILE = Path(__file__).parent / "data" / "hostile.jsonl"
 RECORDS = [json.loads(line) for line in HOSTILE.read_text(encoding="utf-8").splitlines()]
 # What a terminal must never receive from corpus or model text (our own SGR styling aside).
-FOREIGN = re.compile(r"\x1b\]|\x1b\[(?![0-9;]*m)|\x1b\[(?:31|5)m|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+FOREIGN = re.compile(
+    r"\x1b\]|\x1b\[(?![0-9;]*m)|\x1b\[(?:31|5)m|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
 DIRTY_TITLE = "\x1b]0;pwned\x07Graph Neural Networks for Traffic Forecasting \x1b[2J"
 DIRTY_ABSTRACT = (
     "We forecast traffic speed on road networks with a graph neural network over loop detectors \x1b[2J and "
@@ -71,8 +73,9 @@ def dirty_home(rag_home, monkeypatch):
 
 
 def _invoke(home, *args):
-    return CliRunner().invoke(cli, ["--home", str(home), *args], obj={"embedder": HashEmbedder()}, color=True,
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, ["--home", str(home), *args], obj={"embedder": HashEmbedder()}, color=True, catch_exceptions=False
+    )
 
 
 def test_search_prints_no_escape_from_the_index(dirty_home):
@@ -87,16 +90,19 @@ def test_search_prints_no_escape_from_the_index(dirty_home):
 
 def test_ask_prints_no_escape_from_the_model_or_the_references(dirty_home, monkeypatch):
     # The model repeats the passage's escapes and adds its own (an OSC 8 link, a title change).
-    reply = ("Graph neural networks over loop detectors \x1b]8;;http://evil.example\x1b\\reduce the error\x1b]8;;\x1b\\ "
-             "on highway benchmarks by twelve percent \x1b]0;pwned\x07\x1b[2J [1].")
+    reply = (
+        "Graph neural networks over loop detectors \x1b]8;;http://evil.example\x1b\\reduce the error\x1b]8;;\x1b\\ "
+        "on highway benchmarks by twelve percent \x1b]0;pwned\x07\x1b[2J [1]."
+    )
     monkeypatch.setattr(Assistant, "load_generator", lambda self, progress=None: ScriptedGenerator([reply]))
     result = _invoke(dirty_home, "ask", "How much do graph neural networks reduce the traffic forecasting error?")
     assert result.exit_code == 0, result.output
     assert "reduce the error on highway benchmarks by twelve percent [1]." in result.stdout
     assert "References:\n[1] Graph Neural Networks for Traffic Forecasting" in result.stdout
     assert not FOREIGN.search(result.stdout + result.stderr), repr(result.stdout)
-    raw = _invoke(dirty_home, "ask", "How much do graph neural networks reduce the traffic forecasting error?",
-                  "--json").stdout
+    raw = _invoke(
+        dirty_home, "ask", "How much do graph neural networks reduce the traffic forecasting error?", "--json"
+    ).stdout
     assert "\x1b" not in raw and "\x07" not in raw and "\u202e" not in raw
     data = json.loads(raw)
     assert not has_controls(data["answer"])  # the model's escapes never reach the Answer
@@ -115,9 +121,11 @@ async def test_chat_shows_corpus_and_model_text_without_escapes_links_or_markup(
     from tui.app import make_app
     from tui.widgets import AnswerView, PaperScreen, SourceCard
 
-    reply = ("Graph neural networks over loop detectors reduce the error on highway benchmarks by twelve percent "
-             "\x1b]0;pwned\x07 [1]. The [code for reducing the error](http://evil.example/steal) is on highway "
-             "benchmarks [1].\n\n[1]: http://evil.example/ref")
+    reply = (
+        "Graph neural networks over loop detectors reduce the error on highway benchmarks by twelve percent "
+        "\x1b]0;pwned\x07 [1]. The [code for reducing the error](http://evil.example/steal) is on highway "
+        "benchmarks [1].\n\n[1]: http://evil.example/ref"
+    )
     a = Assistant(Settings(home=dirty_home), embedder=HashEmbedder(), generator=ScriptedGenerator([reply]))
     app = make_app(assistant=a)
     try:
@@ -134,7 +142,7 @@ async def test_chat_shows_corpus_and_model_text_without_escapes_links_or_markup(
             assert "evil.example" not in view.text
             assert any("evil.example" in d.reason for d in view.answer.dropped), view.answer.dropped
             # The Markdown keeps "[see code](...)" as typed: no link hides its target, [1] stays a marker.
-            rendered = [w._content for w in view.markdown.query("MarkdownParagraph")]  # noqa: SLF001
+            rendered = [w._content for w in view.markdown.query("MarkdownParagraph")]
             assert rendered and all(isinstance(c, Content) for c in rendered)
             assert not any("@click" in str(span.style) for c in rendered for span in c.spans)
             assert "[1]" in "".join(c.plain for c in rendered)
@@ -162,7 +170,7 @@ async def test_chat_notifications_do_not_interpret_markup(rag_home):
             app.post_message(Problem("bad record: '[link=http://evil.example]click[/link] [/]'", "Index"))
             await pilot.pause()
             await pilot.pause()
-            [note] = [n for n in app._notifications if "bad record" in n.message]  # noqa: SLF001
+            [note] = [n for n in app._notifications if "bad record" in n.message]
             assert note.markup is False
     finally:
         a.close()

@@ -28,7 +28,9 @@ def assistant_for(rag_home, small_corpus):
     made = []
 
     def build(generator=None, **settings) -> Assistant:
-        a = Assistant(Settings(home=rag_home, min_relevance=0.0, **settings), embedder=HashEmbedder(), generator=generator)
+        a = Assistant(
+            Settings(home=rag_home, min_relevance=0.0, **settings), embedder=HashEmbedder(), generator=generator
+        )
         a.ingest([small_corpus])
         made.append(a)
         return a
@@ -52,14 +54,17 @@ def test_the_cli_refuses_it_in_one_line(rag_home):
     result = CliRunner().invoke(cli, ["--home", str(rag_home), "ask", "?!?! ... ;;"], obj={})
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: the question has no words (only punctuation or symbols); type a question about the papers")
+        "Error: the question has no words (only punctuation or symbols); type a question about the papers"
+    )
 
 
 # --- the answer at the token limit ----------------------------------------------------------------------
 def test_a_sentence_cut_at_the_token_limit_is_not_shown_as_a_verified_claim(assistant_for):
     # 11 words, then the model runs out of its 16 tokens in the middle of a supported sentence.
-    reply = ("The logical error rate falls by a factor of 2.1 [1]. "
-             "The code distance grows from three to five when the logical error rate falls by 2.1.")
+    reply = (
+        "The logical error rate falls by a factor of 2.1 [1]. "
+        "The code distance grows from three to five when the logical error rate falls by 2.1."
+    )
     a = assistant_for(ScriptedGenerator([reply]), max_answer_tokens=16)
     answer = a.ask(QUESTION)
     assert answer.completion_tokens == 16
@@ -152,7 +157,9 @@ def test_json_lines_are_read_without_holding_the_file_twice(tmp_path):
     path = tmp_path / "big.jsonl"
     with open(path, "w", encoding="utf-8") as f:
         for i in range(1000):  # abstracts of ~3 kB: the text, not the objects around it, is what weighs
-            f.write(json.dumps({"title": f"Paper {i} on something", "abstract": f"{ABSTRACT} Number {i}. " * 30}) + "\n")
+            f.write(
+                json.dumps({"title": f"Paper {i} on something", "abstract": f"{ABSTRACT} Number {i}. " * 30}) + "\n"
+            )
     size = path.stat().st_size
     tracemalloc.start()
     result = read_file(path)
@@ -160,13 +167,15 @@ def test_json_lines_are_read_without_holding_the_file_twice(tmp_path):
     tracemalloc.stop()
     assert len(result.papers) == 1000
     # The papers themselves take ~1.4x the file; reading the bytes, the text and its lines whole peaked at ~4.4x.
-    assert peak < 2 * size, (peak / size)
+    assert peak < 2 * size, peak / size
 
 
 def test_json_lines_report_bad_utf8_at_its_line_and_read_the_rest(tmp_path):
     path = tmp_path / "mixed.jsonl"
     good = json.dumps({"title": "Good One", "abstract": ABSTRACT}).encode()
-    path.write_bytes(b"\xef\xbb\xbf" + good + b"\r\n" + b'{"title": "Caf\xe9"}\n' + good.replace(b"One", b"Two") + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + good + b"\r\n" + b'{"title": "Caf\xe9"}\n' + good.replace(b"One", b"Two") + b"\n"
+    )
     result = read_file(path)
     assert [p.title for p in result.papers] == ["Good One", "Good Two"]
     assert result.problems == [f"{path}:2: not UTF-8 text (convert it with iconv -t UTF-8)"]
