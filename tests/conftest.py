@@ -3,9 +3,10 @@ once per session, and the test doubles of `rag.testing` stand in where a test ch
 
 Tiers: `python -m pytest -q -m "not slow"` is the fast one: model-free doubles only. Tests that need
 the real LLM (`llm`), servers (`servers`), the real embedding model (`embedder`), the bundled corpus
-indexed with it (`bundled`) or more than ~5 s are `slow` and run in the full suite; the first four are
-marked from the fixtures they use. A test outside `embedder` that loads a real embedding model fails at
-once (`_no_real_embedder_outside_its_tier`). Under RAG_CI=1 (.ci/run) a skipped test is a failure.
+indexed with it (`bundled`) or more than ~5 s are `slow` and run in the full suite; `llm`, `embedder`
+and `bundled` are set from the fixtures a test uses. A test not marked `embedder` that loads a real
+embedding model fails at once (`_no_real_embedder_outside_its_tier`). Under RAG_CI=1 (.ci/run) a
+skipped test is a failure.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 @pytest.fixture(autouse=True)
 def _no_real_embedder_outside_its_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test of the fast tier that loads a real embedding model (MiniLM, or any other through
-    `make_embedder`) fails at once: the fast tier uses `HashEmbedder`."""
-    if request.node.get_closest_marker("embedder") or request.node.get_closest_marker("slow"):
+    """A test not marked `embedder` that loads a real embedding model (MiniLM, or any other through
+    `make_embedder`) fails at once: the marker says which tests need one, and the fast tier has none."""
+    if request.node.get_closest_marker("embedder"):
         return
 
     def refuse(self: Embedder):
