@@ -31,6 +31,7 @@ from .index import Index, IndexStats, IngestReport, Progress
 from .llm import make_generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
+from .paper_vectors import make_paper_embedder
 from .passages import build_passages, relevant
 from .prompts import Template, load_prompts
 from .protocols import Embedder, Generator, Prefiller
@@ -79,12 +80,18 @@ class Assistant:
         *,
         embedder: Embedder | None = None,
         generator: Generator | None = None,
+        paper_embedder: Embedder | None = None,
     ):
+        """Models come from `settings` unless given: `embedder` embeds chunks (and queries), `paper_embedder`
+        whole abstracts (`rag.paper_vectors`; when an `embedder` is given, there is none unless given too)."""
         self.settings = settings or Settings.load()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
         self.embedder: Embedder = embedder or make_embedder(self.settings)
-        self.index = Index(self.settings, self.embedder)
+        if paper_embedder is None and embedder is None:
+            paper_embedder = make_paper_embedder(self.settings)
+        self.paper_embedder = paper_embedder
+        self.index = Index(self.settings, self.embedder, paper_embedder=paper_embedder)
         self.retriever = Retriever(self.index, self.settings)
         self.provenance = Provenance(self.settings.home, self.settings.index_dir)
         self._models: ModelRegistry | None = None
@@ -382,7 +389,8 @@ class Assistant:
         # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
         # favour the sentences that repeat the title over the ones that answer.
         focus = text if resolved.topic_id is not None else resolved.text
-        return build_passages(focus, hits, self.index.catalog, generator, self.settings)
+        embedder = self.embedder if self.settings.context_by_meaning else None
+        return build_passages(focus, hits, self.index.catalog, generator, self.settings, embedder)
 
     def _stop_preparing(self) -> None:
         """Stop a draft's preparation in flight and wait for it (at most one of its steps)."""

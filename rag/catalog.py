@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS paper_names (
     PRIMARY KEY (name_key, paper_id)
 );
 CREATE INDEX IF NOT EXISTS names_by_paper ON paper_names(paper_id);
+CREATE TABLE IF NOT EXISTS paper_vectors (
+    paper_id TEXT PRIMARY KEY REFERENCES papers(paper_id) ON DELETE CASCADE,
+    vector BLOB NOT NULL
+) WITHOUT ROWID;
 """
 NAMES_VERSION = "2"  # bump when `own_names` changes: the next ingest recomputes the table
 # What filters (`--source`, `--author`, `--year`/`--since`/`--until`) read: sources and authors as
@@ -334,6 +338,48 @@ class Catalog:
         matrix = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1) if blobs else np.zeros((0, 0))
         return ids, matrix.astype(np.float32)
 
+    # --- whole-abstract vectors (the paper embedding model's) ---------------------------
+    def paper_vector_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM paper_vectors").fetchone()[0]
+
+    def papers_without_vector(self, limit: int) -> list[str]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT paper_id FROM papers WHERE paper_id NOT IN (SELECT paper_id FROM paper_vectors) "
+                "ORDER BY rowid LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def set_paper_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Writer only: keep these papers' whole-abstract vectors."""
+        with self.lock, self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO paper_vectors VALUES (?, ?)",
+                [(pid, np.asarray(v, dtype=VECTOR_DTYPE).tobytes()) for pid, v in vectors.items()],
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(self.generation + 1),)
+            )
+
+    def clear_paper_vectors(self, model: str) -> None:
+        """Writer only: forget every paper vector; the ones to come are `model`'s."""
+        with self.lock, self._transaction():
+            self.db.execute("DELETE FROM paper_vectors")
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('paper_model', ?)", (model,))
+
+    def all_paper_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every paper vector (float16 rows, catalog order of the vectors)."""
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        for pid, blob in self.db.execute("SELECT paper_id, vector FROM paper_vectors"):
+            ids.append(pid)
+            blobs.append(blob)
+        if not blobs:
+            return ids, np.zeros((0, 0), dtype=VECTOR_DTYPE)
+        return ids, np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(ids), -1)
+
     # --- filters ----------------------------------------------------------------------
     @property
     def filters_ready(self) -> bool:
@@ -496,11 +542,15 @@ class Catalog:
         removed: Sequence[str],
         vectors: np.ndarray | None = None,
         places: Sequence[str] | None = None,
+        paper_vectors: np.ndarray | None = None,
     ) -> None:
         """One atomic step: drop replaced papers, record new papers and their chunks (with their vectors,
-        row i of `vectors` for chunk i); with `places`, where this ingest run read each paper (see `begin_run`)."""
+        row i of `vectors` for chunk i, and the papers' whole-abstract vectors, row i of `paper_vectors`
+        for paper i); with `places`, where this ingest run read each paper (see `begin_run`)."""
         if vectors is not None and len(vectors) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        if paper_vectors is not None and len(paper_vectors) != len(papers):
+            raise ValueError(f"{len(papers)} papers but {len(paper_vectors)} paper vectors")
         blobs = [None] * len(chunks) if vectors is None else [row.tobytes() for row in vectors.astype(VECTOR_DTYPE)]
         filters = self.filters_ready
         with self.lock, self._transaction():
@@ -532,6 +582,11 @@ class Catalog:
                 "INSERT OR REPLACE INTO chunks(chunk_id, paper_id, position, text, vector) VALUES (?, ?, ?, ?, ?)",
                 [(c.chunk_id, c.paper_id, c.position, c.text, blob) for c, blob in zip(chunks, blobs)],
             )
+            if paper_vectors is not None:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO paper_vectors VALUES (?, ?)",
+                    [(p.paper_id, row.tobytes()) for p, row in zip(papers, paper_vectors.astype(VECTOR_DTYPE))],
+                )
             if filters:
                 for p in papers:
                     self._link(p.paper_id, p.sources, p.authors)

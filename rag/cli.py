@@ -663,6 +663,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"papers:          {s.papers}")
     _out(f"chunks:          {s.chunks} ({s.vectors} vectors, {s.vector_store})")
     _out(f"embedding model: {s.embedding_model} ({s.dimension}-d)")
+    if s.paper_model:
+        _out(f"paper model:     {s.paper_model} ({s.paper_vectors} of {s.papers} papers have its vector)")
     click.echo(f"sources:         {len(s.sources)}")
     click.echo(f"size on disk:    {s.disk_bytes / 1e6:.1f} MB")
 

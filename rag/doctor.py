@@ -229,6 +229,25 @@ def _models(
         report.add("models", "embedding model", "fail", str(exc))
 
 
+def _paper_side(report: DoctorReport, settings: Settings, model: str | None, vectors: int, papers: int) -> None:
+    """Whether searches can use the whole-abstract vectors of the configured paper model."""
+    wanted = settings.paper_embedding_model
+    if not wanted:
+        report.add(
+            "index", "paper model", "info", "off (RAG_PAPER_EMBEDDING_MODEL is empty): BM25 and chunk vectors only"
+        )
+    elif model == wanted and vectors == papers:
+        report.add("index", "paper model", "ok", f"{wanted}: every paper has its whole-abstract vector")
+    else:
+        have = f"{vectors} of {papers} papers have a vector of {model}" if model else "no paper has a vector yet"
+        report.add(
+            "index",
+            "paper model",
+            "warn",
+            f"{wanted} is configured but {have}; searches go without it until `rag ingest` embeds them",
+        )
+
+
 def _recall(report: DoctorReport, check: RecallCheck) -> None:
     """Does the vector store's graph find sampled chunks by their own vectors?"""
     from .retrieve import RECALL_K
@@ -315,6 +334,7 @@ def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> No
         )
         if layout := assistant.index.outdated_layout():
             report.add("index", "layout", "warn", layout)
+        _paper_side(report, settings, stats.paper_model, stats.paper_vectors, stats.papers)
         _recall(report, assistant.check_recall(RECALL_SAMPLE_VERIFY if verify else RECALL_SAMPLE))
     except RagError as exc:
         report.add("index", "consistency", "fail", str(exc))

@@ -177,7 +177,7 @@ class KeptVectors:
         query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
         # One BLAS thread: OpenBLAS's extra threads spin on after a product, and on a small machine
         # that slowed everything else in the search (query embedding, BM25) by ~1.7x, measured.
-        with _blas().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             scores = self.unit @ query
         among = np.arange(len(scores)) if rows is None else np.flatnonzero(rows)
         if n < len(among):
@@ -189,6 +189,11 @@ class KeptVectors:
 @functools.cache
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread (see `KeptVectors.nearest`)."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 class FilteredVectors:

@@ -33,6 +33,8 @@ from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, Mo
 from .filters import PaperTable
 from .lexical import LexicalIndex
 from .locking import WriterLock
+from .paper_vectors import PaperEmbedding
+from .precomputed import Precomputed
 from .protocols import Embedder
 from .settings import Settings
 from .types import Chunk, Paper
@@ -85,6 +87,7 @@ class IngestReport(BaseModel):
     problems: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    paper_vectors_added: int = 0  # papers of the index given a whole-abstract vector after the fact
 
 
 class IndexStats(BaseModel):
@@ -97,6 +100,8 @@ class IndexStats(BaseModel):
     dimension: int | None
     sources: list[str]
     disk_bytes: int
+    paper_model: str | None = None  # the model of the papers' whole-abstract vectors (`rag.paper_vectors`)
+    paper_vectors: int = 0
 
 
 def _advance(progress: Progress | None, total: int) -> Callable[[int], None] | None:
@@ -168,6 +173,7 @@ class BatchWriter:
         chunks: list[Chunk],
         vectors: np.ndarray,
         places: list[str] | None = None,
+        paper_vectors: np.ndarray | None = None,
     ) -> int:
         """Hand over one batch; its number (`committed` reaches it once it is written)."""
         self._raise()
@@ -175,7 +181,7 @@ class BatchWriter:
         number = self.put_count
 
         def write() -> None:
-            self.write(batch, chunks, vectors, places, self.report)
+            self.write(batch, chunks, vectors, places, self.report, paper_vectors)
             self.committed = number
 
         self.queue.put(write)
@@ -235,11 +241,20 @@ class InFlight:
 
 class Index:
     def __init__(
-        self, settings: Settings, embedder: Embedder, *, directory: Path | None = None, collection: str | None = None
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        *,
+        directory: Path | None = None,
+        collection: str | None = None,
+        paper_embedder: Embedder | None = None,
     ):
-        """The index in `settings.index_dir` (or in `directory`, for a rebuild's new index)."""
+        """The index in `settings.index_dir` (or in `directory`, for a rebuild's new index); with a
+        `paper_embedder`, each paper also gets a whole-abstract vector (`rag.paper_vectors`)."""
         self.settings = settings
         self.embedder = embedder
+        self.paper_embedder = paper_embedder
+        self.papers = PaperEmbedding(paper_embedder) if paper_embedder is not None else None
         self.dir = directory or settings.index_dir
         self._collection = collection
         if directory is None:
@@ -445,7 +460,9 @@ class Index:
         collection = (
             f"{self.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}" if self.settings.chroma_url else None
         )
-        new = Index(self.settings, self.embedder, directory=target, collection=collection)
+        new = Index(
+            self.settings, self.embedder, directory=target, collection=collection, paper_embedder=self.paper_embedder
+        )
         new._writing = True
         try:
             report = new._ingest(pieces, progress, limit)
@@ -484,7 +501,7 @@ class Index:
             self._swap_in(target)
         elif target.exists():
             if self.settings.chroma_url:
-                left = Index(self.settings, self.embedder, directory=target)
+                left = Index(self.settings, self.embedder, directory=target, paper_embedder=self.paper_embedder)
                 if left.catalog_path.exists() and left.catalog.get_meta("chroma_collection"):
                     self._drop_server_collection(left.collection_name)
                 left.close()
@@ -503,12 +520,16 @@ class Index:
         if layout := self.outdated_layout():
             report.problems.append(layout)  # catalogs from before the names table get it here
         stored = self._drop_damaged_vectors(report)
+        if self.papers is not None:
+            self.papers.begin(catalog)
         catalog.set_meta({"vector_state": "writing"})
         catalog.begin_run()
         repairs = self._repairs(report, stored)
         report.repaired = len(repairs)
         if self._embed_and_commit(pieces, repairs, report, progress, limit):
             self.lexical  # noqa: B018 - the property brings BM25 up to date with what was committed
+        if self.papers is not None:  # papers from before the paper model (or another one's) get its vectors
+            report.paper_vectors_added = self.papers.repair(catalog, progress)
         self._keep_vectors()
         manifest = {}
         if not self.settings.chroma_url:
@@ -548,6 +569,7 @@ class Index:
         """Resolve, chunk and embed the input batch by batch, handing each to the writer thread; whether
         anything was embedded."""
         embedder = self.embedder
+        shipped = Precomputed.shipped(embedder.name)  # the bundled corpus's vectors, if this is their model
         in_flight = InFlight()
         embedded_any = False
         # The progress total (chunks) is extrapolated from what was read so far: the share of the
@@ -584,14 +606,20 @@ class Index:
                         )
                     ]
                     todo_papers += len(todo)
-                    chunks_seen += len(chunks)
+                    # the progress counts texts embedded: the chunks, and each paper once more with a paper model
+                    chunks_seen += len(chunks) + (len(todo) if self.papers else 0)
                     total = _estimate_total(chunks_seen, todo_papers, papers_in, report.unique_papers, done, limit)
                     if progress:
                         progress("embed", 0, total)
                     t0 = time.perf_counter()
-                    vectors = embedder.encode([c.embedded_text for c in chunks], progress=_advance(progress, total))
+                    vectors = shipped.encode([c.embedded_text for c in chunks], embedder, _advance(progress, total))
+                    paper_vectors = (
+                        self.papers.embed([paper for paper, _ in todo], _advance(progress, total))
+                        if self.papers
+                        else None
+                    )
                     report.embed_seconds += time.perf_counter() - t0
-                    number = writer.put(todo, chunks, vectors, places)
+                    number = writer.put(todo, chunks, vectors, places, paper_vectors)
                     for (paper, _), place in zip(todo, places):
                         if place:  # a repair is not part of the input
                             in_flight.by_title[paper.title_key] = (number, paper.paper_id, paper.sources, place)
@@ -700,6 +728,7 @@ class Index:
         embedded: np.ndarray,
         places: list[str] | None,
         report: IngestReport,
+        paper_vectors: np.ndarray | None = None,
     ) -> None:
         """Commit one embedded batch: vectors, then the catalog (with the vectors), then the removal of
         the vectors it replaced (until the catalog moved on, readers still use them)."""
@@ -708,7 +737,9 @@ class Index:
         new_ids = {c.chunk_id for c in chunks}
         stale = [cid for cid in catalog.chunk_ids_of(replaced) if cid not in new_ids]
         vectors.add([c.chunk_id for c in chunks], embedded)
-        catalog.commit_batch([paper for paper, _ in batch], chunks, replaced, embedded, places=places)
+        catalog.commit_batch(
+            [paper for paper, _ in batch], chunks, replaced, embedded, places=places, paper_vectors=paper_vectors
+        )
         vectors.delete(stale)
         report.chunks_added += len(chunks)
         report.chunks_removed += len(stale)
@@ -779,6 +810,8 @@ class Index:
             dimension=int(dimension) if dimension else None,
             sources=catalog.source_names(),
             disk_bytes=disk,
+            paper_model=catalog.get_meta("paper_model"),
+            paper_vectors=catalog.paper_vector_count(),
         )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .filters import FilteredVectors, Filters, KeptVectors, PaperTable
 from .index import Index
+from .paper_vectors import PaperScores
 from .settings import Settings
 from .text import content_words, name_key, name_spans, tokenize
 from .types import Hit
@@ -58,6 +59,29 @@ class RecallCheck:
         return self.found / self.sampled if self.sampled else 1.0
 
 
+def standardised_fusion(signals: Sequence[dict[str, float]], depth: int) -> dict[str, float]:
+    """score(d) = sum over signals of (s(d) - mean) / spread, mean and spread over that signal's `depth`
+    best scores; a paper a signal did not list takes that signal's lowest listed score.
+
+    Unlike reciprocal ranks, how far a paper stands out counts: one that a signal puts several spreads
+    above its other candidates can outweigh the milder preferences of the other two. On paraphrased
+    questions the paper model often does, while BM25 and the chunk embedder, both led by shared words,
+    spread their scores over papers that share some (BENCHMARKS "Paraphrase-robust retrieval").
+    """
+    papers = {pid for signal in signals for pid in signal}
+    fused = dict.fromkeys(papers, 0.0)
+    for signal in signals:
+        if not signal:
+            continue
+        top = np.sort(np.fromiter(signal.values(), dtype=np.float64, count=len(signal)))[::-1][:depth]
+        mean = float(top.mean())
+        spread = max(float(top.std()), 1e-6 + 0.01 * abs(mean))  # a flat or one-paper list weighs ~nothing
+        floor = float(top[-1])
+        for pid in papers:
+            fused[pid] += (signal.get(pid, floor) - mean) / spread
+    return fused
+
+
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
     """score(d) = sum over rankings of 1 / (k + rank(d)), ranks starting at 1."""
     scores: dict[str, float] = {}
@@ -72,6 +96,8 @@ class Retriever:
         self.index = index
         self.settings = settings
         self.filtered_vectors = FilteredVectors(FILTERED_VECTORS_BYTES)
+        paper_model = index.paper_embedder.name if index.paper_embedder is not None else None
+        self.papers = PaperScores(lambda: self.index.catalog, paper_model) if paper_model else None
         self._exact_lock = threading.Lock()
         self._exact: tuple[int, KeptVectors | None] | None = None  # (catalog generation, every chunk's vector)
         self._exact_positions: tuple[KeptVectors, PaperTable, np.ndarray] | None = None  # its chunks' papers
@@ -112,10 +138,23 @@ class Retriever:
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "lexical") and lex is not None:
             lexical = lex.search(query, n, allowed=mask)
+        others = set(best_chunk) | {pid for pid, _ in lexical}
+        by_paper = self._paper_side(query, n, table, mask, others) if mode == "hybrid" else {}
 
         dense_rank = {pid: r for r, pid in enumerate(best_chunk, start=1)}
         lexical_rank = {pid: r for r, (pid, _) in enumerate(lexical, start=1)}
-        if mode == "hybrid":
+        paper_ranked = sorted(by_paper, key=lambda pid: -by_paper[pid])
+        paper_rank = {pid: r for r, pid in enumerate(paper_ranked, start=1)}
+        if mode == "hybrid" and by_paper:
+            fused = standardised_fusion(
+                [
+                    {pid: score for pid, (_, score) in best_chunk.items()},
+                    dict(lexical),
+                    by_paper,
+                ],
+                n,
+            )
+        elif mode == "hybrid":
             fused = reciprocal_rank_fusion([list(best_chunk), [pid for pid, _ in lexical]], self.settings.rrf_k)
         elif mode == "dense":
             fused = {pid: score for pid, (_, score) in best_chunk.items()}
@@ -150,12 +189,37 @@ class Retriever:
                     dense_rank=dense_rank.get(pid),
                     lexical_rank=lexical_rank.get(pid),
                     dense_score=best_chunk[pid][1] if pid in best_chunk else None,
+                    paper_rank=paper_rank.get(pid),
+                    paper_score=by_paper.get(pid),
                     named=pid in named,
                     sources=paper.sources,
                     year=paper.year,
                 )
             )
         return hits
+
+    def _paper_side(
+        self, query: str, n: int, table: PaperTable | None, mask: np.ndarray | None, others: set[str]
+    ) -> dict[str, float]:
+        """The paper model's cosine of the question to its n nearest papers (of those `mask` keeps) and to
+        the `others` the other signals found; empty without a complete paper side in this index."""
+        embedder = self.index.paper_embedder
+        if self.papers is None or embedder is None:
+            return {}
+        held = self.papers.held()
+        if held is None:
+            return {}  # no paper vectors of this model in the index (yet): the model is not even loaded
+        ids = held[0]
+        cosines = self.papers.scores(embedder.encode_query(query), held)
+        if table is not None and mask is not None:
+            at = table.position.get
+            kept = np.fromiter(((i := at(pid)) is not None and mask[i] for pid in ids), dtype=bool, count=len(ids))
+            cosines = np.where(kept, cosines, -np.inf)
+        top = np.argpartition(-cosines, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
+        out = {ids[i]: float(cosines[i]) for i in top if np.isfinite(cosines[i])}
+        row = self.papers.row
+        out.update({pid: float(cosines[row[pid]]) for pid in others if pid in row and pid not in out})
+        return out
 
     def filter_problem(self, filters: Filters) -> str | None:
         """Why `filters` keep no paper of the index (None: they keep some, or there are none)."""

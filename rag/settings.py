@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="Embedding model: the packaged all-MiniLM-L6-v2, a local sentence-transformers folder, "
         "or openai:NAME on the server at embedding_base_url.",
     )
+    paper_embedding_model: str = Field(
+        default="all-mpnet-base-v2",
+        description="A second embedding model, of whole abstracts, fused with the chunk embedder and BM25: the "
+        "packaged all-mpnet-base-v2 (int8), a local sentence-transformers folder, or '' (off: faster ingest, "
+        "weaker on questions in other words than the paper's).",
+    )
     model: str | None = Field(
         default=None,
         description="LLM: a name from models.txt, a path to a .gguf, or openai:NAME on the server at base_url "
@@ -187,6 +193,15 @@ class Settings(BaseSettings):
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
     context_sentences: int = Field(
         default=3, ge=1, description="At most this many sentences of each of those abstracts."
+    )
+    context_by_meaning: bool = Field(
+        default=True,
+        description="Choose passage sentences by the chunk embedder's cosine to the question as well as by shared words.",
+    )
+    context_whole_top_tokens: int = Field(
+        default=320,
+        ge=0,
+        description="The top paper's whole abstract is shown when it costs at most this many tokens (0: never).",
     )
     context_tokens: int = Field(
         default=450,

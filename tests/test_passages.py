@@ -41,13 +41,15 @@ C = _paper("Protein folding", ["Proteins fold.", "We predict structures from seq
 QUESTION = "By how much does the graph network cut the forecasting error on the highway benchmark?"
 
 
-def _build(budget: int, per_paper: int = 2, papers=(A, B, C)):
+def _build(budget: int, per_paper: int = 2, papers=(A, B, C), whole_top: int = 0, question=QUESTION, embedder=None):
     catalog = _Catalog({p.paper_id: p for p in papers})
     hits = [Hit(f"{p.paper_id}:0", p.paper_id, p.title, p.abstract, 1.0 - i / 10) for i, p in enumerate(papers)]
     # (model_copy skips the validation that keeps users' budgets >= 50: small numbers keep this readable)
-    settings = Settings().model_copy(update={"context_tokens": budget, "context_sentences": per_paper})
+    settings = Settings().model_copy(
+        update={"context_tokens": budget, "context_sentences": per_paper, "context_whole_top_tokens": whole_top}
+    )
     # The scripted generator counts words as tokens.
-    return build_passages(QUESTION, hits, catalog, ScriptedGenerator(["x"]), settings)
+    return build_passages(question, hits, catalog, ScriptedGenerator(["x"]), settings, embedder)
 
 
 def test_the_sentence_holding_the_answer_scores_highest():
@@ -78,3 +80,42 @@ def test_the_top_paper_is_shown_even_when_its_best_sentence_exceeds_the_budget()
     passages = _build(budget=5)
     assert [p.paper_id for p in passages] == [A.paper_id]
     assert "12 percent" in passages[0].text
+
+
+def test_the_top_paper_is_shown_whole_when_it_costs_little_enough():
+    passages = _build(budget=400, whole_top=100)
+    assert passages[0].text == A.abstract  # every sentence, in order, past the two a paper gets otherwise
+    assert all(len(p.text.split(". ")) <= 2 for p in passages[1:])
+    assert [p.paper_id for p in passages] == [A.paper_id, B.paper_id, C.paper_id]
+    # too long for the whole-abstract allowance (or the budget): its best sentences, as before
+    assert _build(budget=400, whole_top=10)[0].text != A.abstract
+    assert _build(budget=20, whole_top=100)[0].text != A.abstract
+
+
+class _MeaningDouble:
+    """Sentences about a change in accuracy are close to a question about a drop in error, whatever their words."""
+
+    CONCEPT = {"accurate", "accuracy", "error", "errors", "mistakes"}
+
+    def _vector(self, text):
+        import numpy as np
+
+        words = {w.strip(".,?").lower() for w in text.split()}
+        return np.array([1.0 if words & self.CONCEPT else 0.0, 0.3], dtype=np.float32)
+
+    def encode(self, texts, progress=None):
+        import numpy as np
+
+        return np.stack([self._vector(t) for t in texts])
+
+    def encode_query(self, text):
+        return self._vector(text)
+
+
+def test_a_sentence_that_answers_in_other_words_is_chosen_by_meaning():
+    d = _paper("Road sensing", ["We study roads in cities.", "Predictions became 12 percent more accurate.", "Data is public."])
+    question = "How much did the error drop?"  # no word of the answering sentence
+    by_words = _build(budget=12, per_paper=1, papers=(d,), question=question)
+    assert "12 percent" not in by_words[0].text
+    by_meaning = _build(budget=12, per_paper=1, papers=(d,), question=question, embedder=_MeaningDouble())
+    assert "12 percent" in by_meaning[0].text
