@@ -62,13 +62,18 @@ class AnswerStream:
     with `.answer` left None and `.cancelled` True.
     """
 
-    def __init__(self, pipeline: Callable[[threading.Event], AnswerPipeline]):
+    def __init__(
+        self, pipeline: Callable[[threading.Event], AnswerPipeline], on_cancel: Callable[[], object] | None = None
+    ):
         self._pipeline = pipeline
         self._cancel = threading.Event()
+        self._on_cancel = on_cancel  # e.g. a server's answer: hang up, so the server stops its model too
         self.answer: Answer | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
+        if self._on_cancel is not None:
+            self._on_cancel()
 
     @property
     def cancelled(self) -> bool:
@@ -165,6 +170,8 @@ def generate_answer(
         # All but the last sentence are complete (the last may still grow or get its [n]).
         yield from checked(sentences, done, len(sentences) - 1)
         done = max(done, len(sentences) - 1)
+    if cancel.is_set():
+        return None  # stopped before its first token (a model that reads its prompt can be stopped there)
     sentences = split_answer(raw)
     last = strip_keys(sentences[-1]).rstrip("\"')") if len(sentences) > done else ""
     cut = completion_tokens >= settings.max_answer_tokens and last and not last.endswith((".", "!", "?"))

@@ -28,7 +28,7 @@ from .errors import (
 from .filters import Filters
 from .followups import Standalone, asks_for_authors, needs_subject, standalone
 from .index import Index, IndexStats, IngestReport, Progress
-from .llm import make_generator
+from .llm import Stoppable, make_generator
 from .models import ModelRegistry
 from .models import Progress as ModelProgress
 from .paper_vectors import make_paper_embedder
@@ -450,11 +450,14 @@ class Assistant:
             )
             yield AnswerEvent("sentence", answer.text, request.elapsed())
             return answer
-        generator = SafeGenerator(self.load_generator())  # model output is untrusted text too
+        model = self.load_generator()
+        generator = SafeGenerator(model)  # model output is untrusted text too
         if on_stage is not None:
             on_stage("reading the passages")
         passages = self._passages(text, resolved, hits, generator)
-        return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
+        # A cancel stops the model even while it reads the passages (llama.cpp: within milliseconds).
+        with model.stopping(cancel) if isinstance(model, Stoppable) else contextlib.nullcontext():
+            return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
 
     def _answered_without_model(self, request: AnswerRequest, reason: str, text: str) -> AnswerPipeline:
         """An answer that says why the corpus cannot answer this as asked (`refused`, no model call)."""

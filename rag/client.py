@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -54,6 +55,38 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class _HangUp:
+    """The connection of one answer, closed at once from any thread by `hang_up()`.
+
+    While the server's model reads the passages no event comes, and the thread iterating the answer
+    is blocked in a read: a cancel that only sets a flag would be seen at the first token (15-21 s
+    later with the 1.5B model), and the server, which stops a model when its client leaves, would
+    go on. Shutting the socket down ends that read now and tells the server the client left.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.done = False
+
+    def attach(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._socket = sock
+            done = self.done
+        if done:  # cancelled while the request was being sent
+            self.hang_up()
+
+    def hang_up(self) -> None:
+        with self._lock:
+            self.done = True
+            sock, self._socket = self._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the server or by the reader
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class ServerClient:
@@ -99,12 +132,17 @@ class ServerClient:
         self.model = str(data.get("model") or "?")
         return data
 
-    def events(self, question: str, history: Sequence[Answer] | None = None) -> Iterator[AnswerEvent]:
+    def events(
+        self, question: str, history: Sequence[Answer] | None = None, connection: _HangUp | None = None
+    ) -> Iterator[AnswerEvent]:
         """The answer's steps as `Assistant.events` gives them; the last, "done", holds the `Answer`.
-        Stop iterating to stop the server's model (the connection closes)."""
+        Stop iterating to stop the server's model (the connection closes); `connection.hang_up()`
+        closes it from another thread, even while no event comes."""
         body = {"question": question, "history": [a.model_dump(mode="json") for a in history or []]}
         try:
             with self.http.stream("POST", "/v1/answer/events", json=body) as response:
+                if connection is not None:
+                    connection.attach(response)
                 if response.status_code != 200:
                     response.read()
                     self._json(response)  # raises the server's error
@@ -129,11 +167,13 @@ class ServerClient:
 
     def stream(self, question: str, history: Sequence[Answer] | None = None) -> AnswerStream:
         """As `Assistant.stream`: iterate for verified pieces or call `.events()`; `cancel()` (from
-        any thread) closes the connection at the next event, which stops the server's model."""
+        any thread) closes the connection at once, which stops the server's model at its next step."""
         from .answering import AnswerStream  # for the chat only: `rag ask` does without it
 
+        connection = _HangUp()
+
         def pipeline(cancel: threading.Event) -> AnswerPipeline:
-            steps = self.events(question, history)
+            steps = self.events(question, history, connection)
             try:
                 for event in steps:
                     if cancel.is_set():
@@ -141,11 +181,15 @@ class ServerClient:
                     if event.kind == "done":
                         return event.answer
                     yield event
+            except ServerError:
+                if cancel.is_set():  # the connection this side closed
+                    return None
+                raise
             finally:
                 steps.close()  # type: ignore[attr-defined]
             return None
 
-        return AnswerStream(pipeline)
+        return AnswerStream(pipeline, on_cancel=connection.hang_up)
 
     def ask(self, question: str, history: Sequence[Answer] | None = None) -> Answer:
         for event in self.events(question, history):

@@ -4,11 +4,12 @@ server; `make_generator` builds either from what `--model`/`RAG_MODEL` names."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .errors import GenerationError, ModelError
 from .protocols import Generator, Message
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from .models import ModelRegistry, Progress
     from .settings import Settings
 
-__all__ = ["Generator", "LlamaCppGenerator", "Message", "PrefillReport", "PromptUse", "make_generator"]
+__all__ = ["Generator", "LlamaCppGenerator", "Message", "PrefillReport", "PromptUse", "Stoppable", "make_generator"]
 
 _LOADING = threading.Lock()  # the AMX guard below swaps a llama_cpp function while a model loads
 
@@ -60,6 +61,16 @@ def amx_guard() -> Iterator[None]:
 # Tokens evaluated per step of a prefill: a keystroke or a question waits for at most one step
 # (~0.3-0.8 s at 40-100 tok/s on 2 cores would be too long at 512; 32 costs little in throughput).
 PREFILL_BATCH = 32
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """A generator whose reading of a prompt a cancel can cut short (llama.cpp in-process); any other
+    stops at its next piece, when its consumer stops asking for them."""
+
+    def stopping(self, cancel: threading.Event) -> contextlib.AbstractContextManager[None]:
+        """Within it, setting `cancel` stops `stream` within milliseconds, even mid-prompt."""
+        ...
 
 
 @dataclass
@@ -125,6 +136,8 @@ class LlamaCppGenerator:
         self._generations = 0  # answers started: a prefill stops when it sees a new one
         self._generating = 0  # answers running: no prefill starts meanwhile
         self.last_prompt: PromptUse | None = None
+        self._stop: threading.Event | None = None  # the running answer's cancel (`stopping`)
+        self._abort: Any = None  # llama.cpp's abort callback, referenced while installed
 
     def load(self) -> LlamaCppGenerator:
         """Load the weights now (else the first question pays for it)."""
@@ -233,10 +246,44 @@ class LlamaCppGenerator:
             evaluated += len(step)
         return PrefillReport(len(tokens), cached, evaluated, complete=position >= len(tokens))
 
+    @contextlib.contextmanager
+    def stopping(self, cancel: threading.Event) -> Iterator[None]:
+        """Within it, a set `cancel` stops an answer's prompt where llama.cpp is (its next compute step,
+        milliseconds), and `stream` ends without a piece. Without it a prompt, once started, is read to
+        its end in one uninterruptible call: a stopped answer held the next question 15-21 s."""
+        self._stop = cancel
+        try:
+            yield
+        finally:
+            if self._stop is cancel:  # not a newer answer's
+                self._stop = None
+
+    def _abort_when(self, llm: Llama, cancel: threading.Event | None) -> None:
+        """Have llama.cpp abandon its evaluation once `cancel` is set (None: never). Called between two
+        evaluations only: installed while the prompt is read (the callback runs at every step of the
+        compute graph), taken away at the first token (the generation loop stops between tokens)."""
+        import llama_cpp
+
+        if cancel is None:
+            callback = llama_cpp.ggml_abort_callback()  # NULL: none
+        else:
+
+            def abort(_: Any) -> bool:
+                if not cancel.is_set():
+                    return False
+                # An abort asked for is no error: llama.cpp's error lines about it are not printed.
+                logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+                return True
+
+            callback = llama_cpp.ggml_abort_callback(abort)
+        llama_cpp.llama_set_abort_callback(llm.ctx, callback, None)
+        self._abort = callback
+
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), temperature: float = 0.0
     ) -> Iterator[str]:
         llm = self.llm
+        cancel = self._stop
         with self._eval_lock:  # waits for a prefill's step in flight; the prefill then stops
             try:
                 prompt = self._tokens(llm, messages)
@@ -246,6 +293,9 @@ class LlamaCppGenerator:
                 self.last_prompt = None  # a chat format without a text prompt: nothing to report
             self._generations += 1
             self._generating += 1
+        reading = cancel is not None
+        if reading:
+            self._abort_when(llm, cancel)
         try:
             chunks = cast(
                 Iterator[dict[str, Any]],
@@ -259,14 +309,23 @@ class LlamaCppGenerator:
                 ),
             )
             for chunk in chunks:
+                if reading:  # the prompt is read
+                    self._abort_when(llm, None)
+                    reading = False
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     yield str(piece)
         except (ModelError, GenerationError):
             raise
         except Exception as exc:
+            if cancel is not None and cancel.is_set():
+                return  # stopped mid-prompt, as asked (the KV cache keeps what was read before the step)
             raise GenerationError(f"generation failed: {type(exc).__name__}: {str(exc)[:150]}") from exc
         finally:
+            if reading:
+                self._abort_when(llm, None)
+            if cancel is not None and cancel.is_set():
+                logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # as `verbose=False` left it
             with self._eval_lock:
                 self._generating -= 1
 

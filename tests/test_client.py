@@ -239,6 +239,45 @@ async def test_the_chat_answers_through_a_running_server(served):
     assert "Quantum Error Correction" in served_model.calls[1][-1]["content"]  # type: ignore[attr-defined]
 
 
+def test_a_chat_cancel_while_the_server_reads_the_passages_frees_it_for_the_next_question(served):
+    """Esc in the chat through `rag serve` while its model reads the passages: the chat's worker was
+    blocked in a read until the first token, and the server read the whole prompt before it saw the
+    client leave (the next question waited 15-21 s with the 1.5B model). The client hangs up at once
+    now, and the server stops reading at its next step."""
+    from test_server import SlowReader
+
+    from rag.client import ServerClient
+
+    reader = Assistant(served.settings, embedder=served.embedder, generator=SlowReader(reply))  # 3 s to read
+    with serving(reader) as url:
+        client = ServerClient(url)
+        stream = client.stream(ASK_SURFACE)
+        kinds: list[str] = []
+        errors: list[BaseException] = []
+
+        def consume() -> None:  # the chat's worker
+            try:
+                kinds.extend(event.kind for event in stream.events())
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        worker = threading.Thread(target=consume, daemon=True)
+        worker.start()
+        time.sleep(0.5)
+        cancelled = time.perf_counter()
+        stream.cancel()
+        worker.join(10)
+        ended = time.perf_counter() - cancelled
+        refusal = client.ask("What is a good recipe for banana bread with walnuts?")  # answered without the model
+        next_answered = time.perf_counter() - cancelled
+        client.close()
+    reader.close()
+    assert ended < 0.5, f"the chat's worker ended {ended:.1f} s after the cancel"
+    assert next_answered < 1.5, f"the next question was answered {next_answered:.1f} s after the cancel"
+    assert kinds == [] and errors == [] and stream.answer is None and stream.cancelled
+    assert refusal.refused
+
+
 LIGHT_ASK = """
 import json, sys
 from rag.cli import cli

@@ -8,8 +8,10 @@ counted; one slow test asks the real small model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -391,6 +393,69 @@ def test_a_client_that_leaves_mid_sentence_stops_the_model_before_the_sentence_e
     assert time.perf_counter() - started < 2
 
 
+class SlowReader(ScriptedGenerator):
+    """A model that reads its prompt for 3 s before its first token, as llama.cpp in-process does: only
+    within `stopping(cancel)` can a cancel cut the reading short (`rag.llm.Stoppable`)."""
+
+    STEP_S = 0.05
+
+    def __init__(self, replies: Any, steps: int = 60, **kwargs: Any):
+        super().__init__(replies, **kwargs)
+        self.steps = steps
+        self.steps_read = 0
+        self.cancel: threading.Event | None = None
+
+    @contextlib.contextmanager
+    def stopping(self, cancel: threading.Event) -> Iterator[None]:
+        self.cancel = cancel
+        try:
+            yield
+        finally:
+            self.cancel = None
+
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[str]:
+        cancel = self.cancel
+        for _ in range(self.steps):
+            if cancel is not None and cancel.is_set():
+                return
+            time.sleep(self.STEP_S)
+            self.steps_read += 1
+        yield from super().stream(messages, **kwargs)
+
+
+def test_a_client_that_leaves_while_the_model_reads_the_passages_frees_the_server_at_once(served):
+    """Esc in the chat during "reading the passages": the next question waited for the whole prompt to
+    be read (15-21 s with the 1.5B model); the reading stops at its next step now."""
+    model = SlowReader(reply)
+    served = Assistant(served.settings, embedder=served.embedder, generator=model)
+    server = Server(served, keep_alive=-1)
+    server.POLL_S = 0.05
+
+    class LeavesWhileReading:
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+
+        async def is_disconnected(self) -> bool:
+            return time.perf_counter() - self.started > 0.3
+
+    async def cancelled_then_next() -> tuple[list[Any], float, list[Any]]:
+        client = LeavesWhileReading()
+        pieces = [piece async for piece in server._answer(client, ASK_EXPERTS, [])]  # type: ignore[arg-type]
+        freed = time.perf_counter() - client.started
+        hits = await server.run(served.search, "surface code", 1)  # the worker is free for the next request
+        return pieces, freed, hits
+
+    pieces, freed, hits = asyncio.run(cancelled_then_next())
+    server.close()
+    assert freed < 1.0, f"the stopped answer held the server {freed:.1f} s"
+    assert pieces == [] and hits
+    assert 0 < model.steps_read < model.steps  # it started reading, and stopped
+    # a question after it is answered in full
+    model.steps_read = 0
+    assert served.ask(ASK_EXPERTS).text == EXPERTS
+    served.close()
+
+
 @pytest.mark.llm
 def test_real_small_model_answers_through_the_server(settings, embedder, small_corpus, small_model):
     a = Assistant(settings, embedder=embedder, generator=small_model)
@@ -404,3 +469,48 @@ def test_real_small_model_answers_through_the_server(settings, embedder, small_c
     assert keys(content) == {c["key"] for c in data["citations"]}
     assert not data["refused"] and "64" in content, content
     assert data["model"] == small_model.name
+
+
+@pytest.mark.llm
+def test_a_real_model_stops_reading_the_passages_when_its_client_leaves(
+    settings, embedder, small_corpus, small_model, capfd
+):
+    """llama.cpp abandons the prompt within milliseconds of the cancel (and says nothing about it on
+    stderr, the chat's screen), and the answer after it, read from what the KV cache kept, is the one a
+    fresh cache gives."""
+    a = Assistant(settings, embedder=embedder, generator=small_model)
+    a.ingest([small_corpus])
+    question = "How many experts does the sparse mixture-of-experts language model use?"
+    small_model.llm.reset()
+    expected = a.ask(question)
+    small_model.llm.reset()
+    small_model.last_prompt = None
+    server = Server(a, keep_alive=-1)
+    server.POLL_S = 0.02
+
+    class LeavesWhileReading:
+        left: float | None = None
+
+        async def is_disconnected(self) -> bool:
+            if self.left is None and small_model.last_prompt is not None:  # the model started reading
+                await asyncio.sleep(0.2)
+                self.left = time.perf_counter()
+            return self.left is not None
+
+    client = LeavesWhileReading()
+
+    async def consume() -> list[Any]:
+        return [piece async for piece in server._answer(client, question, [])]  # type: ignore[arg-type]
+
+    pieces = asyncio.run(consume())
+    freed = time.perf_counter() - (client.left or 0)
+    server.close()
+    try:
+        assert pieces == [] and client.left is not None
+        assert small_model.last_prompt is not None and small_model.llm.n_tokens < small_model.last_prompt.tokens
+        assert freed < 1.0, f"the model went on reading for {freed:.1f} s"
+        assert capfd.readouterr().err == ""
+        again = a.ask(question)
+        assert (again.text, again.raw_text) == (expected.text, expected.raw_text)
+    finally:
+        a.close()
