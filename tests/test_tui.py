@@ -947,6 +947,43 @@ async def test_answer_again_keeps_both_answers_on_screen(make_assistant, rag_hom
         assert [a["text"] for a in json.loads(path.read_text())["answers"]] == [REPLY]
 
 
+async def test_both_answers_of_ctrl_r_are_saved_and_come_back_when_the_chat_is_reopened(make_assistant):
+    # Issue 26, item 6: Ctrl+R kept both answers on screen but saved only the newer one.
+    again = "A distance-five surface code was demonstrated on a superconducting processor [1]. " + REPLY
+    app = make_app(assistant=make_assistant([REPLY, again, REPLY]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        chat_id = app.chat.id
+        saved = app.store.load(chat_id)
+        assert [a.text for a in saved.answers] == [again]
+        assert {i: [a.text for a in old] for i, old in saved.earlier.items()} == {0: [REPLY]}
+        await pilot.press("ctrl+n")
+        await app.open_chat(chat_id)
+        await settle(app, pilot)
+        earlier, newer = app.query(AnswerView)
+        assert (earlier.text, newer.text) == (REPLY, again)
+        assert earlier.has_class("-superseded") and earlier.border_title.startswith("earlier answer")
+        assert not newer.has_class("-superseded") and [a.text for a in app.answers] == [again]
+        assert app.selected is newer
+        # a follow-up's history is the chat's answers only; the earlier one stays saved beside them
+        app.prompt.focus()
+        await pilot.press(*"And at distance seven?", "enter")
+        await settle(app, pilot)
+        saved = app.store.load(chat_id)
+        assert [a.text for a in saved.answers] == [again, REPLY] and [a.text for a in saved.earlier[0]] == [REPLY]
+        # an edited question replaces its answer and the earlier ones
+        await app.select_answer(newer)
+        newer.focus()
+        await pilot.press("e")
+        await pilot.press("ctrl+a", *"? How far", "enter")
+        await settle(app, pilot)
+        assert app.store.load(chat_id).earlier == {} and len(app.query(AnswerView)) == 2
+
+
 async def test_up_and_down_recall_earlier_questions_across_restarts(make_assistant):
     a = make_assistant([REPLY])
     app = make_app(assistant=a)

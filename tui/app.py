@@ -96,6 +96,7 @@ JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
 SETTINGS_FILE = "chat-settings.json"
 HISTORY_FILE = "chat-history.jsonl"
 DRAFT_STILL = 0.4  # seconds a draft question stays unchanged before it is prepared (retrieval + prefill)
+EARLIER = "earlier answer (replaced by the one below)"  # the title of an answer kept after Ctrl+R
 
 
 class DaemonThreads(ThreadPoolExecutor):
@@ -163,6 +164,7 @@ class ChatApp(App[None]):
         self.history = PromptHistory(home / HISTORY_FILE)
         self.chat: SavedChat | None = None
         self.answers: list[Answer] = []  # this chat's answers: the history of follow-ups
+        self.earlier: dict[int, list[Answer]] = {}  # answers replaced by Ctrl+R, kept dimmed (`SavedChat.earlier`)
         self.papers: dict[str, Paper] = {}  # cited papers seen so far (for sources and copies)
         self.locations: dict[str, str] = {}  # paper id -> "file:line" as a person would look it up
         self.selected: AnswerView | None = None
@@ -848,16 +850,18 @@ class ChatApp(App[None]):
         await turn.answer_view.finish(answer, turn.clock)
         if turn.replaces is not None and turn.replaces < len(self.answers):
             old = self.answers[turn.replaces]
-            if turn.keep_old:  # answered again: both stay on screen, the new one is the chat's
+            if turn.keep_old:  # answered again: both stay on screen (and saved), the new one is the chat's
+                self.earlier.setdefault(turn.replaces, []).append(old)
                 for view in self.conversation.answer_views:
                     if view.answer is old:
-                        view.supersede("earlier answer (replaced by the one below)")
+                        view.supersede(EARLIER)
                 if old.text == answer.text:
                     turn.answer_view.border_subtitle = (
                         f"{turn.answer_view.border_subtitle or ''} · same text as the earlier answer"
                     )
-            else:  # an edited question: its new answer takes the old one's place
-                await self._remove_views_of(old)
+            else:  # an edited question: its new answer takes the place of the old one (and of earlier ones)
+                for replaced in [*self.earlier.pop(turn.replaces, []), old]:
+                    await self._remove_views_of(replaced)
             self.answers[turn.replaces] = answer
         else:
             self.answers.append(answer)
@@ -949,6 +953,7 @@ class ChatApp(App[None]):
             self.chat = self.store.new(self.answers[0].question)
             self.sub_title = self.chat.title
         self.chat.answers = list(self.answers)
+        self.chat.earlier = {i: list(old) for i, old in self.earlier.items() if i < len(self.answers)}
         try:
             self.store.save(self.chat)
         except OSError as exc:
@@ -1102,6 +1107,7 @@ class ChatApp(App[None]):
                 await self._drop_turn(turn)
             notes.append(f"{len(dropped)} queued question(s) were not sent (Up in the input brings them back)")
         self.chat, self.answers, self.selected, self.follow_latest = None, [], None, True
+        self.earlier = {}
         if self.editing is not None:
             self._stop_editing()
         self.sub_title = ""
@@ -1155,9 +1161,13 @@ class ChatApp(App[None]):
             return
         await self.action_new_chat()
         self.chat, self.answers = chat, list(chat.answers)
+        self.earlier = {i: list(old) for i, old in chat.earlier.items() if i < len(chat.answers)}
         self.sub_title = chat.title
         last = None
-        for answer in chat.answers:
+        for index, answer in enumerate(chat.answers):
+            for old in self.earlier.get(index, []):
+                _, view = await self.conversation.add_turn(old.question, old)
+                view.supersede(EARLIER)
             _, last = await self.conversation.add_turn(answer.question, answer)
         await self.select_answer(last)
         missing = sorted({c.paper_id for a in chat.answers for c in a.citations} - set(self.papers))
@@ -1259,7 +1269,7 @@ class ChatApp(App[None]):
             if yes and self.chat is chat:
                 await self.action_new_chat()
                 self.chat, self.sub_title = chat, chat.title
-                chat.answers = []
+                chat.answers, chat.earlier = [], {}
                 try:
                     self.store.save(chat)
                 except OSError as exc:

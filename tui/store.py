@@ -37,15 +37,17 @@ class SavedChat(BaseModel):
     created: datetime = Field(default_factory=datetime.now)
     updated: datetime = Field(default_factory=datetime.now)
     answers: list[Answer] = Field(default_factory=list)
+    # Earlier answers to a question answered again (Ctrl+R), shown dimmed above the answer that replaced
+    # them: by that answer's index in `answers`, oldest first. Not part of the follow-ups' history.
+    earlier: dict[int, list[Answer]] = Field(default_factory=dict)
 
     def matches(self, query: str) -> bool:
         """Every word of `query` occurs in the title, a question or an answer (case-insensitive)."""
         words = query.casefold().split()
         if not words:
             return True
-        haystack = " ".join(
-            [self.title, *(a.question for a in self.answers), *(a.text for a in self.answers)]
-        ).casefold()
+        every = [*self.answers, *(a for earlier in self.earlier.values() for a in earlier)]
+        haystack = " ".join([self.title, *(a.question for a in every), *(a.text for a in every)]).casefold()
         return all(word in haystack for word in words)
 
 
