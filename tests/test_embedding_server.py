@@ -7,11 +7,15 @@ deterministic vectors; the index is the real one (Chroma, catalog, BM25).
 
 from __future__ import annotations
 
+import time
+import types
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import rag.index as rag_index
+import rag.remote
 from rag import Assistant, ModelError, Settings
 from rag.cli import cli
 from rag.remote import OpenAIEmbedder
@@ -26,6 +30,16 @@ def server():
         yield s
 
 
+@pytest.fixture
+def backoffs(monkeypatch) -> list[float]:
+    """The clients' clock: the seconds each retry would wait are recorded, not waited for."""
+    slept: list[float] = []
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+    clock.sleep = slept.append
+    monkeypatch.setattr(rag.remote, "time", clock)
+    return slept
+
+
 def test_requests_in_flight_follow_the_concurrency_and_vectors_keep_the_input_order(server):
     expected = HashEmbedder(64).encode(TEXTS)
     for concurrency in (1, 4):
@@ -37,11 +51,12 @@ def test_requests_in_flight_follow_the_concurrency_and_vectors_keep_the_input_or
         np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
 
-def test_transient_failures_are_retried_and_a_lasting_one_is_one_error(server):
+def test_transient_failures_are_retried_and_a_lasting_one_is_one_error(server, backoffs):
     embedder = OpenAIEmbedder("fake", server.url, batch_size=8, concurrency=2, retries=2)
     server.fail_next(2, status=500)  # a crashed worker, twice
     assert embedder.encode(TEXTS).shape == (40, 64)
     assert server.refused == 2 and server.answered == 5
+    assert len(backoffs) == 2 and set(backoffs) <= {0.5, 1.0}  # one wait before each retry
     server.fail_after(1, status=503)
     with pytest.raises(ModelError, match=r"embedding server at .* answered HTTP 503 to /v1/embeddings"):
         embedder.encode(TEXTS)
@@ -76,7 +91,9 @@ def index_content(home, server) -> tuple[list[str], list[str], dict[str, np.ndar
         a.close()
 
 
-def test_a_server_failing_mid_ingest_keeps_what_was_embedded_and_the_rerun_completes_it(server, tmp_path, monkeypatch):
+def test_a_server_failing_mid_ingest_keeps_what_was_embedded_and_the_rerun_completes_it(
+    server, tmp_path, monkeypatch, backoffs
+):
     monkeypatch.setattr(rag_index, "PAPERS_PER_BATCH", 4)  # x concurrency 2: 8 papers a batch, 4 requests
     corpus = write_arxiv_snapshot(tmp_path / "arxiv.json", 120)
     server.fail_after(1 + 5 * 4)  # the dimension probe and five batches are answered, then HTTP 500 for good
