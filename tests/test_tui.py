@@ -730,6 +730,37 @@ async def test_questions_are_answered_during_a_rebuild_and_ctrl_c_stops_it(make_
     assert a.stats().papers == papers  # the old index is still the index
 
 
+async def test_keys_typed_right_after_esc_closes_a_dialog_reach_the_input(make_assistant):
+    # Issue 26: "keys typed immediately after Esc closes a dialog are lost". A terminal delivers them in
+    # one burst with the Esc (before the dialog has handled it), or, within 100 ms, as Alt+key (ESC h).
+    app = make_app(assistant=make_assistant([REPLY]))
+
+    def burst(*keys: tuple[str, str | None]) -> None:  # as the driver posts them, with no wait between
+        for key, character in keys:
+            app.post_message(events.Key(key, character))
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.prompt.focus()  # as a user has it
+        for dialog in ("f1", "ctrl+l", "f2", "ctrl+o", "ctrl+p"):
+            for typed in ([("escape", "\x1b"), ("h", "h"), ("i", "i")], [("alt+h", "h"), ("i", "i")]):
+                app.prompt.clear()
+                await pilot.press(dialog)
+                await wait_until(pilot, lambda: not app._on_main_screen)
+                burst(*typed)
+                await wait_until(pilot, lambda: app._on_main_screen and app.prompt.text == "hi")
+                assert app.focused is app.prompt, (dialog, typed)
+        # a second Esc in the burst closes the dialog only: it does not also stop the answer being written
+        app.prompt.clear()
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: not app._on_main_screen)
+        app.post_message(events.Key("escape", "\x1b"))
+        app.post_message(events.Key("escape", "\x1b"))
+        await wait_until(pilot, lambda: app._on_main_screen)
+        await pilot.pause(0.3)
+        assert app.prompt.text == "" and app._held_keys == []
+
+
 # --- 9. small screens ---------------------------------------------------------------------------
 def _fits(app: ChatApp) -> bool:
     dialog = app.screen.query_one(".dialog")

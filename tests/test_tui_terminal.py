@@ -121,6 +121,17 @@ def test_keys_as_a_terminal_sends_them(chat_in_tmux, rag_home):
     tmux.keys("Escape")
     time.sleep(0.8)
 
+    # Keys typed right after the Esc that closes a dialog reach the input (they were lost, and the dialog
+    # stayed open: Esc then a key within 100 ms is what a terminal sends for Alt+key).
+    for dialog, shown in (("F1", "Esc, Ctrl+C"), ("C-o", "Saved chats"), ("C-l", "Log")):
+        tmux.keys(dialog)
+        tmux.wait_for(shown)
+        tmux.keys("Escape")
+        tmux.text("hi")
+        time.sleep(0.8)
+        assert tmux.input_lines()[0] == "hi" and shown not in tmux.screen(), dialog
+        tmux.keys("C-u")
+
     # F3 inside tmux: tmux's paste buffer (tmux confirms it) and the file.
     tmux.keys("F3")
     tmux.wait_for("saved to")

@@ -97,6 +97,7 @@ SETTINGS_FILE = "chat-settings.json"
 HISTORY_FILE = "chat-history.jsonl"
 DRAFT_STILL = 0.4  # seconds a draft question stays unchanged before it is prepared (retrieval + prefill)
 EARLIER = "earlier answer (replaced by the one below)"  # the title of an answer kept after Ctrl+R
+HOLD_KEYS_S = 0.5  # the longest keys typed after an Esc wait for the dialog it closes
 
 
 class DaemonThreads(ThreadPoolExecutor):
@@ -188,6 +189,9 @@ class ChatApp(App[None]):
         self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
         self._draft_timer: Timer | None = None
         self._draft_cancel = threading.Event()  # set: the draft's preparation in flight stops at its next step
+        self._closing_dialog: Screen | None = None  # the dialog an Esc closes: keys typed meanwhile wait (`on_event`)
+        self._held_keys: list[events.Key] = []
+        self._hold_timer: Timer | None = None
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the chat; on quit, do not wait for a worker stuck in the model (a prefill cannot be
@@ -257,6 +261,7 @@ class ChatApp(App[None]):
             status.model_state = "ready" if self.assistant.model_loaded else "not loaded"
         self.prompt.focus()
         self.relayout()
+        self.screen_change_signal.subscribe(self, self._release_keys)
         self.set_interval(1.0, self._tick)
         self.prepare()
         if self.initial_question:
@@ -317,6 +322,50 @@ class ChatApp(App[None]):
         in_tmux = self.copy_quietly(text)
         where = "tmux's paste buffer and OSC 52" if in_tmux else "the terminal clipboard (OSC 52)"
         self.tell(f"{len(text):,} characters copied to {where}", "Copy", timeout=4)
+
+    # --- keys typed right after Esc closes a dialog ------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """Keys typed right after the Esc that closes a dialog reach what is under it. They were lost
+        two ways: keys in one burst with the Esc reached the App before the dialog had handled the Esc,
+        went to the dialog and closed with it; and Esc then a key within 100 ms is what a terminal sends
+        for Alt+key, so Textual read "Esc, h" typed fast as Alt+H, which no dialog takes (the dialog
+        stayed open). In a dialog, Alt+key is read as Esc then the key (nothing there uses Alt); keys
+        after an Esc that closes a dialog wait until it is gone (at most `HOLD_KEYS_S`)."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._esc_then_key(event):
+                for key in (events.Key("escape", "\x1b"), events.Key(event.key.removeprefix("alt+"), event.character)):
+                    await self.on_event(key)
+                return
+            if self._closing_dialog is not None and self.screen is self._closing_dialog:
+                self._held_keys.append(event)
+                return
+            if event.key == "escape" and not self._on_main_screen and self._closing_dialog is None:
+                self._closing_dialog = self.screen
+                self._hold_timer = self.set_timer(HOLD_KEYS_S, self._release_keys)  # an Esc that closes nothing
+        await super().on_event(event)
+
+    def _esc_then_key(self, event: events.Key) -> bool:
+        """Esc and a printable key sent together (read as Alt+key) while a dialog is open."""
+        return (
+            event.key.startswith("alt+")
+            and event.character is not None
+            and len(event.character) == 1
+            and event.character.isprintable()
+            and not self._on_main_screen
+        )
+
+    def _release_keys(self, _screen: Screen | None = None) -> None:
+        """The dialog closed (or did not, in time): the held keys go on, in order, to what is on top;
+        a second Esc in the burst is dropped (it would stop an answer the user did not mean to)."""
+        if self._closing_dialog is None:
+            return
+        held, self._held_keys, self._closing_dialog = self._held_keys, [], None
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+            self._hold_timer = None
+        for key in held:
+            if key.key != "escape":
+                self.post_message(events.Key(key.key, key.character))
 
     # --- focus: typing always reaches the input; Tab goes input -> answer -> its sources -> input --
     @property
