@@ -1620,6 +1620,62 @@ async def test_each_chat_keeps_its_model(make_assistant, small_corpus, rag_home,
     assert ChatSettings.load(rag_home / "chat-settings.json").model is None
 
 
+class IdleServer:
+    """A `rag serve` client for a server of another model; the chat must not ask it."""
+
+    url = "http://127.0.0.1:9"
+    model = "served-model"
+
+    def __init__(self):
+        self.closed = False
+        self.asked: list[str] = []
+
+    def stream(self, question, history=None):
+        self.asked.append(question)
+        raise AssertionError("asked the server for a chat of another model")
+
+    def close(self):
+        self.closed = True
+
+
+async def test_a_chat_of_another_model_than_the_servers_is_answered_in_process(
+    make_assistant, small_corpus, monkeypatch
+):
+    # Issue 26: the per-chat model applied only in-process: through `rag serve`, a reopened chat of
+    # another model was answered by the server's. `rag serve` serves one model, so the chat's model
+    # answers in this process, and the chat says so; a chat of the server's model stays with the server.
+    a = make_assistant([REPLY])
+    a.unload_model()  # as with `rag serve`: the chat's own process has no model loaded
+    loaded = []
+
+    def make_generator(settings, spec=None, **options):
+        loaded.append(settings.model)
+        return ScriptedGenerator([REPLY], name=settings.model)
+
+    monkeypatch.setattr("rag.assistant.make_generator", make_generator)
+    usable = [m.name for m in a.models.status() if m.state.startswith(("ready", "installed"))]
+    assert usable, "no model of the catalogue is installed"
+    answer = _fixed_answer(small_corpus)
+    server = IdleServer()
+    app = make_app(assistant=a, server=server)
+    app.store.save(SavedChat(id="served", title="Served", answers=[answer.model_copy(update={"model": "served-model"})]))
+    app.store.save(SavedChat(id="other", title="Other", answers=[answer.model_copy(update={"model": usable[0]})]))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await settle(app, pilot)
+        await app.open_chat("served")
+        await settle(app, pilot)
+        assert app.server is server and loaded == [] and app.status.model == "served-model"
+        await app.open_chat("other")
+        await settle(app, pilot)
+        assert loaded == [usable[0]] and app.server is None and server.closed
+        assert app.status.model == usable[0]
+        assert f"serves served-model, so {usable[0]} answers this chat in this process" in notes.text()
+        await ask(app, pilot, QUESTION)
+        await settle(app, pilot)
+        assert server.asked == [] and app.answers[-1].model == usable[0]
+
+
 class DyingServer:
     """A `rag serve` client whose server dies in the middle of the first answer."""
 

@@ -738,13 +738,14 @@ class ChatApp(App[None]):
         try:
             with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
                 if self.server is not None:  # it serves one model: another one is loaded here
-                    self.post_message(
-                        Problem(
-                            f"answers come from this process now, not the rag server at {self.server.url}",
-                            "Model",
-                            "information",
+                    if remember:  # F2 (a reopened chat's notice says it already)
+                        self.post_message(
+                            Problem(
+                                f"answers come from this process now, not the rag server at {self.server.url}",
+                                "Model",
+                                "information",
+                            )
                         )
-                    )
                     self.server.close()
                     self.server = None
                 error = self._load_model(lambda: worker.is_cancelled, name=name)
@@ -1225,16 +1226,28 @@ class ChatApp(App[None]):
         self._use_chat_model(chat)
 
     def _use_chat_model(self, chat: SavedChat) -> None:
-        """Each chat keeps its model: the one its last answer came from is loaded again (in this
-        process; with `rag serve` the server's model answers)."""
+        """Each chat keeps its model: the one its last answer came from is loaded again, in this
+        process. With `rag serve`, a chat of the server's model goes on through the server; a chat of
+        another model is answered here (a server serves one model), as after F2, and the chat says so."""
         wanted = next((a.model for a in reversed(chat.answers) if a.model), None)
-        if wanted is None or wanted == self.status.model or self.server is not None:
+        if wanted is None or wanted == self.status.model:
             return
         try:
             usable = {m.name for m in self.assistant.models.status() if m.state.startswith(("ready", "installed"))}
         except RagError:
             return
-        if wanted in usable:
+        server = self.server
+        if wanted not in usable:
+            now = f"the rag server's {server.model}" if server is not None else self.status.model
+            self.tell(f"this chat's answers came from {wanted}, which is not installed here: {now} answers", "Model")
+        elif server is not None:
+            self.tell(
+                f"this chat's answers came from {wanted}; the rag server at {server.url} serves {server.model}, "
+                f"so {wanted} answers this chat in this process (it loads now)",
+                "Model",
+            )
+            self.run_switch_model(wanted, remember=False)
+        else:
             self.tell(f"this chat's answers came from {wanted}: loading it for this chat", "Model", timeout=4)
             self.run_switch_model(wanted, remember=False)
 
