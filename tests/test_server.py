@@ -180,14 +180,16 @@ def test_chat_completion_cites_with_keys_that_match_its_citations(served):
 
 
 def test_streaming_sends_verified_sentences_then_citations_then_done(served):
-    with TestClient(create_app(served)) as client:
-        with client.stream(
+    with (
+        TestClient(create_app(served)) as client,
+        client.stream(
             "POST",
             "/v1/chat/completions",
             json={"stream": True, "messages": [{"role": "user", "content": ASK_SURFACE}]},
-        ) as r:
-            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-            lines = [line for line in r.iter_lines() if line]
+        ) as r,
+    ):
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
     chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
@@ -240,10 +242,9 @@ def test_an_idle_model_is_unloaded_after_keep_alive_seconds(served, loads):
 
 
 def test_two_questions_at_once_are_answered_one_after_the_other(served, loads):
-    with TestClient(create_app(served, keep_alive=-1)) as client:
-        with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(chat, client, ("user", q)) for q in (ASK_SURFACE, ASK_EXPERTS)]
-            responses = [f.result() for f in futures]
+    with TestClient(create_app(served, keep_alive=-1)) as client, ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(chat, client, ("user", q)) for q in (ASK_SURFACE, ASK_EXPERTS)]
+        responses = [f.result() for f in futures]
     assert [r.status_code for r in responses] == [200, 200]
     assert sorted(r.json()["choices"][0]["message"]["content"] for r in responses) == sorted([SURFACE, EXPERTS])
     (model,) = loads
@@ -278,14 +279,19 @@ def test_a_body_nested_too_deeply_is_a_400_not_a_recursion_error(served, path):
     for _ in range(40):
         nested = {"role": "user", "content": [nested]}
     with TestClient(create_app(served)) as client:
-        for body in (b"[" * 100_000, b'{"query": ' + b"[" * 900 + b"]" * 900 + b"}",
-                     json.dumps({"messages": [nested], "query": "x", "question": "x"}).encode()):
+        for body in (
+            b"[" * 100_000,
+            b'{"query": ' + b"[" * 900 + b"]" * 900 + b"}",
+            json.dumps({"messages": [nested], "query": "x", "question": "x"}).encode(),
+        ):
             r = client.post(path, content=body)
             assert r.status_code == 400, (r.status_code, r.text[:200])
-            assert r.json() == {"error": {
-                "message": "the request body is nested more than 32 levels deep; send a flatter JSON body",
-                "type": "InputError",
-            }}
+            assert r.json() == {
+                "error": {
+                    "message": "the request body is nested more than 32 levels deep; send a flatter JSON body",
+                    "type": "InputError",
+                }
+            }
         assert client.post("/v1/search", json={"query": "surface code"}).status_code == 200  # the server lives on
 
 

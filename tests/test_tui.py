@@ -23,11 +23,11 @@ from textual.selection import SELECT_ALL
 from textual.widgets import Static
 
 from rag import Answer, Assistant, Citation, Paper, Settings, Timings
-from rag.types import Dropped
 from rag.corpus import read_corpus
 from rag.llm import ScriptedGenerator
 from rag.prompts import CANNOT_ANSWER
 from rag.testing import HashEmbedder
+from rag.types import Dropped
 from tui import app as app_module
 from tui.app import ChatApp, make_app
 from tui.keys import APP_KEYS, COMMANDS, help_rows
@@ -35,8 +35,20 @@ from tui.references import SourceLocator
 from tui.store import ChatSettings, SavedChat
 from tui.timing import breakdown
 from tui.widgets import (
-    AnswerView, AskScreen, ChatsScreen, ChoiceScreen, ConfirmScreen, HelpScreen, LogScreen, Modal, PaperScreen,
-    PathScreen, QuestionView, SourceCard, TaskBar, WhyScreen,
+    AnswerView,
+    AskScreen,
+    ChatsScreen,
+    ChoiceScreen,
+    ConfirmScreen,
+    HelpScreen,
+    LogScreen,
+    Modal,
+    PaperScreen,
+    PathScreen,
+    QuestionView,
+    SourceCard,
+    TaskBar,
+    WhyScreen,
 )
 from tui.widgets.prompt import PLACEHOLDER
 
@@ -53,8 +65,13 @@ def make_assistant(rag_home, hash_embedder, small_corpus):
     """An Assistant over the 5-paper test corpus whose model is a script (and whose embedder hashes words)."""
     made = []
 
-    def build(replies=None, delay: float = 0.0, settings: Settings | None = None,
-              generator: ScriptedGenerator | None = None, with_embedder=None) -> Assistant:
+    def build(
+        replies=None,
+        delay: float = 0.0,
+        settings: Settings | None = None,
+        generator: ScriptedGenerator | None = None,
+        with_embedder=None,
+    ) -> Assistant:
         if generator is None and replies is not None:
             generator = ScriptedGenerator(replies, delay=delay)
         a = Assistant(settings or Settings(home=rag_home), embedder=with_embedder or hash_embedder, generator=generator)
@@ -113,8 +130,10 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
     while not condition():
         if loop.time() > deadline:
             app = pilot.app
-            raise AssertionError(f"condition not met in time; answers: {[v.border_title for v in app.query(AnswerView)]}, "
-                                 f"gate held by {app.gate.holder}, screen {app.screen}, log {[e.text for e in app.journal]}")
+            raise AssertionError(
+                f"condition not met in time; answers: {[v.border_title for v in app.query(AnswerView)]}, "
+                f"gate held by {app.gate.holder}, screen {app.screen}, log {[e.text for e in app.journal]}"
+            )
         await pilot.pause(0.02)
 
 
@@ -271,11 +290,15 @@ async def test_first_run_builds_the_index_with_progress(rag_home, hash_embedder,
 
     labels, advanced = [], []
     start, advance = TaskBar.start, TaskBar.advance
-    monkeypatch.setattr(TaskBar, "start", lambda bar, label, total=None: (labels.append(label), start(bar, label, total)))
+    monkeypatch.setattr(
+        TaskBar, "start", lambda bar, label, total=None: (labels.append(label), start(bar, label, total))
+    )
     monkeypatch.setattr(TaskBar, "advance", lambda bar, n, total: (advanced.append((n, total)), advance(bar, n, total)))
     stages = record_stages(monkeypatch)
     # A slower embedding: the question below surely arrives while the index is built.
-    a = SmallCorpusAssistant(Settings(home=rag_home), embedder=Throttled(hash_embedder, 1.0), generator=ScriptedGenerator([REPLY]))
+    a = SmallCorpusAssistant(
+        Settings(home=rag_home), embedder=Throttled(hash_embedder, 1.0), generator=ScriptedGenerator([REPLY])
+    )
     app = make_app(assistant=a)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -499,7 +522,7 @@ async def test_copy_writes_the_fallback_file_and_says_what_happened(make_assista
         assert f"- [1] {TITLE}. A. Fowler, B. Martinis (2023). small.jsonl:1." in app.clipboard
         [path] = (rag_home / "exports").glob("*.md")
         assert path.name == f"{app.chat.id}-1.md" and path.read_text() == app.clipboard + "\n"
-        [(_, title, message)] = [n for n in notes.items if n[1] == "Copy"]
+        [(_, _, message)] = [n for n in notes.items if n[1] == "Copy"]
         assert str(path) in message and "cannot be checked" in message and "Copied" not in message
 
 
@@ -678,9 +701,16 @@ async def test_why_shows_the_searched_question_passages_and_dropped_sentences(ma
 def _many_papers(path, n: int) -> None:
     with path.open("w") as f:
         for i in range(n):
-            f.write(json.dumps({"title": f"Tidal Turbine Array Study Number {i}",
-                                "abstract": f"We model tidal turbine array {i} in a flume and report an efficiency "
-                                            f"of {i % 50} percent for the configuration studied."}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "title": f"Tidal Turbine Array Study Number {i}",
+                        "abstract": f"We model tidal turbine array {i} in a flume and report an efficiency "
+                        f"of {i % 50} percent for the configuration studied.",
+                    }
+                )
+                + "\n"
+            )
 
 
 async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant, rag_home, tmp_path):
@@ -692,7 +722,9 @@ async def test_answers_come_while_an_ingest_runs_and_esc_stops_it(make_assistant
         notes = Notes(app)
         await settle(app, pilot)
         app.action_ingest_path()
-        await wait_until(pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search")))
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search"))
+        )
         app.screen.query_one("#search").value = str(many)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.ingest_task is not None and app.task_bar.active)
@@ -770,7 +802,9 @@ def _fits(app: ChatApp) -> bool:
 async def test_small_screen_hides_sources_and_every_dialog_scrolls(make_assistant, small_corpus, rag_home):
     app = make_app(assistant=make_assistant([REPLY]))
     for n in range(30):
-        app.store.save(SavedChat(id=f"chat-{n:02}", title=f"Saved chat number {n}", answers=[_fixed_answer(small_corpus)]))
+        app.store.save(
+            SavedChat(id=f"chat-{n:02}", title=f"Saved chat number {n}", answers=[_fixed_answer(small_corpus)])
+        )
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await app.open_chat("chat-00")
@@ -790,13 +824,17 @@ async def test_small_screen_hides_sources_and_every_dialog_scrolls(make_assistan
             app.tell("an entry of the log", "Test")
         app.query_one(AnswerView).focus()
         opened = {
-            "f1": HelpScreen, "f4": WhyScreen, "ctrl+l": LogScreen, "ctrl+o": ChatsScreen, "f2": ChoiceScreen,
+            "f1": HelpScreen,
+            "f4": WhyScreen,
+            "ctrl+l": LogScreen,
+            "ctrl+o": ChatsScreen,
+            "f2": ChoiceScreen,
             "f9": ConfirmScreen,
         }
         for key, screen_type in opened.items():
             app.query_one(AnswerView).focus()
             await pilot.press(key)
-            await wait_until(pilot, lambda: isinstance(app.screen, screen_type))
+            await wait_until(pilot, lambda screen_type=screen_type: isinstance(app.screen, screen_type))
             await pilot.pause(0.1)
             assert _fits(app), key
             scroller = app.screen.scroller
@@ -855,12 +893,21 @@ async def test_a_long_paste_shows_a_counter_and_marks_the_cut(make_assistant):
 async def test_skipped_records_are_listed_in_the_log(make_assistant, tmp_path):
     app = make_app(assistant=make_assistant([REPLY]))
     mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text("\n".join([
-        json.dumps({"title": "Tidal Energy Harvesting with Oscillating Foils",
-                    "abstract": "Oscillating foils extract power from tidal streams in a flume."}),
-        json.dumps({"title": "A record without an abstract"}),
-        "{not json",
-    ]) + "\n")
+    mixed.write_text(
+        "\n".join(
+            [
+                json.dumps(
+                    {
+                        "title": "Tidal Energy Harvesting with Oscillating Foils",
+                        "abstract": "Oscillating foils extract power from tidal streams in a flume.",
+                    }
+                ),
+                json.dumps({"title": "A record without an abstract"}),
+                "{not json",
+            ]
+        )
+        + "\n"
+    )
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         await settle(app, pilot)
@@ -868,7 +915,9 @@ async def test_skipped_records_are_listed_in_the_log(make_assistant, tmp_path):
         await pilot.press(*"ingest file")
         await wait_until(pilot, lambda: "Ingest file or folder" in _first_command(app))
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search")))
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, PathScreen) and any(w.has_focus for w in app.screen.query("#search"))
+        )
         app.screen.query_one("#search").value = str(mixed)
         await pilot.press("enter")
         await settle(app, pilot)
@@ -907,9 +956,11 @@ def test_bundled_sources_are_named_by_page_and_line():
 # --- 13. chat management --------------------------------------------------------------------------
 async def test_saved_chats_search_rename_export_delete(make_assistant, small_corpus, rag_home):
     app = make_app(assistant=make_assistant([REPLY]))
-    for chat_id, title, question in [("a-quantum", "Quantum errors", QUESTION),
-                                     ("b-decoder", "Decoders", "Which decoder runs in real time?"),
-                                     ("c-coral", "Coral reefs", "Why do corals bleach?")]:
+    for chat_id, title, question in [
+        ("a-quantum", "Quantum errors", QUESTION),
+        ("b-decoder", "Decoders", "Which decoder runs in real time?"),
+        ("c-coral", "Coral reefs", "Why do corals bleach?"),
+    ]:
         app.store.save(SavedChat(id=chat_id, title=title, answers=[_fixed_answer(small_corpus, question=question)]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -1040,8 +1091,9 @@ async def test_up_and_down_recall_earlier_questions_across_restarts(make_assista
 async def test_the_model_chosen_with_f2_is_remembered(make_assistant, rag_home, monkeypatch):
     a = make_assistant([REPLY])
     loaded = []
-    monkeypatch.setattr(a, "set_model", lambda name, progress=None: (loaded.append(name),
-                                                                    ScriptedGenerator([REPLY], name=name))[1])
+    monkeypatch.setattr(
+        a, "set_model", lambda name, progress=None: (loaded.append(name), ScriptedGenerator([REPLY], name=name))[1]
+    )
     app = make_app(assistant=a)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -1077,8 +1129,11 @@ def test_rag_chat_takes_a_model_and_a_question(monkeypatch, rag_home):
         def run(self):
             made.append("ran")
 
-    monkeypatch.setattr(app_module, "make_app",
-                        lambda settings, question=None, server=None: made.append((settings, question, server)) or Fake())
+    monkeypatch.setattr(
+        app_module,
+        "make_app",
+        lambda settings, question=None, server=None: made.append((settings, question, server)) or Fake(),
+    )
     result = CliRunner().invoke(cli, ["chat", "-m", "qwen2.5-coder-0.5b", "What is SimMIM?"], obj={})
     assert result.exit_code == 0, result.output
     (settings, question, server), ran = made
@@ -1109,9 +1164,11 @@ async def test_a_burst_of_keys_keeps_its_order(make_assistant):
 # --- snapshots -------------------------------------------------------------------------------
 # The snapshots pin the layout, so they show fixed answers (a saved chat) rather than whatever the
 # retrieval and the passage selection of the day produce; the tests above cover the pipeline.
-PASSAGE = ("Surface codes protect logical qubits by measuring stabilizers on a two-dimensional lattice of "
-           "physical qubits. The logical error rate falls by a factor of 2.1 when the code distance grows "
-           "from three to five.")
+PASSAGE = (
+    "Surface codes protect logical qubits by measuring stabilizers on a two-dimensional lattice of "
+    "physical qubits. The logical error rate falls by a factor of 2.1 when the code distance grows "
+    "from three to five."
+)
 
 
 def _small_paper_id(small_corpus) -> str:
@@ -1124,12 +1181,27 @@ def _fixed_answer(small_corpus, refused: bool = False, question: str = QUESTION)
     citation = Citation(key=1, paper_id=_small_paper_id(small_corpus), title=TITLE, text=PASSAGE)
     if refused:
         invented = "The prize went to the decoder of 1987 [1]."
-        return Answer(question=question, text=CANNOT_ANSWER, refused=True, model="scripted", timings=timings,
-                      completion_tokens=8, raw_text=invented, passages=[citation],
-                      refusal_reason="no sentence of the model's answer was supported by a retrieved passage",
-                      dropped=[Dropped(text=invented, reason="states 1987, which the passage does not")])
-    return Answer(question=question, text=REPLY, citations=[citation], model="scripted", timings=timings,
-                  completion_tokens=20, passages=[citation])
+        return Answer(
+            question=question,
+            text=CANNOT_ANSWER,
+            refused=True,
+            model="scripted",
+            timings=timings,
+            completion_tokens=8,
+            raw_text=invented,
+            passages=[citation],
+            refusal_reason="no sentence of the model's answer was supported by a retrieved passage",
+            dropped=[Dropped(text=invented, reason="states 1987, which the passage does not")],
+        )
+    return Answer(
+        question=question,
+        text=REPLY,
+        citations=[citation],
+        model="scripted",
+        timings=timings,
+        completion_tokens=20,
+        passages=[citation],
+    )
 
 
 def _open_saved(app: ChatApp, answers: list[Answer], *keys: str):
@@ -1207,8 +1279,17 @@ def test_the_stylesheet_is_package_data():
 
 
 def test_every_dialog_is_a_modal_that_scrolls():
-    for screen in (HelpScreen, PaperScreen, WhyScreen, LogScreen, ChoiceScreen, ChatsScreen, ConfirmScreen, AskScreen,
-                   PathScreen):
+    for screen in (
+        HelpScreen,
+        PaperScreen,
+        WhyScreen,
+        LogScreen,
+        ChoiceScreen,
+        ChatsScreen,
+        ConfirmScreen,
+        AskScreen,
+        PathScreen,
+    ):
         assert issubclass(screen, Modal)
 
 
@@ -1604,8 +1685,9 @@ async def test_each_chat_keeps_its_model(make_assistant, small_corpus, rag_home,
     # the next start: that stays F2's).
     a = make_assistant([REPLY])
     loaded = []
-    monkeypatch.setattr(a, "set_model", lambda name, progress=None: (loaded.append(name),
-                                                                    ScriptedGenerator([REPLY], name=name))[1])
+    monkeypatch.setattr(
+        a, "set_model", lambda name, progress=None: (loaded.append(name), ScriptedGenerator([REPLY], name=name))[1]
+    )
     usable = [m.name for m in a.models.status() if m.state.startswith(("ready", "installed"))]
     assert usable, "no model of the catalogue is installed"
     answer = _fixed_answer(small_corpus).model_copy(update={"model": usable[0]})
@@ -1658,7 +1740,9 @@ async def test_a_chat_of_another_model_than_the_servers_is_answered_in_process(
     answer = _fixed_answer(small_corpus)
     server = IdleServer()
     app = make_app(assistant=a, server=server)
-    app.store.save(SavedChat(id="served", title="Served", answers=[answer.model_copy(update={"model": "served-model"})]))
+    app.store.save(
+        SavedChat(id="served", title="Served", answers=[answer.model_copy(update={"model": "served-model"})])
+    )
     app.store.save(SavedChat(id="other", title="Other", answers=[answer.model_copy(update={"model": usable[0]})]))
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)

@@ -32,12 +32,24 @@ class Tmux:
         self.socket = str(tmp / "tmux.sock")
         self.env = {**os.environ, **env}
         self.env.pop("TMUX", None)
-        self.run("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", str(width), "-y", str(height),
-                 " ".join(f"'{part}'" for part in command))
+        self.run(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            " ".join(f"'{part}'" for part in command),
+        )
 
     def run(self, *args: str, input: bytes | None = None) -> str:
-        done = subprocess.run(["tmux", "-S", self.socket, *args], input=input, capture_output=True, env=self.env,
-                              timeout=20)
+        done = subprocess.run(
+            ["tmux", "-S", self.socket, *args], input=input, capture_output=True, env=self.env, timeout=20
+        )
         assert done.returncode == 0, done.stderr.decode()
         return done.stdout.decode()
 
@@ -80,8 +92,13 @@ def chat_in_tmux(tmp_path, rag_home):
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     a.ingest([DATA / "small.jsonl"])
     a.close()
-    tmux = Tmux(tmp_path, 140, 40, [sys.executable, str(CHAT), str(rag_home), "0.02"],
-                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    tmux = Tmux(
+        tmp_path,
+        140,
+        40,
+        [sys.executable, str(CHAT), str(rag_home), "0.02"],
+        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
+    )
     try:
         tmux.wait_for("5 papers")
         yield tmux
@@ -157,8 +174,13 @@ def test_quitting_during_a_prefill_does_not_wait_for_it(tmp_path, rag_home):
     a.ingest([DATA / "small.jsonl"])
     a.close()
     marker = tmp_path / "stuck-call-ended"
-    tmux = Tmux(tmp_path, 120, 35, [sys.executable, str(CHAT), str(rag_home), "0", str(marker)],
-                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    tmux = Tmux(
+        tmp_path,
+        120,
+        35,
+        [sys.executable, str(CHAT), str(rag_home), "0", str(marker)],
+        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
+    )
     try:
         tmux.run("set-option", "-t", "chat", "remain-on-exit", "on")
         tmux.wait_for("5 papers")
@@ -185,8 +207,13 @@ def test_a_queued_question_and_a_smaller_window(tmp_path, rag_home):
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     a.ingest([DATA / "small.jsonl"])
     a.close()
-    tmux = Tmux(tmp_path, 120, 35, [sys.executable, str(CHAT), str(rag_home), "0.05"],
-                {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"})
+    tmux = Tmux(
+        tmp_path,
+        120,
+        35,
+        [sys.executable, str(CHAT), str(rag_home), "0.05"],
+        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
+    )
     try:
         tmux.wait_for("5 papers")
         tmux.text(QUESTION)
