@@ -100,8 +100,9 @@ class Throttled:
 
 
 def hash_settings(home) -> Settings:
-    # Hash embeddings give low cosines: no relevance gate, the scripted model is always asked.
-    return Settings(home=home, min_relevance=0.0)
+    # Hash embeddings give low cosines: no relevance gate, the scripted model is always asked; and
+    # passage sentences by words alone (a question then calls no `encode`, which `Throttled` slows).
+    return Settings(home=home, min_relevance=0.0, context_by_meaning=False)
 
 
 class Notes:
