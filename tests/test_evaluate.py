@@ -13,17 +13,48 @@ from rag.prompts import CANNOT_ANSWER
 from rag.testing import ScriptedGenerator
 
 QA = [
-    {"id": "q1", "type": "factoid", "question": "By what factor does the logical error rate of the surface code fall?",
-     "gold_titles": ["Quantum Error Correction with Surface Codes on Superconducting Qubits"], "answer_any": ["2.1"]},
-    {"id": "q2", "type": "factoid", "question": "What median GDT score does the pair-attention protein network reach on CASP?",
-     "gold_titles": ["Protein Folding Prediction with Attention over Residue Pairs"], "answer_any": ["87.4"]},
-    {"id": "q3", "type": "paraphrase", "question": "Which reefs held up better when the ocean got unusually hot?",
-     "gold_titles": ["Coral Reef Bleaching under Marine Heatwaves"], "answer_any": ["thermal variability"]},
-    {"id": "q4", "type": "factoid", "question": "By how much does the diffusion convolutional recurrent network lower traffic forecasting error?",
-     "gold_titles": ["Graph Neural Networks for Traffic Forecasting"], "answer_any": ["12 percent"]},
-    {"id": "q5", "type": "unanswerable", "question": "What logical error rate does the surface code reach at distance eleven?",
-     "gold_titles": [], "answer_any": []},
-    {"id": "q6", "type": "unanswerable", "question": "What is the capital of France?", "gold_titles": [], "answer_any": []},
+    {
+        "id": "q1",
+        "type": "factoid",
+        "question": "By what factor does the logical error rate of the surface code fall?",
+        "gold_titles": ["Quantum Error Correction with Surface Codes on Superconducting Qubits"],
+        "answer_any": ["2.1"],
+    },
+    {
+        "id": "q2",
+        "type": "factoid",
+        "question": "What median GDT score does the pair-attention protein network reach on CASP?",
+        "gold_titles": ["Protein Folding Prediction with Attention over Residue Pairs"],
+        "answer_any": ["87.4"],
+    },
+    {
+        "id": "q3",
+        "type": "paraphrase",
+        "question": "Which reefs held up better when the ocean got unusually hot?",
+        "gold_titles": ["Coral Reef Bleaching under Marine Heatwaves"],
+        "answer_any": ["thermal variability"],
+    },
+    {
+        "id": "q4",
+        "type": "factoid",
+        "question": "By how much does the diffusion convolutional recurrent network lower traffic forecasting error?",
+        "gold_titles": ["Graph Neural Networks for Traffic Forecasting"],
+        "answer_any": ["12 percent"],
+    },
+    {
+        "id": "q5",
+        "type": "unanswerable",
+        "question": "What logical error rate does the surface code reach at distance eleven?",
+        "gold_titles": [],
+        "answer_any": [],
+    },
+    {
+        "id": "q6",
+        "type": "unanswerable",
+        "question": "What is the capital of France?",
+        "gold_titles": [],
+        "answer_any": [],
+    },
 ]
 
 REPLIES = {
@@ -90,17 +121,27 @@ def _gold_ranks(a, items):
 
 def test_follow_ups_are_asked_after_their_history(rag_home, hash_embedder, small_corpus, tmp_path):
     qa = tmp_path / "follow.jsonl"
-    qa.write_text(json.dumps({
-        "id": "f1", "type": "followup", "question": "How many experts does it use?",
-        "gold_titles": ["Sparse Mixture-of-Experts Language Models at Low Cost"], "answer_any": ["64"],
-        "history": ["What is the sparse mixture-of-experts language model?"],
-    }) + "\n")
-    replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
-               "The sparse language model uses 64 experts [1]."]
+    qa.write_text(
+        json.dumps(
+            {
+                "id": "f1",
+                "type": "followup",
+                "question": "How many experts does it use?",
+                "gold_titles": ["Sparse Mixture-of-Experts Language Models at Low Cost"],
+                "answer_any": ["64"],
+                "history": ["What is the sparse mixture-of-experts language model?"],
+            }
+        )
+        + "\n"
+    )
+    replies = [
+        "Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
+        "The sparse language model uses 64 experts [1].",
+    ]
     generator = ScriptedGenerator(replies)
     a = Assistant(Settings(home=rag_home), embedder=hash_embedder, generator=generator)
     a.ingest([small_corpus])
-    records, scores = evaluate_answers(load_qa(qa), lambda q, h: a.ask(q, history=h))
+    records, _scores = evaluate_answers(load_qa(qa), lambda q, h: a.ask(q, history=h))
     assert records[0].hit is True
     assert len(generator.calls) == 2  # history question, follow-up (resolved without a model call)
     assert "Sparse Mixture-of-Experts" in records[0].standalone_question
@@ -114,8 +155,22 @@ def test_cli_eval_writes_results_and_compares(rag_home, hash_embedder, small_cor
     assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
     out1, out2 = tmp_path / "r1.json", tmp_path / "r2.json"
     for out, k in ((out1, "5"), (out2, "1")):
-        result = runner.invoke(cli, ["--home", str(rag_home), "eval", str(qa_file), "--retrieval-only", "--baselines",
-                                     "--k", k, "-o", str(out)], obj=dict(obj))
+        result = runner.invoke(
+            cli,
+            [
+                "--home",
+                str(rag_home),
+                "eval",
+                str(qa_file),
+                "--retrieval-only",
+                "--baselines",
+                "--k",
+                k,
+                "-o",
+                str(out),
+            ],
+            obj=dict(obj),
+        )
         assert result.exit_code == 0, result.output
     data = json.loads(out1.read_text())
     assert data["retrieval"]["all"]["n"] == 4 and set(data["baselines"]) == {"lexical", "dense"}
@@ -135,7 +190,10 @@ def test_run_eval_reports_every_part_it_ran_and_only_those(rag_home, hash_embedd
     assert list(data) == ["file", "k", "items", "retrieval", "baselines", "model", "stages", "answers", "records"]
     assert data["model"] == "scripted" and len(data["records"]) == len(QA)
     assert {name: list(base) for name, base in data["baselines"].items()} == {
-        "lexical": ["retrieval"], "dense": ["retrieval"], "naive_rag": ["answers"]}
+        "lexical": ["retrieval"],
+        "dense": ["retrieval"],
+        "naive_rag": ["answers"],
+    }
     assert data["answers"]["all"]["answer_hit_rate"] == 0.5
     assert stages == ["answers"] * len(QA) + ["naive_rag"] * len(QA)
     assert data["answers"]["unanswerable"]["answer_hit_rate"] is None  # a metric that does not apply stays null
@@ -153,8 +211,18 @@ def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
     result = runner.invoke(cli, ["--home", str(rag_home), "ask", "--json", QA[0]["question"]], obj=dict(obj))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert list(data) == ["question", "answer", "refused", "citations", "timings", "model", "standalone_question",
-                          "prompt_tokens", "completion_tokens", "via"]
+    assert list(data) == [
+        "question",
+        "answer",
+        "refused",
+        "citations",
+        "timings",
+        "model",
+        "standalone_question",
+        "prompt_tokens",
+        "completion_tokens",
+        "via",
+    ]
     assert data["via"] == "in-process"  # no `rag serve` to answer through
     assert data["answer"] == REPLIES["q1"] and not data["refused"] and data["model"] == "scripted"
     assert [list(c) for c in data["citations"]] == [["key", "paper_id", "title", "text"]]
@@ -174,7 +242,11 @@ def test_the_stages_locate_where_an_answer_is_lost(rag_home, hash_embedder, smal
     # q1, q2: shown and answered; q4: shown, but the model wrote of another paper; q3 (a paraphrase
     # sharing no word with its paper) never reaches a model that embeds words
     assert [(by_id[i].gold_shown, by_id[i].answer_shown, by_id[i].hit) for i in ("q1", "q2", "q3", "q4")] == [
-        (True, True, True), (True, True, True), (False, False, False), (True, True, False)]
+        (True, True, True),
+        (True, True, True),
+        (False, False, False),
+        (True, True, False),
+    ]
     assert by_id["q5"].gold_shown is None  # unanswerable items have no stages
     stages = {t: s.model_dump() for t, s in full.stages.items()}
     assert stages["all"] == {"n": 4, "gold_shown": 0.75, "answer_shown": 0.75, "hit": 0.5}
@@ -184,4 +256,5 @@ def test_the_stages_locate_where_an_answer_is_lost(rag_home, hash_embedder, smal
     assert len(generator.calls) == calls  # nothing generated
     assert context.answers is None and context.records is None
     assert {t: (s.gold_shown, s.answer_shown, s.hit) for t, s in context.stages.items()} == {
-        t: (s.gold_shown, s.answer_shown, None) for t, s in full.stages.items()}
+        t: (s.gold_shown, s.answer_shown, None) for t, s in full.stages.items()
+    }

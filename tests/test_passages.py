@@ -113,7 +113,9 @@ class _MeaningDouble:
 
 
 def test_a_sentence_that_answers_in_other_words_is_chosen_by_meaning():
-    d = _paper("Road sensing", ["We study roads in cities.", "Predictions became 12 percent more accurate.", "Data is public."])
+    d = _paper(
+        "Road sensing", ["We study roads in cities.", "Predictions became 12 percent more accurate.", "Data is public."]
+    )
     question = "How much did the error drop?"  # no word of the answering sentence
     by_words = _build(budget=12, per_paper=1, papers=(d,), question=question)
     assert "12 percent" not in by_words[0].text
