@@ -50,6 +50,9 @@ def _assistant(ctx: click.Context) -> Assistant:
         ctx.obj["assistant"] = Assistant(
             _settings(ctx), embedder=ctx.obj.get("embedder"), generator=ctx.obj.get("generator")
         )
+        for embedder in (ctx.obj["assistant"].embedder, ctx.obj["assistant"].paper_embedder):
+            if hasattr(embedder, "on_prepare"):
+                embedder.on_prepare = _err  # the one-time preparation of a model says so
     assistant: Assistant = ctx.obj["assistant"]
     return assistant
 

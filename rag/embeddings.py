@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from . import protocols
-from .embedding_packages import MINILM, PACKAGED, packaged_folder
+from .embedding_packages import MINILM, MPNET, PACKAGED, packaged_folder
 from .errors import ModelError
 from .offline import enforce_offline
 from .settings import remote_model
@@ -65,7 +66,13 @@ def quantize_onnx(source: Path, target: Path) -> None:
         if node.op_type == "MatMul" and ("/attention/" in node.name or "/intermediate/" in node.name)
     ]
     tmp = target.with_suffix(".tmp")
-    quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime advises pre-processing on the root logger: not for our users
+    try:
+        quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+    finally:
+        root.setLevel(level)
     os.replace(tmp, target)
 
 
@@ -202,6 +209,7 @@ class Embedder:
         self.cache_dir = cache_dir
         self.use_onnx = use_onnx
         self.quantize = quantize  # int8 attention and intermediate layers (`quantize_onnx`)
+        self.on_prepare: Callable[[str], object] | None = None  # told before a one-time assembly or export
         self.models_dir = models_dir if models_dir is not None else (cache_dir.parent if cache_dir else None)
         self._backend = None
         self._lock = threading.Lock()
@@ -218,6 +226,8 @@ class Embedder:
         return "onnxruntime" if isinstance(self.backend, _OnnxBackend) else "torch"
 
     def _load(self):
+        if self.on_prepare is not None and self._needs_preparing():
+            self.on_prepare(f"Preparing the embedding model {self.name} for this machine (once, about a minute) ...")
         folder = resolve_embedding_model(self.name, self.models_dir)
         max_tokens = 256
         try:
@@ -259,6 +269,25 @@ class Embedder:
             for path in (onnx_path, full):
                 path.unlink(missing_ok=True)
             return torch_backend
+
+    def _needs_preparing(self) -> bool:
+        """Is there a one-time step ahead of the first use (mpnet's assembly, an ONNX export)?"""
+        if not self.use_onnx or self.cache_dir is None:
+            return False
+        if self.name == MPNET and self.models_dir is not None:
+            folder = self.models_dir / "embeddings" / MPNET
+            if not (folder / "modules.json").is_file():
+                return True  # still to assemble from its packages
+        else:
+            try:
+                folder = resolve_embedding_model(self.name, self.models_dir)
+            except ModelError:
+                return False  # loading will say what is wrong
+        suffix = f"-int8-{QUANTIZE_VERSION}" if self.quantize else ""
+        return (
+            _mean_pooled(folder)
+            and not (self.cache_dir / f"{folder.name}-{_fingerprint(folder)}{suffix}.onnx").exists()
+        )
 
     @functools.cached_property
     def dimension(self) -> int:

@@ -55,3 +55,21 @@ def test_parts_that_do_not_make_the_zip_are_refused(tmp_path, monkeypatch):
         packaged_folder(MPNET, tmp_path)
     assert not (tmp_path / "embeddings" / MPNET).exists()
     assert not [p for p in (tmp_path / "embeddings").iterdir()]  # the scratch copy is removed
+
+
+def test_a_one_time_preparation_is_announced_before_it_starts(tmp_path, monkeypatch):
+    import rag.embeddings as embeddings
+    from rag.embeddings import Embedder
+
+    told: list[str] = []
+    fresh = Embedder(MPNET, cache_dir=tmp_path / "embeddings", quantize=True)
+    assert fresh._needs_preparing()  # nothing assembled or exported in this models dir yet
+    fresh.on_prepare = told.append
+
+    def stop(name, models_dir):
+        raise ModelError("stop here")  # the message must come before the (long) work starts
+
+    monkeypatch.setattr(embeddings, "resolve_embedding_model", stop)
+    with pytest.raises(ModelError):
+        fresh.encode_query("x")
+    assert told and "Preparing the embedding model all-mpnet-base-v2" in told[0]
