@@ -57,6 +57,7 @@ def test_parts_that_do_not_make_the_zip_are_refused(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "embeddings").iterdir()]  # the scratch copy is removed
 
 
+@pytest.mark.embedder  # it starts a real model's load (stopped before any work)
 def test_a_one_time_preparation_is_announced_before_it_starts(tmp_path, monkeypatch):
     import rag.embeddings as embeddings
     from rag.embeddings import Embedder
