@@ -38,7 +38,10 @@ def _passage(case: dict) -> Hit:
 
 
 def test_the_hostile_sets_are_as_large_as_the_issue_asks():
-    kinds = {kind: sum(1 for case, _ in WRONG if case["kind"] == kind) for kind in ("negation", "polarity", "antonym", "number")}
+    kinds = {
+        kind: sum(1 for case, _ in WRONG if case["kind"] == kind)
+        for kind in ("negation", "polarity", "antonym", "number")
+    }
     assert len(WRONG) >= 30 and all(n >= 5 for n in kinds.values()), kinds
     assert len(INJECTIONS) >= 20
 
@@ -55,37 +58,61 @@ def test_a_right_sentence_about_the_same_passage_is_still_verified(case, claim):
     assert verified.citations, verified.dropped
 
 
-@pytest.mark.parametrize("claim, basis", [
-    # the denial belongs to the other clause of the passage
-    ("SPLADE does not achieve strong results on MS MARCO.",
-     "SPLADE does not rely on dense vectors and achieves strong results on the MS MARCO benchmark."),
-    # direction words: the same thing, opposite ways
-    ("ColdNet lowers accuracy on cold-start items.", "ColdNet improves accuracy on cold-start items."),
-    ("The cache slows down decoding.", "The cache speeds up decoding."),
-    ("Label smoothing improves calibration error.", "Label smoothing increases calibration error."),
-    ("Lion performs far worse than SGD on the benchmarks.", "Lion performs better than SGD on the benchmarks."),
-    ("SGD outperforms Lion on pre-training.", "Lion outperforms SGD on pre-training."),
-    # numbers set aside, reversed, or given to the other name
-    ("The sampler needs 50 steps.", "The sampler needs 8 steps instead of 50."),
-    ("The decoder cuts latency from 25 ms to 40 ms.", "The decoder cuts latency from 40 ms to 25 ms."),
-    ("NeuroSAT solves 85% of the instances.", "GraphSAT solves 85% of the instances, compared with 62% for NeuroSAT."),
-])
+@pytest.mark.parametrize(
+    "claim, basis",
+    [
+        # the denial belongs to the other clause of the passage
+        (
+            "SPLADE does not achieve strong results on MS MARCO.",
+            "SPLADE does not rely on dense vectors and achieves strong results on the MS MARCO benchmark.",
+        ),
+        # direction words: the same thing, opposite ways
+        ("ColdNet lowers accuracy on cold-start items.", "ColdNet improves accuracy on cold-start items."),
+        ("The cache slows down decoding.", "The cache speeds up decoding."),
+        ("Label smoothing improves calibration error.", "Label smoothing increases calibration error."),
+        ("Lion performs far worse than SGD on the benchmarks.", "Lion performs better than SGD on the benchmarks."),
+        ("SGD outperforms Lion on pre-training.", "Lion outperforms SGD on pre-training."),
+        # numbers set aside, reversed, or given to the other name
+        ("The sampler needs 50 steps.", "The sampler needs 8 steps instead of 50."),
+        ("The decoder cuts latency from 25 ms to 40 ms.", "The decoder cuts latency from 40 ms to 25 ms."),
+        (
+            "NeuroSAT solves 85% of the instances.",
+            "GraphSAT solves 85% of the instances, compared with 62% for NeuroSAT.",
+        ),
+    ],
+)
 def test_contradictions_judged_per_clause_with_directions_and_numbers(claim, basis):
     assert contradicts(claim, basis)
 
 
-@pytest.mark.parametrize("claim, basis", [
-    ("SPLADE does not rely on dense vectors.", "SPLADE does not rely on dense vectors and achieves strong results."),
-    ("The model reduces the error on ImageNet.", "The model improves accuracy on ImageNet."),  # less error is better
-    ("The model lowers latency.", "The model improves latency."),
-    ("Late fusion performs worse than DenseFuse.", "DenseFuse performs better than late fusion."),
-    ("It needs 91% less memory than a random forest.", "It matches the random forest's accuracy with 91% less memory."),
-    ("FlexiBERT-Mini achieves 8.9% higher GLUE score than BERT-Mini.",
-     "FlexiBERT-Mini has 3% fewer parameters than BERT-Mini and achieves 8.9% higher GLUE score."),
-    ("The sampler needs 8 steps instead of 50.", "The sampler needs 8 steps instead of 50."),
-    ("An image of 6400 times 6400 pixels trains within 16GB.",
-     "It trains on data such as 6400 times 6400 images within a memory capacity of 16GB."),
-])
+@pytest.mark.parametrize(
+    "claim, basis",
+    [
+        (
+            "SPLADE does not rely on dense vectors.",
+            "SPLADE does not rely on dense vectors and achieves strong results.",
+        ),
+        (
+            "The model reduces the error on ImageNet.",
+            "The model improves accuracy on ImageNet.",
+        ),  # less error is better
+        ("The model lowers latency.", "The model improves latency."),
+        ("Late fusion performs worse than DenseFuse.", "DenseFuse performs better than late fusion."),
+        (
+            "It needs 91% less memory than a random forest.",
+            "It matches the random forest's accuracy with 91% less memory.",
+        ),
+        (
+            "FlexiBERT-Mini achieves 8.9% higher GLUE score than BERT-Mini.",
+            "FlexiBERT-Mini has 3% fewer parameters than BERT-Mini and achieves 8.9% higher GLUE score.",
+        ),
+        ("The sampler needs 8 steps instead of 50.", "The sampler needs 8 steps instead of 50."),
+        (
+            "An image of 6400 times 6400 pixels trains within 16GB.",
+            "It trains on data such as 6400 times 6400 images within a memory capacity of 16GB.",
+        ),
+    ],
+)
 def test_agreeing_sentences_are_not_taken_for_contradictions(claim, basis):
     assert not contradicts(claim, basis)
 
