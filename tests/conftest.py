@@ -38,6 +38,8 @@ MARKED_BY_FIXTURE = {
     "bundled_home": "bundled",
 }
 SLOW_MARKERS = ("llm", "servers", "embedder", "bundled")
+# pytest-timeout: 300 s for every test (pyproject.toml), this for the tests of real models and servers.
+SLOW_TIMEOUT_S = 900
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,6 +52,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if any(item.get_closest_marker(marker) for marker in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
+            if not item.get_closest_marker("timeout"):
+                # a real-LLM test took 302 s of the 300 s default in a full run at load 7-14
+                item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 
 
 @pytest.hookimpl(hookwrapper=True)
