@@ -16,6 +16,16 @@ says the opposite: that claim is false, not mis-cited); an uncited sentence
 gets the passage that supports it; a sentence joining two papers is checked against the passages it
 cites together; a sentence that leans on a dropped one ("This ...") is dropped with it. Keys are
 renumbered 1..m in order of first use, so `[n]` in the final text is `citations[n-1]`.
+
+A sentence citing several passages keeps only the ones that support it on their own. If none does, it is
+kept citing several only as a sentence joining papers: each of its clauses ("X reaches 85% [1] | while Y
+...") is supported by one cited passage on its own, and each passage it keeps supports one of them; one
+claim is never propped up by two passages that each hold part of it ("Jina-ColBERT-v2 used the FineWeb10-BT
+collection created with PLAID-X [1][2]" with every fact but the name in [2] is dropped).
+
+A key standing where a name should be ("[1] proposes ...", "The paper [2] shows ...", "as described in
+[1].") is replaced by the name of the paper it cites (its title's lead, or "the paper “Title”"), so that
+no sentence loses its subject when the markers move to its end.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from dataclasses import dataclass, field
 from .chunking import split_sentences
 from .safety import passage_sentences
 from .text import (
+    capitalise,
     comparable,
     content_words,
     contradicts,
@@ -35,11 +46,22 @@ from .text import (
     names,
     numbers,
     ordered_names,
+    title_name,
     word_set,
 )
 from .types import Citation, Dropped, Hit
 
 _GROUP = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+# Keys used as a noun: the sentence's subject ("[1] proposes", "The paper [2] shows", "[1] and [2] both use"),
+# or after in/by/from/to ("proposed in [1]", "according to [2]"). Keys before "on"/"of" are left alone:
+# "was tested on [1]" stands for an answer the model did not write, not for a paper.
+_KEY_RUN = r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\](?:\s*(?:,|and)?\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])*"
+_PAPER_WORD = (
+    r"(?:(?:the|this|that)\s+)?(?:(?:passage|paper|study|work|article|abstract|source|document|reference)s?\s+)?"
+)
+_SUBJECT_KEYS = re.compile(rf"^\s*{_PAPER_WORD}(?P<keys>{_KEY_RUN})(?=\s+(?-i:[a-z]))", re.IGNORECASE)
+_OBJECT_KEYS = re.compile(rf"\b(?P<prep>in|by|from|to)\s+{_PAPER_WORD}(?P<keys>{_KEY_RUN})", re.IGNORECASE)
+_SLOT = "\ue001"  # where a paper's name goes (a private-use character, removed from the sentence first)
 _ANY_BRACKET_KEY = re.compile(r"\[\s*[\d,;\s]*\]")
 # Sentence ends: . ! ? followed by space(s) and optional citation groups then a new sentence.
 _SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:[\s,;]*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
@@ -60,6 +82,7 @@ MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
 _RESTATES = "only repeats the question"
 _OPPOSITE = "says the opposite of the passage"
+_NOTHING = "says nothing checkable"
 
 
 def parse_keys(text: str) -> list[int]:
@@ -69,6 +92,30 @@ def parse_keys(text: str) -> list[int]:
 
 def strip_keys(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", _ANY_BRACKET_KEY.sub("", text)).strip()
+
+
+def name_slots(sentence: str) -> tuple[str, list[list[int]]]:
+    """The sentence with each key that stands for a paper's name replaced by `_SLOT`, and the keys of
+    each slot in order ("[1] proposes X [1]." -> ("\\ue001 proposes X [1].", [[1]]))."""
+    slots: list[list[int]] = []
+
+    def slot(match: re.Match[str], keep: str = "") -> str:
+        slots.append(parse_keys(match.group("keys")))
+        return keep + _SLOT
+
+    sentence = sentence.replace(_SLOT, "")
+    sentence = _SUBJECT_KEYS.sub(slot, sentence, count=1)
+    sentence = _OBJECT_KEYS.sub(lambda m: slot(m, m.group("prep") + " "), sentence)
+    return sentence, slots
+
+
+def paper_name(title: str, sentence: str = "") -> str:
+    """What a sentence calls a paper: its title's lead ("SimMIM"), or "the paper “Title”" (also when the
+    sentence already uses the lead for the method itself)."""
+    lead = title_name(title)
+    if lead and not (sentence and mentions(lead, word_set(sentence))):
+        return lead
+    return f"the paper “{title}”"
 
 
 def split_answer(text: str) -> list[str]:
@@ -132,7 +179,7 @@ def judge(
             return 0.0, f"contains {link[:40]!r}, which the passage does not", None
     words = content_words(claim) - stated
     if not words and not stated:
-        return 0.0, "says nothing checkable", None
+        return 0.0, _NOTHING, None
     own = words - asked
     if not own and not stated:
         return 0.0, _RESTATES, None
@@ -182,9 +229,33 @@ class CitationChecker:
             reason = _OFF_PASSAGE
         return reason is None, reason, basis
 
+    def _joined(self, body: str, keys: Sequence[int]) -> tuple[list[int] | None, str | None]:
+        """The passages among `keys` a sentence joining papers rests on ("X reaches 85% [1] while Y ... [2]"),
+        or None with why not. Every clause that claims something must be supported by one of them on its
+        own, each passage kept supports a clause, and at least two are kept: a single claim is never
+        propped up by passages that each hold part of it."""
+        ok, why, _ = self._supports(body, Evidence.joined([self.evidence[i] for i in keys]))
+        if not ok:
+            return None, why
+        if not self._numbers_with_their_subjects(body, keys):
+            return None, "pins one paper's number on another paper's name"
+        holders: list[int] = []
+        for clause in _CLAUSE.split(body):
+            if not clause.strip():
+                continue
+            verdicts = [(i, self._supports(clause, self.evidence[i])) for i in keys]
+            supporting = [i for i, (ok, _, _) in verdicts if ok]
+            if supporting:
+                holders.extend(i for i in supporting[:1] if i not in holders)
+            elif not any(why in (_RESTATES, _NOTHING) for _, (_, why, _) in verdicts):
+                return None, "no passage it cites holds all of it: " + (verdicts[0][1][1] or _OFF_PASSAGE)
+        if len(holders) < 2:
+            return None, "each passage it cites holds only part of one claim"
+        return holders, None
+
     def _pair(self, body: str) -> list[int] | None:
         """Two passages that together hold a sentence neither holds alone ("X reaches 1.78 FID while Y ..."):
-        each must hold a name or number of it that the other does not."""
+        each must hold a name or number of it that the other does not, and a clause of it on its own."""
         facts = [(n, "name") for n in names(body)] + [(n, "number") for n in numbers(body)]
 
         def holds(k: int, fact: tuple[str, str]) -> bool:
@@ -195,12 +266,12 @@ class CitationChecker:
         for i in range(len(self.evidence)):
             for j in range(i + 1, len(self.evidence)):
                 own = [any(holds(a, f) and not holds(b, f) for f in facts) for a, b in ((i, j), (j, i))]
-                if not all(own) or not self._numbers_with_their_subjects(body, [i, j]):
+                if not all(own) or self._joined(body, [i, j])[0] is None:
                     continue
-                score, why, _ = judge(
+                score, _, _ = judge(
                     body, Evidence.joined([self.evidence[i], self.evidence[j]]), self.asked, self.asked_names
                 )
-                if why is None and score >= self.min_support and (best is None or score > best[0]):
+                if best is None or score > best[0]:
                     best = (score, [i, j])
         return best[1] if best else None
 
@@ -224,13 +295,14 @@ class CitationChecker:
         self.dropped.append(Dropped(text=sentence, reason=reason))
         # Only a claim that was wrong (a number, name, stance or link the passage lacks) takes the
         # sentences that lean on it along; one that just restated the question does not.
-        self._false_before = reason not in (_OFF_PASSAGE, _RESTATES, "says nothing checkable")
+        self._false_before = reason not in (_OFF_PASSAGE, _RESTATES, _NOTHING)
 
     def add(self, sentence: str) -> str | None:
         """The sentence with its citations renumbered, or None if no passage supports it."""
         body = strip_keys(sentence)
         if not body or not (content_words(body) or numbers(body)):
             return None
+        template, slots = name_slots(sentence)
         if self._false_before and _LEANS_BACK.match(body):
             link = _LINKS_BACK.match(body)
             claim = link.group("claim").strip() if link else ""
@@ -239,6 +311,7 @@ class CitationChecker:
                 return None
             # The link to the dropped sentence goes; the claim stands or falls on its own.
             body = claim[0].upper() + claim[1:]
+            template, slots = name_slots(body)
         keys = [k - 1 for k in dict.fromkeys(parse_keys(sentence)) if 1 <= k <= len(self.passages)]
         cited, bases, reason = [], {}, None
         for index in keys:
@@ -249,15 +322,10 @@ class CitationChecker:
             reason = reason or why
         if not cited and len(keys) > 1:
             # One sentence joining two papers ("X reports 83.8% [1] while Y reports 85.4% [2]").
-            ok, why, _ = self._supports(body, Evidence.joined([self.evidence[i] for i in keys]))
-            claim_words = content_words(body) | numbers(body)
-            if (
-                ok
-                and all(claim_words & (self.evidence[i].words | self.evidence[i].numbers) for i in keys)
-                and self._numbers_with_their_subjects(body, keys)
-            ):
-                cited = keys
-                bases = {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in keys}
+            joined, why = self._joined(body, keys)
+            if joined:
+                cited = joined
+                bases = {i: judge(body, self.evidence[i], self.asked, self.asked_names)[2] for i in joined}
             reason = reason or why
         if not cited and reason == _OPPOSITE:
             # The passage it cites says the opposite: the claim is false, not merely mis-cited (another
@@ -288,9 +356,21 @@ class CitationChecker:
                 self.basis[index].append(basis)
         stop = body[-1] if body[-1] in ".!?" else "."
         marks = "".join(f"[{self.order.index(i) + 1}]" for i in cited)
+        if slots:
+            body = self._named(template, slots, cited) or body
         out = f"{body.rstrip('.!?').rstrip()} {marks}{stop}"
         self.kept.append(out)
         return out
+
+    def _named(self, template: str, slots: list[list[int]], cited: list[int]) -> str:
+        """The sentence with each key that stood for a paper replaced by that paper's name: the paper it
+        cited if that one holds the sentence, else the one it was re-pointed to."""
+        filled = strip_keys(template)
+        for slot in slots:
+            wanted = [k - 1 for k in slot if k - 1 in cited] or cited
+            who = " and ".join(paper_name(self.passages[i].title, filled) for i in wanted)
+            filled = filled.replace(_SLOT, who, 1)
+        return capitalise(filled)
 
     def result(self) -> Verified:
         citations = [

@@ -451,6 +451,39 @@ _INTRODUCES = re.compile(
 )
 
 
+# A question that asks for a quantity: "how many", "by what factor", "what top-1 accuracy/FID/rank ...".
+_MEASURE = (
+    r"scores?|accurac(?:y|ies)|rates?|ranks?|sizes?|speed-?ups?|fids?|psnr|ssim|bleu|rouge|miou|map|ndcg\S*"
+    r"|recall\S*|precision|f1|auc|errors?|perplexit(?:y|ies)|latenc(?:y|ies)|throughput|length|dimensions?"
+    r"|ratios?|counts?|budgets?|percentages?|numbers?|margins?|gains?|values?|factors?|win[\s-]?rates?"
+)
+_ASKS_NUMBER = re.compile(
+    r"\bhow\s+(?:many|much|large|small|long|fast|big|wide|deep|high|low|often|far)\b"
+    r"|\bby\s+(?:what|how)\s+(?:factor|margin|percentage|amount|much)\b"
+    r"|(?:^|[.?!]\s+)when\b|\b(?:what|which|in\s+which)\s+year\b"
+    rf"|\bwhat\s+(?:[\w@./+-]+\s+){{0,4}}?(?:{_MEASURE})\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_number(question: str) -> bool:
+    """Does the question ask for a quantity or a date (an answer without a number cannot be one)?"""
+    return bool(_ASKS_NUMBER.search(question))
+
+
+_ASKS_WHO = re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE)
+
+
+def asks_who(question: str) -> bool:
+    """Does the question ask for a person or a group (which abstracts seldom name)?"""
+    return bool(_ASKS_WHO.search(question))
+
+
+def capitalise(text: str) -> str:
+    """`text` with its first letter in upper case (the rest as written: "the paper “X”" -> "The paper “X”")."""
+    return text[:1].upper() + text[1:]
+
+
 def title_name(title: str) -> str | None:
     """The short name a title leads with ("SimMIM: A Simple Framework ..." -> "SimMIM")."""
     lead, colon, _ = title.partition(":")

@@ -215,3 +215,50 @@ def test_a_sentence_leaning_on_a_dropped_one_goes_with_it():
     v = verify("EdgeNeXt reaches 99.9% accuracy on ImageNet-1K [1]. This is achieved with 1.3M parameters [1].", [EDGE])
     assert not v.citations
     assert [d.reason for d in v.dropped][1] == "refers back to a sentence that was dropped"
+
+
+# --- issue 25, item 3: a sentence citing two passages, and a key that was the sentence's subject -----------
+JINA = _hit("j", "Jina-ColBERT-v2: A General-Purpose Multilingual Late Interaction Retriever",
+            "Our new model, Jina-ColBERT-v2, demonstrates strong performance across English and multilingual "
+            "retrieval tasks, while also cutting storage requirements by up to 50% compared to previous models.",
+            ["Jina-ColBERT-v2"])
+LIVERAG = _hit("h", "HLTCOE at LiveRAG: GPT-Researcher using ColBERT retrieval",
+               "Retrieval used a local, compressed index of the FineWeb10-BT collection created with PLAID-X, "
+               "using a model fine-tuned for multilingual retrieval.", ["HLTCOE at LiveRAG"])
+
+
+def test_a_sentence_citing_two_passages_must_be_supported_by_each_it_keeps():
+    # every fact is in [2] but the name is only in [1]: together they "hold" it, neither supports it
+    v = verify("Jina-ColBERT-v2 used the FineWeb10-BT collection created with PLAID-X [1][2].", [JINA, LIVERAG])
+    assert not v.citations and v.dropped, v.text
+    # the passage that holds it on its own keeps it; the other citation goes
+    v = verify("Retrieval used an index of the FineWeb10-BT collection created with PLAID-X [1][2].", [JINA, LIVERAG])
+    assert [c.paper_id for c in v.citations] == ["h"] and v.text.endswith("PLAID-X [1].")
+    # a sentence joining the two papers, each clause held by one of them, keeps both
+    v = verify("Jina-ColBERT-v2 cuts storage requirements by up to 50% [1], while the LiveRAG system used the "
+               "FineWeb10-BT collection [2].", [JINA, LIVERAG])
+    assert [c.paper_id for c in v.citations] == ["j", "h"], v.dropped
+    # ... but not when one clause is held by neither on its own
+    v = verify("Jina-ColBERT-v2 cuts storage requirements by up to 50% [1], while Jina-ColBERT-v2 used the "
+               "FineWeb10-BT collection [2].", [JINA, LIVERAG])
+    assert not v.citations, v.text
+
+
+def test_a_key_that_was_the_subject_becomes_the_papers_name():
+    v = verify("[2] used a compressed index of the FineWeb10-BT collection created with PLAID-X.", [JINA, LIVERAG])
+    assert v.text == "HLTCOE at LiveRAG used a compressed index of the FineWeb10-BT collection created with PLAID-X [1]."
+    v = verify("The paper [1] cuts storage requirements by up to 50% compared to previous models.", [JINA, LIVERAG])
+    assert v.text == "Jina-ColBERT-v2 cuts storage requirements by up to 50% compared to previous models [1]."
+    v = verify("Storage requirements are cut by up to 50%, as reported in [1].", [JINA])
+    assert v.text == "Storage requirements are cut by up to 50%, as reported in Jina-ColBERT-v2 [1]."
+    # a title without a short lead, or whose lead the sentence already uses, is named in full
+    plain = _hit("p", "Storage Matters for Retrieval", JINA.text)
+    v = verify("According to [1], Jina-ColBERT-v2 cuts storage requirements by up to 50%.", [plain])
+    assert v.text == ("According to the paper “Storage Matters for Retrieval”, Jina-ColBERT-v2 cuts storage "
+                      "requirements by up to 50% [1].")
+    # cited to the wrong passage: named after the one that holds it
+    v = verify("[1] used the FineWeb10-BT collection created with PLAID-X.", [JINA, LIVERAG])
+    assert v.text.startswith("HLTCOE at LiveRAG used") and v.citations[0].paper_id == "h"
+    # a key standing for an answer the model did not write is not a name ("tested on [1]")
+    assert verify("The retrieval model was tested on [1].", [LIVERAG], question="Which collections was "
+                  "the retrieval model tested on?").citations == []
