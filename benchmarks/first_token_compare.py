@@ -37,6 +37,7 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, "-m", "rag.cli", "ask", "--json", question],
                 env=env,
+                cwd=Path(code).resolve(),  # `python -m` puts the working dir first on sys.path
                 capture_output=True,
                 text=True,
                 check=True,

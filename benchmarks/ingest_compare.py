@@ -44,6 +44,7 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, "-m", "rag.cli", "ingest", str(args.corpus)],
                     env=env,
+                    cwd=code,  # `python -m` puts the working dir first on sys.path: it must be the variant's
                     capture_output=True,
                     text=True,
                     check=True,
