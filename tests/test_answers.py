@@ -93,8 +93,10 @@ def test_follow_up_refers_to_the_conversations_paper_without_a_model_call(settin
 
 
 def test_a_self_contained_question_in_a_conversation_is_searched_as_asked(settings, hash_embedder, small_corpus):
-    replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
-               "Marine heatwaves are becoming more frequent and intense [1]."]
+    replies = [
+        "Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
+        "Marine heatwaves are becoming more frequent and intense [1].",
+    ]
     a, gen = make(settings, hash_embedder, small_corpus, replies)
     first = a.ask("What is a sparse mixture-of-experts language model?")
     question = "Are marine heatwaves becoming more frequent for coral reefs?"
@@ -104,9 +106,11 @@ def test_a_self_contained_question_in_a_conversation_is_searched_as_asked(settin
 
 
 def test_a_refused_answer_never_becomes_the_topic(settings, hash_embedder, small_corpus):
-    replies = ["Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
-               "Surface codes were invented by Alexei Kitaev in 1997 [1].",
-               "The sparse language model uses 64 experts with top-2 routing [1]."]
+    replies = [
+        "Mixture-of-experts layers route each token to a few expert feed-forward networks [1].",
+        "Surface codes were invented by Alexei Kitaev in 1997 [1].",
+        "The sparse language model uses 64 experts with top-2 routing [1].",
+    ]
     a, _ = make(settings, hash_embedder, small_corpus, replies)
     first = a.ask("What is a sparse mixture-of-experts language model?")
     refused = a.ask("Who invented the surface code for quantum error correction?", history=[first])
@@ -117,7 +121,7 @@ def test_a_refused_answer_never_becomes_the_topic(settings, hash_embedder, small
 
 
 def test_empty_and_huge_questions(settings, hash_embedder, small_corpus):
-    a, gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
+    a, _gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
     with pytest.raises(EmptyQuestionError):
         a.ask(" \n\t ")
     answer = a.ask("surface code logical error rate " * 4000)  # ~130 kB
@@ -142,17 +146,20 @@ def test_prompt_templates_are_validated_at_load(tmp_path):
 
 def test_unknown_model_lists_the_known_ones(settings):
     a = Assistant(Settings(home=settings.home, model="gpt-17"))
-    with pytest.raises(UnknownModelError, match="known models: qwen2.5-coder-1.5b, qwen2.5-coder-0.5b"):
+    with pytest.raises(UnknownModelError, match=r"known models: qwen2\.5-coder-1\.5b, qwen2\.5-coder-0\.5b"):
         a.load_generator()
 
 
 # --- the real model -----------------------------------------------------------------------------
 
+
 @pytest.mark.llm
 def test_real_default_model_answers_with_a_verified_citation(settings, embedder, small_corpus, default_model):
     a = Assistant(settings, embedder=embedder, generator=default_model)
     a.ingest([small_corpus])
-    answer = a.ask("By what factor does the logical error rate fall when the surface code distance grows from three to five?")
+    answer = a.ask(
+        "By what factor does the logical error rate fall when the surface code distance grows from three to five?"
+    )
     assert not answer.refused, answer.raw_text
     assert "2.1" in answer.text
     assert answer.citations[0].title.startswith("Quantum Error Correction")
@@ -181,7 +188,10 @@ def test_real_model_invented_numbers_never_reach_the_user(settings, embedder, sm
 
 
 def test_cancel_stops_the_model_at_its_next_token(settings, hash_embedder, small_corpus):
-    reply = "Marine heatwaves are becoming more frequent [1]. " + "Reefs with higher thermal variability resisted bleaching [1]. " * 5
+    reply = (
+        "Marine heatwaves are becoming more frequent [1]. "
+        + "Reefs with higher thermal variability resisted bleaching [1]. " * 5
+    )
     a, gen = make(settings, hash_embedder, small_corpus, [reply])
     consumed = []
     original = gen.stream
@@ -202,7 +212,7 @@ def test_cancel_stops_the_model_at_its_next_token(settings, hash_embedder, small
 
 
 def test_set_model_keeps_the_old_model_when_the_new_one_fails(settings, hash_embedder, small_corpus):
-    a, gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
+    a, _gen = make(settings, hash_embedder, small_corpus, [QUANTUM_FACT])
     with pytest.raises(UnknownModelError):
         a.set_model("no-such-model")
     assert a.model_loaded and a.model_name == "scripted"
@@ -245,7 +255,11 @@ def test_events_show_tokens_then_verified_or_dropped_sentences_then_the_answer(s
     assert [e.t for e in events] == sorted(e.t for e in events)
     asked = a.ask(question)
     done = events[-1].answer
-    assert done is not None and (done.text, done.citations, done.dropped) == (asked.text, asked.citations, asked.dropped)
+    assert done is not None and (done.text, done.citations, done.dropped) == (
+        asked.text,
+        asked.citations,
+        asked.dropped,
+    )
 
 
 def test_rag_ask_events_prints_json_lines(rag_home, hash_embedder, small_corpus):
@@ -256,9 +270,17 @@ def test_rag_ask_events_prints_json_lines(rag_home, hash_embedder, small_corpus)
     obj = {"embedder": hash_embedder, "generator": ScriptedGenerator([QUANTUM_FACT])}
     runner = CliRunner()
     assert runner.invoke(cli, ["--home", str(rag_home), "ingest", str(small_corpus)], obj=dict(obj)).exit_code == 0
-    result = runner.invoke(cli, ["--home", str(rag_home), "ask", "--events",
-                                       "How much does the logical error rate of the surface code fall with distance?"],
-                           obj=dict(obj))
+    result = runner.invoke(
+        cli,
+        [
+            "--home",
+            str(rag_home),
+            "ask",
+            "--events",
+            "How much does the logical error rate of the surface code fall with distance?",
+        ],
+        obj=dict(obj),
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[-1]["kind"] == "done" and lines[-1]["answer"]["answer"] == QUANTUM_FACT

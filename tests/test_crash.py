@@ -16,7 +16,9 @@ from rag import Assistant, Settings
 from rag.catalog import committed_paper_ids
 from rag.locking import WriterLock
 
-pytestmark = pytest.mark.slow  # `rag ingest` processes of the bundled corpus, killed and raced
+pytestmark = pytest.mark.slow  # `rag ingest` processes, killed and raced
+
+BUNDLED = Path(__file__).parent.parent / "rag" / "data" / "corpus"
 
 
 def rag_process(home: Path, models_home: Path, *args: str, **env: str) -> subprocess.Popen:
@@ -43,13 +45,27 @@ def ids_of(home: Path, embedder) -> tuple[set[str], set[str], set[str]]:
         a.close()
 
 
-def test_kill_9_during_ingest_loses_nothing_and_the_next_ingest_completes(
-    bundled_home, models_home, embedder, tmp_path
-):
+def unshipped_corpus(target: Path, papers: int) -> Path:
+    """Bundled papers reworded by one sentence, in JSONL: their vectors are not shipped, so the ingest
+    embeds them (the bundled corpus's own vectors ship with the package and make its ingest take seconds,
+    too short to be killed at a random moment)."""
+    from rag.corpus import read_page_dump
+
+    records = []
+    for path in sorted(BUNDLED.glob("*.txt")):
+        for paper in read_page_dump(path.read_text(encoding="utf-8"), path.name).papers:
+            records.append({"title": paper.title, "abstract": f"{paper.abstract} This copy is for a crash test."})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(json.dumps(r) + "\n" for r in records[:papers]), encoding="utf-8")
+    return target
+
+
+def test_kill_9_during_ingest_loses_nothing_and_the_next_ingest_completes(models_home, embedder, tmp_path):
     home = tmp_path / "home"
+    corpus = unshipped_corpus(tmp_path / "corpus" / "papers.jsonl", 640)  # 10 batches of 64 papers
     rng = random.Random(20261123)
     for trial in range(3):
-        proc = rag_process(home, models_home, "ingest")
+        proc = rag_process(home, models_home, "ingest", str(corpus))
         before = committed_papers(home)
         # Kill at a random moment once this run has committed at least one batch of its own.
         while len(committed_papers(home)) <= len(before):
@@ -63,20 +79,24 @@ def test_kill_9_during_ingest_loses_nothing_and_the_next_ingest_completes(
         seen = committed_papers(home)
         proc.kill()
         proc.wait()
-        assert proc.returncode == -9
+        assert proc.returncode == -9, "the ingest ended before the kill: the corpus is too small to test this"
         assert committed_papers(home) >= seen, f"trial {trial}: committed papers were lost"
         a = Assistant(Settings(home=home), embedder=embedder)
         assert a.search("vector search with a standard search engine", k=3)  # still searchable after the kill
         a.close()
-    final = rag_process(home, models_home, "ingest", "--json")
+    final = rag_process(home, models_home, "ingest", "--json", str(corpus))
     out, err = final.communicate(timeout=900)
     assert final.returncode == 0, err
     report = json.loads(out)
     assert report["added"] + report["unchanged"] == report["unique_papers"]
     assert report["unchanged"] > 0  # earlier committed batches were not embedded again
 
+    clean_home = tmp_path / "clean"
+    clean = Assistant(Settings(home=clean_home), embedder=embedder)
+    clean.ingest([corpus])
+    clean.close()
     papers, chunks, vectors = ids_of(home, embedder)
-    clean_papers, clean_chunks, clean_vectors = ids_of(bundled_home, embedder)
+    clean_papers, clean_chunks, clean_vectors = ids_of(clean_home, embedder)
     assert papers == clean_papers and chunks == clean_chunks
     assert vectors == chunks == clean_vectors  # no duplicates, no orphans, nothing missing
 

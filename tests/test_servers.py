@@ -170,8 +170,8 @@ def llama(servers, small_gguf, tmp_path_factory) -> ServerProcess:
     return start_llama(servers, small_gguf, tmp_path_factory.mktemp("llama"))
 
 
-def run_cli(*args: str, embedder=None):
-    return CliRunner().invoke(cli, list(args), obj={"embedder": embedder}, catch_exceptions=False)
+def run_cli(*args: str, embedder=None, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), obj={"embedder": embedder}, env=env, catch_exceptions=False)
 
 
 # --- Chroma server ----------------------------------------------------------------------------------------
@@ -210,13 +210,19 @@ def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
 ):
     server = start_chroma(servers, tmp_path / "chroma")
     home = tmp_path / "home"
-    settings = Settings(home=home, chroma_url=server.url)
+    # exact_search_mb=0: searches go to the server (a small index is otherwise scanned from the catalog's copy)
+    settings = Settings(home=home, chroma_url=server.url, exact_search_mb=0)
     a = Assistant(settings, embedder=embedder)
     a.ingest([small_corpus])
     before = a.stats()
     hits_before = [h.chunk_id for h in a.search(QUESTIONS[0], k=5)]
+    scanning = Assistant(Settings(home=home, chroma_url=server.url), embedder=embedder)
+    assert [h.chunk_id for h in scanning.search(QUESTIONS[0], k=5)] == hits_before
 
     server.stop(signal.SIGKILL)  # as if it crashed
+    # a small index searched exactly from the catalog's vectors still answers while the server is down
+    assert [h.chunk_id for h in scanning.search(QUESTIONS[0], k=5)] == hits_before
+    scanning.close()
     with pytest.raises(VectorStoreError, match=f"the Chroma server at {server.url} does not answer .*chroma run"):
         a.search(QUESTIONS[0])
     extra = tmp_path / "extra.jsonl"
@@ -227,7 +233,16 @@ def test_chroma_server_stopped_mid_run_gives_one_clear_error_and_loses_nothing(
     with pytest.raises(VectorStoreError):
         a.ingest([extra])
     # the CLI: exit 1 and one line on stderr
-    result = run_cli("--home", str(home), "--chroma-url", server.url, "search", QUESTIONS[0], embedder=embedder)
+    result = run_cli(
+        "--home",
+        str(home),
+        "--chroma-url",
+        server.url,
+        "search",
+        QUESTIONS[0],
+        embedder=embedder,
+        env={"RAG_EXACT_SEARCH_MB": "0"},
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: the Chroma server at {server.url} does not answer")
     assert len(result.stderr.strip().splitlines()) == 1

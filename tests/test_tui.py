@@ -582,6 +582,26 @@ async def test_typing_while_an_answer_is_written_is_kept_and_enter_queues(make_a
         assert len(model.calls) == 2  # one answer call each (a follow-up costs no rewrite call)
 
 
+async def test_keys_typed_right_after_enter_start_the_next_question(make_assistant):
+    # Seen in tmux: a second question typed at once after Enter lost its first letters, because the
+    # input was cleared when the App handled the question, after those keys had arrived.
+    model = Held()
+    app = make_app(assistant=make_assistant(generator=model))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.prompt.focus()
+        app.prompt.load_text(QUESTION)
+        # One burst, as a terminal delivers it: all keys queued before the App handles any.
+        for key, character in [("enter", "\r"), *((c if c != " " else "space", c) for c in "How many")]:
+            app.post_message(events.Key(key, character))
+        await wait_until(pilot, lambda: len(app.answers) + len(app.queue) >= 1 or app.running is not None)
+        await pilot.pause()
+        assert app.prompt.text == "How many"
+        model.release.set()
+        await settle(app, pilot)
+        assert [a.question for a in app.answers] == [QUESTION]
+
+
 # --- 5. Ctrl+N during an answer ----------------------------------------------------------------
 async def test_new_chat_during_an_answer_keeps_the_question(make_assistant):
     long_reply = f"{REPLY} The logical error rate {'falls ' * 200}[1]."

@@ -265,7 +265,6 @@ class ChatApp(App[None]):
         self.set_interval(1.0, self._tick)
         self.prepare()
         if self.initial_question:
-            self.prompt.load_text(self.initial_question)
             self.prompt.post_message(PromptInput.Submitted(self.prompt, self.initial_question))
 
     def on_unmount(self) -> None:
@@ -1017,11 +1016,12 @@ class ChatApp(App[None]):
             question, cut = clean_question(event.text)
         except RagError as exc:
             self.tell(str(exc), "Cannot ask", "error")
+            if not self.prompt.text:
+                self.prompt.load_text(event.text)  # the input cleared on Enter: give the text back to edit
             return
         typed = event.text.strip()
         self._cancel_draft()  # the answer waits for at most one step of it
         self.history.add(typed)
-        self.prompt.clear()
         editing = self.editing
         if editing is not None:
             self._stop_editing()

@@ -106,7 +106,11 @@ class PromptInput(InOrderKeys, TextArea):
                 # "\" then Enter: a new line in terminals that cannot report Shift+Enter or Ctrl+J.
                 self.replace("\n", (row, column - 1), (row, column))
             else:
-                self.post_message(self.Submitted(self, self.text))
+                # Cleared now, not when the App handles the message: keys typed right after Enter
+                # (a second question in one burst) land in the emptied input and are kept.
+                text = self.text
+                self.clear()
+                self.post_message(self.Submitted(self, text))
             return
         if key in CHAT_SCROLL_KEYS:
             event.stop()
