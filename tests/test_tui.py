@@ -700,7 +700,8 @@ async def test_why_shows_the_searched_question_passages_and_dropped_sentences(ma
     app = make_app(assistant=make_assistant([invented]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await ask(app, pilot, QUESTION)
+        # asks who: no passage sentence may stand in as a quotation, so the answer is refused
+        await ask(app, pilot, "Who proposed the decoder for the logical error rate?")
         await settle(app, pilot)
         [answer] = app.answers
         assert answer.refused and answer.dropped_sentences == [invented]
@@ -1069,6 +1070,13 @@ async def test_both_answers_of_ctrl_r_are_saved_and_come_back_when_the_chat_is_r
         assert earlier.has_class("-superseded") and earlier.border_title.startswith("earlier answer")
         assert not newer.has_class("-superseded") and [a.text for a in app.answers] == [again]
         assert app.selected is newer
+        # the export holds both, the earlier one first and marked as replaced
+        app.action_export_chat()
+        exported_file = app.home / "exports" / f"{chat_id}.md"
+        await wait_until(pilot, exported_file.exists)
+        exported = exported_file.read_text()
+        marked = exported.index("*(an earlier answer, replaced by the next one)*")
+        assert marked < exported.index(REPLY) < exported.index(again), exported
         # a follow-up's history is the chat's answers only; the earlier one stays saved beside them
         app.prompt.focus()
         await pilot.press(*"And at distance seven?", "enter")

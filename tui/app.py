@@ -777,7 +777,8 @@ class ChatApp(App[None]):
     @work(thread=True, group="export")
     def export_chat_file(self, chat: SavedChat) -> None:
         worker = get_current_worker()
-        ids = sorted({c.paper_id for a in chat.answers for c in a.citations})
+        every = [*chat.answers, *(a for old in chat.earlier.values() for a in old)]
+        ids = sorted({c.paper_id for a in every for c in a.citations})
         try:
             papers, locations = self._fetch_papers(worker, [i for i in ids if i not in self.papers])
         except Cancelled:
@@ -786,7 +787,9 @@ class ChatApp(App[None]):
             papers, locations = {}, {}
         papers, locations = {**self.papers, **papers}, {**self.locations, **locations}
         try:
-            path = write_export(self.home, chat.id, chat_markdown(chat.title, chat.answers, papers, locations))
+            path = write_export(
+                self.home, chat.id, chat_markdown(chat.title, chat.answers, papers, locations, chat.earlier)
+            )
         except OSError as exc:
             self.post_message(Problem(f"cannot write {self.home / 'exports'}: {exc.strerror or exc}", "Export"))
             return

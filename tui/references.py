@@ -125,9 +125,24 @@ def answer_markdown(answer: Answer, papers: dict[str, Paper], locations: dict[st
     return "\n".join(lines)
 
 
-def chat_markdown(title: str, answers: list[Answer], papers: dict[str, Paper], locations: dict[str, str]) -> str:
+def chat_markdown(
+    title: str,
+    answers: list[Answer],
+    papers: dict[str, Paper],
+    locations: dict[str, str],
+    earlier: dict[int, list[Answer]] | None = None,
+) -> str:
+    """A chat as Markdown; `earlier` (by answer index) are answers written again since, each placed above
+    the answer that replaced it, as the chat shows them."""
     body = [f"# {title or 'Chat'}", ""]
-    for answer in answers:
+    for index, answer in enumerate(answers):
+        for old in (earlier or {}).get(index, []):
+            body += [
+                answer_markdown(old, papers, locations).replace(
+                    "\n", "\n\n*(an earlier answer, replaced by the next one)*\n", 1
+                ),
+                "",
+            ]
         body += [answer_markdown(answer, papers, locations), ""]
     return "\n".join(body).rstrip() + "\n"
 
