@@ -407,14 +407,7 @@ def _answer(source: Answerer, question: str, as_json: bool, events: bool, via: d
         return
     if events:
         for event in source.events(question):
-            line: dict[str, Any] = {"kind": event.kind, "text": event.text, "t": round(event.t, 3)}
-            if event.reason:
-                line["reason"] = event.reason
-            if event.answer is not None:
-                from .types import AnswerReport
-
-                line["answer"] = AnswerReport.of(event.answer).model_dump(mode="json")
-            click.echo(json.dumps(line))
+            click.echo(json.dumps(event.to_dict(report=True)))
         return
     steps = source.events(question)
     answer = _live_answer(steps) if sys.stdout.isatty() else _plain_answer(steps)

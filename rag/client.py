@@ -255,10 +255,10 @@ class ServerClient:
     def _event(self, data: dict[str, Any]) -> AnswerEvent:
         if "error" in data:
             raise self._error(data)
-        answer = Answer.model_validate(data["answer"]) if data.get("answer") is not None else None
-        return AnswerEvent(
-            data["kind"], data["text"], data["t"], data.get("reason"), answer=answer, pending=data.get("pending", "")
-        )
+        try:
+            return AnswerEvent.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServerError(f"{self.url} sent an event that is not an answer's: {exc}; is it a `rag serve`?") from exc
 
     def _error(self, data: Any) -> RagError:
         error = data.get("error") if isinstance(data, dict) else None

@@ -416,14 +416,7 @@ class Server:
     async def _sse_events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str]:
         try:
             async for event in self._events(request, question, history):
-                line: dict[str, Any] = {"kind": event.kind, "text": event.text, "t": event.t}
-                if event.reason:
-                    line["reason"] = event.reason
-                if event.pending:
-                    line["pending"] = event.pending
-                if event.answer is not None:
-                    line["answer"] = event.answer.model_dump(mode="json")
-                yield _sse(line)
+                yield _sse(event.to_dict())
         except Exception as exc:  # the status line is sent: the error travels as an event
             _, message, kind = _error_of(exc)
             yield _sse({"error": {"message": message, "type": kind}})

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -88,6 +89,10 @@ class Hit:
     named: bool = False  # the question called this paper by its own name
 
 
+EventKind = Literal["token", "sentence", "dropped", "done"]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+
+
 @dataclass(slots=True)
 class AnswerEvent:
     """One step of an answer as it happens (hot path: a plain dataclass).
@@ -98,12 +103,34 @@ class AnswerEvent:
     the question was asked.
     """
 
-    kind: str
+    kind: EventKind
     text: str
     t: float
     reason: str | None = None
     answer: Answer | None = None
     pending: str = ""  # after a "sentence" or "dropped": the model's text that is still unchecked
+
+    def to_dict(self, report: bool = False) -> dict[str, Any]:
+        """The event on the wire (`rag serve`'s event stream, `rag ask --events`): kind, text, t, and
+        reason, pending and answer when set. The answer is the whole `Answer`, or with `report` the
+        `AnswerReport` that `rag ask --json` prints."""
+        data: dict[str, Any] = {"kind": self.kind, "text": self.text, "t": round(self.t, 3)}
+        if self.reason:
+            data["reason"] = self.reason
+        if self.pending:
+            data["pending"] = self.pending
+        if self.answer is not None:
+            data["answer"] = (AnswerReport.of(self.answer) if report else self.answer).model_dump(mode="json")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnswerEvent:
+        """An event from `to_dict()`'s form (with the whole `Answer`); ValueError if it is not one."""
+        kind = data.get("kind")
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"not an answer event kind: {kind!r}")
+        answer = Answer.model_validate(data["answer"]) if data.get("answer") is not None else None
+        return cls(kind, str(data["text"]), float(data["t"]), data.get("reason"), answer, data.get("pending") or "")
 
 
 class Citation(BaseModel):
@@ -171,6 +198,10 @@ class Answer(BaseModel):
     notices: list[str] = Field(default_factory=list, description="Things the user should know (e.g. truncation).")
     refusal_reason: str | None = None
     dropped: list[Dropped] = Field(default_factory=list, description="Model sentences not shown, with the reason.")
+    quoted: bool = Field(
+        default=False,
+        description="The text quotes the passage sentence closest to the question: none of the model's was supported.",
+    )
 
     passages: list[Citation] = Field(
         default_factory=list,
@@ -231,6 +262,7 @@ class AnswerReport(BaseModel):
     standalone_question: str | None
     prompt_tokens: int
     completion_tokens: int
+    quoted: bool = False  # the answer quotes a passage sentence (see `Answer.quoted`)
 
     @classmethod
     def of(cls, answer: Answer) -> AnswerReport:
@@ -246,4 +278,5 @@ class AnswerReport(BaseModel):
             standalone_question=answer.standalone_question,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
+            quoted=answer.quoted,
         )
