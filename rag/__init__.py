@@ -33,11 +33,28 @@ from .errors import (
 if TYPE_CHECKING:
     from .answering import AnswerStream
     from .assistant import Assistant
+    from .chunking import split_sentences
+    from .client import ServerClient
+    from .corpus import BUNDLED_PREFIX
+    from .datafiles import DataDir
     from .index import IndexStats, IngestReport
     from .prompts import CANNOT_ANSWER
-    from .questions import clean_question
-    from .settings import Settings
-    from .types import Answer, AnswerEvent, Chunk, Citation, Dropped, Hit, Paper, PrefillReport, Prepared, Timings
+    from .questions import MAX_QUESTION_CHARS, clean_question
+    from .safety import terminal_safe
+    from .settings import BUNDLED_CORPUS, Settings
+    from .types import (
+        Answer,
+        AnswerEvent,
+        Chunk,
+        Citation,
+        Dropped,
+        Hit,
+        Paper,
+        PrefillReport,
+        Prepared,
+        Timings,
+        normalise_text,
+    )
 
 _TYPES = (
     "Answer",
@@ -59,6 +76,15 @@ _HOME = {  # public name -> the module that defines it
     "CANNOT_ANSWER": "prompts",
     "clean_question": "questions",
     "Settings": "settings",
+    "DataDir": "datafiles",
+    # what the chat (tui/) needs beyond the assistant: it imports nothing else of the package
+    "ServerClient": "client",
+    "MAX_QUESTION_CHARS": "questions",
+    "split_sentences": "chunking",
+    "BUNDLED_PREFIX": "corpus",
+    "BUNDLED_CORPUS": "settings",
+    "terminal_safe": "safety",
+    "normalise_text": "types",
     **dict.fromkeys(_TYPES, "types"),
 }
 
@@ -88,7 +114,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BUNDLED_CORPUS",
+    "BUNDLED_PREFIX",
     "CANNOT_ANSWER",
+    "MAX_QUESTION_CHARS",
     "Answer",
     "AnswerEvent",
     "AnswerStream",
@@ -96,6 +125,7 @@ __all__ = [
     "Chunk",
     "Citation",
     "CorpusError",
+    "DataDir",
     "DataDirError",
     "Dropped",
     "EmptyQuestionError",
@@ -116,6 +146,7 @@ __all__ = [
     "Prepared",
     "PromptError",
     "RagError",
+    "ServerClient",
     "ServerError",
     "Settings",
     "SettingsError",
@@ -124,4 +155,7 @@ __all__ = [
     "VectorStoreError",
     "__version__",
     "clean_question",
+    "normalise_text",
+    "split_sentences",
+    "terminal_safe",
 ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
+from .datafiles import DataDir
 from .errors import RagError
 from .safety import terminal_safe
 from .settings import Settings
@@ -192,7 +193,7 @@ class RagGroup(click.Group):
                         "(RAG_HOME, RAG_MODELS_HOME)"
                     )
                 ) from exc
-            raise click.ClickException(str(damaged(home / "index" / "catalog.sqlite", str(exc)))) from exc
+            raise click.ClickException(str(damaged(DataDir(home).index.catalog, str(exc)))) from exc
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(130)

@@ -278,7 +278,7 @@ def _recall(report: DoctorReport, check: RecallCheck) -> None:
 
 
 def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> None:
-    catalog_path = settings.index_dir / "catalog.sqlite"
+    catalog_path = settings.data_dir.index.catalog
     if not catalog_path.exists():
         report.add(
             "index",

@@ -29,6 +29,7 @@ from .catalog import Catalog
 from .chunking import chunk_paper
 from .corpus import ReadResult
 from .datadir import BYTES_PER_CHUNK, storage_problem
+from .datafiles import IndexFiles
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, ModelError, RagError
 from .filters import PaperTable
 from .lexical import LexicalIndex
@@ -270,7 +271,7 @@ class Index:
     # --- opening --------------------------------------------------------------------------
     @property
     def catalog_path(self) -> Path:
-        return self.dir / "catalog.sqlite"
+        return IndexFiles(self.dir).catalog
 
     def exists(self) -> bool:
         return self.catalog_path.exists() and self.catalog.paper_count() > 0
@@ -295,7 +296,7 @@ class Index:
 
     @property
     def vectors_path(self) -> Path:
-        return self.dir / "chroma"
+        return IndexFiles(self.dir).chroma
 
     @property
     def vectors(self) -> VectorStore:
@@ -370,7 +371,7 @@ class Index:
         """The BM25 index, rebuilt from the catalog whenever it lags behind it."""
         generation = self.catalog.generation
         if self._lexical is None or self._lexical.generation != generation:
-            path = self.dir / "lexical"
+            path = IndexFiles(self.dir).lexical
             lexical = LexicalIndex.load(path)
             if lexical is None or lexical.generation != generation:
                 rows = self.catalog.iter_papers()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .datafiles import DataDir
 from .errors import IndexBusyError
 
 
@@ -19,8 +20,8 @@ class WriterLock:
 
     def __init__(self, home: Path, timeout: float):
         self.home = home
-        self.path = home / "ingest.lock"
-        self.info_path = home / "ingest.lock.json"
+        self.path = DataDir(home).ingest_lock
+        self.info_path = DataDir(home).ingest_lock_info
         self.timeout = timeout
 
     def holder(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .corpus import BUNDLED_PREFIX
+from .datafiles import IndexFiles
 from .errors import IndexMissingError
 
 MARKER = "corpus.json"
@@ -58,7 +59,8 @@ class Provenance:
         left (an index cut short before its first commit leaves those)."""
         if self.sources() is not None:
             return False
-        return not any((self.index_dir / name).exists() for name in ("chroma", "lexical"))
+        files = IndexFiles(self.index_dir)
+        return not any(path.exists() for path in (files.chroma, files.lexical))
 
     def record(self, sources: Iterable[str], *, replace: bool = False) -> None:
         """Add this ingest's sources to the record (`replace`: a rebuild starts it afresh)."""

@@ -22,9 +22,10 @@ import httpx
 import numpy as np
 
 from . import deadlines
+from .datafiles import IndexFiles
 from .deadlines import MB, Budget, ResponseTooLarge, ResponseTooSlow
 from .errors import GenerationError, ModelError, RagError
-from .llm import Message
+from .protocols import Message
 from .settings import REMOTE_PREFIX, Settings
 from .sse import TooLarge, iter_lines, iter_sse_data
 
@@ -473,7 +474,7 @@ def _indexed_dimension(index_dir: Path, model: str) -> int | None:
     """The dimension of the vectors the index in `index_dir` holds, if `model` embedded them (else None).
 
     Read from the catalog's meta table, read-only: this runs before the index is opened."""
-    catalog = index_dir / "catalog.sqlite"
+    catalog = IndexFiles(index_dir).catalog
     if not catalog.is_file():
         return None
     try:
@@ -558,9 +559,9 @@ class OpenAIEmbedder:
     def _tokenizer(self):
         from tokenizers import Tokenizer
 
-        from .embeddings import PACKAGED_MODEL, resolve_embedding_model
+        from .embedding_packages import MINILM, packaged_folder
 
-        tokenizer = Tokenizer.from_file(str(Path(resolve_embedding_model(PACKAGED_MODEL)) / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(packaged_folder(MINILM, None) / "tokenizer.json"))
         tokenizer.no_truncation()
         tokenizer.no_padding()
         return tokenizer

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from . import resources
+from .datafiles import DataDir
 from .errors import SettingsError
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
@@ -270,9 +271,14 @@ class Settings(BaseSettings):
             raise SettingsError(f"invalid setting RAG_{field.upper()}={value}: {exc}") from None
 
     @property
+    def data_dir(self) -> DataDir:
+        """The files of the data dir (`home`)."""
+        return DataDir(self.home)
+
+    @property
     def index_dir(self) -> Path:
-        return self.home / "index"
+        return self.data_dir.index.dir
 
     @property
     def models_dir(self) -> Path:
-        return self.models_home or self.home / "models"
+        return self.models_home or self.data_dir.models

@@ -35,8 +35,7 @@ from textual.widgets import Footer, Header, Input, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, Paper, RagError, ServerError, Settings, clean_question
-from rag.client import ServerClient
+from rag import Answer, Assistant, DataDir, Paper, RagError, ServerClient, ServerError, Settings, clean_question
 
 from . import keys
 from .clipboard import copy_out, tmux_buffer
@@ -93,8 +92,6 @@ REBUILD_KEEPS_OLD_INDEX = True
 NARROW = 100  # columns: below this the sources panel is hidden (F8 shows it instead of the chat)
 SHORT = 30  # rows: below this the input grows less
 JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
-SETTINGS_FILE = "chat-settings.json"
-HISTORY_FILE = "chat-history.jsonl"
 DRAFT_STILL = 0.4  # seconds a draft question stays unchanged before it is prepared (retrieval + prefill)
 EARLIER = "earlier answer (replaced by the one below)"  # the title of an answer kept after Ctrl+R
 HOLD_KEYS_S = 0.5  # the longest keys typed after an Esc wait for the dialog it closes
@@ -161,8 +158,8 @@ class ChatApp(App[None]):
         self.server = server
         self.owns_assistant = owns_assistant
         home = assistant.settings.home
-        self.store = ChatStore(home / "chats")
-        self.history = PromptHistory(home / HISTORY_FILE)
+        self.store = ChatStore(DataDir(home).chats)
+        self.history = PromptHistory(DataDir(home).chat_history)
         self.chat: SavedChat | None = None
         self.answers: list[Answer] = []  # this chat's answers: the history of follow-ups
         self.earlier: dict[int, list[Answer]] = {}  # answers replaced by Ctrl+R, kept dimmed (`SavedChat.earlier`)
@@ -750,7 +747,7 @@ class ChatApp(App[None]):
                 error = self._load_model(lambda: worker.is_cancelled, name=name)
             if error is None and remember:
                 try:
-                    ChatSettings(model=name).save(self.home / SETTINGS_FILE)
+                    ChatSettings(model=name).save(DataDir(self.home).chat_settings)
                 except OSError as exc:
                     self.post_message(
                         Problem(f"cannot remember the model choice: {exc.strerror or exc}", "Model", "warning")
@@ -791,7 +788,7 @@ class ChatApp(App[None]):
                 self.home, chat.id, chat_markdown(chat.title, chat.answers, papers, locations, chat.earlier)
             )
         except OSError as exc:
-            self.post_message(Problem(f"cannot write {self.home / 'exports'}: {exc.strerror or exc}", "Export"))
+            self.post_message(Problem(f"cannot write {DataDir(self.home).exports}: {exc.strerror or exc}", "Export"))
             return
         self.post_message(Problem(f"“{chat.title}” written to {path}", "Export", "information"))
 
@@ -1459,7 +1456,7 @@ class ChatApp(App[None]):
 
 def chosen_model(settings: Settings) -> str | None:
     """The model the chat uses: `-m`/RAG_MODEL, else the one last chosen with F2 (None: the default)."""
-    return settings.model or ChatSettings.load(settings.home / SETTINGS_FILE).model
+    return settings.model or ChatSettings.load(settings.data_dir.chat_settings).model
 
 
 def make_app(

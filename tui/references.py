@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from rag import Answer, Citation, Paper
-from rag.chunking import split_sentences
-from rag.corpus import BUNDLED_PREFIX
-from rag.settings import BUNDLED_CORPUS
-from rag.types import normalise_text
+from rag import BUNDLED_CORPUS, BUNDLED_PREFIX, Answer, Citation, Paper, normalise_text, split_sentences
 
 MAX_SCAN_BYTES = 64 << 20  # a bigger file (an arXiv snapshot) is named without its line
 

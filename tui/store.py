@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rag import Answer
+from rag import Answer, DataDir
 
 HISTORY_LIMIT = 500
 
@@ -96,7 +96,7 @@ class ChatStore:
 def export_path(home: Path, name: str) -> Path:
     """HOME/exports/<name>.md, the name reduced to safe characters."""
     safe = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "chat"
-    return home / "exports" / f"{safe}.md"
+    return DataDir(home).exports / f"{safe}.md"
 
 
 def write_export(home: Path, name: str, text: str) -> Path:

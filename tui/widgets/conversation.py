@@ -13,8 +13,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Markdown, Static
 
-from rag import Answer
-from rag.safety import terminal_safe
+from rag import Answer, terminal_safe
 
 from ..keys import ANSWER_BINDINGS
 from ..references import same_words

@@ -12,7 +12,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import Input, TextArea
 
-from rag.assistant import MAX_QUESTION_CHARS
+from rag import MAX_QUESTION_CHARS
 
 from ..keys import CHAT_SCROLL_KEYS, FOCUS_KEYS, NEWLINE_KEYS, SEND_KEYS
 

@@ -18,8 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rag import Answer, Citation, Paper
-from rag.safety import terminal_safe
+from rag import Answer, Citation, Paper, terminal_safe
 
 from ..references import same_words, source_line
 from ..store import ChatStore, SavedChat

@@ -10,8 +10,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
-from rag import Answer, Citation, Paper
-from rag.safety import terminal_safe
+from rag import Answer, Citation, Paper, terminal_safe
 
 from ..references import passage_spans, source_line
 
