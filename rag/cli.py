@@ -201,13 +201,12 @@ class RagGroup(click.Group):
 
 @click.group(cls=RagGroup)
 @click.option(
-    "--home", type=click.Path(path_type=Path), envvar="RAG_HOME", help="Data dir (default: per-user data dir)."
+    "--home", type=click.Path(path_type=Path), help="Data dir (default: RAG_HOME, else the per-user data dir)."
 )
 @click.option(
     "--chroma-url",
-    envvar="RAG_CHROMA_URL",
     metavar="URL",
-    help="Keep the vectors on this Chroma server (http://host:port); auth headers: RAG_CHROMA_HEADERS.",
+    help="Keep the vectors on this Chroma server (http://host:port; default: RAG_CHROMA_URL); auth headers: RAG_CHROMA_HEADERS.",
 )
 @click.version_option(package_name="rag-abstracts", prog_name="rag-abstracts")  # looked up only for --version
 @click.pass_context
@@ -331,16 +330,20 @@ def _load_model(ctx: click.Context) -> None:
             assistant.load(update)  # the index and the embedder open meanwhile
 
 
-MODEL_HELP = "Model name from models.txt, a path to a .gguf file, or openai:NAME (served at --base-url)."
-BASE_URL_HELP = "OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8080/v1."
+MODEL_HELP = (
+    "Model name from models.txt, a path to a .gguf file, or openai:NAME (served at --base-url); default: RAG_MODEL."
+)
+BASE_URL_HELP = (
+    "OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8080/v1 (default: RAG_BASE_URL)."
+)
 
 
 def _choose_model(ctx: click.Context, model: str | None, base_url: str | None) -> None:
     # The Assistant is built from this same Settings object.
     if model:
-        _settings(ctx).model = model
+        _settings(ctx).set("model", model, "--model")
     if base_url:
-        _settings(ctx).set_url("base_url", base_url)
+        _settings(ctx).set("base_url", base_url, "--base-url")
 
 
 def _print_references(answer: Answer) -> None:
@@ -364,8 +367,8 @@ def _server(ctx: click.Context, model: str | None, no_server: bool) -> ServerCli
 
 @cli.command()
 @click.argument("question")
-@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
-@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("-m", "--model", help=MODEL_HELP)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (verified text only, no streaming).")
 @click.option("--events", is_flag=True, help="Print each step as a JSON line: token, sentence, dropped, done.")
 @click.option("--no-server", is_flag=True, help=NO_SERVER_HELP)
@@ -530,8 +533,8 @@ def _print_scores(title: str, scores: dict[str, dict[str, Any]]) -> None:
 @click.option(
     "--k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved per question."
 )
-@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
-@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("-m", "--model", help=MODEL_HELP)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
 @click.option("--baselines", is_flag=True, help="Also score BM25 alone, dense alone and a naive RAG pipeline.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
 @click.option(
@@ -606,8 +609,8 @@ def eval_(
 
 @cli.command()
 @click.argument("question", required=False)
-@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP + " Default: the one last chosen in the chat (F2).")
-@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("-m", "--model", help=MODEL_HELP + " Default: the one last chosen in the chat (F2).")
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
 @click.option("--no-server", is_flag=True, help=NO_SERVER_HELP)
 @click.pass_context
 def chat(ctx: click.Context, question: str | None, model: str | None, base_url: str | None, no_server: bool) -> None:
@@ -626,8 +629,8 @@ def chat(ctx: click.Context, question: str | None, model: str | None, base_url: 
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on (off loopback: RAG_SERVER_TOKEN)."
 )
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("-m", "--model", envvar="RAG_MODEL", help=MODEL_HELP)
-@click.option("--base-url", envvar="RAG_BASE_URL", metavar="URL", help=BASE_URL_HELP)
+@click.option("-m", "--model", help=MODEL_HELP)
+@click.option("--base-url", metavar="URL", help=BASE_URL_HELP)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, model: str | None, base_url: str | None) -> None:
     """Serve the assistant over HTTP (OpenAI-compatible /v1/chat/completions, /v1/search) with the model kept loaded."""

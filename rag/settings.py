@@ -97,7 +97,8 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Everything a user can configure. Each field can be set as `RAG_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+    # validate_assignment: a value set later (a CLI flag, the chat's model choice) is checked as the variable is
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
 
     home: Path = Field(default_factory=default_home, description="Data dir: index, models, chats.")
     embedding_model: str = Field(
@@ -263,12 +264,14 @@ class Settings(BaseSettings):
             expected = _JSON_FIELDS.get(field, "JSON")
             raise SettingsError(f"invalid setting RAG_{field.upper()}: not valid JSON; give {expected}") from exc
 
-    def set_url(self, field: str, value: str) -> None:
-        """Set a URL setting given as an option (`--base-url`), checked as the variable would be."""
+    def set(self, field: str, value: object, given_as: str | None = None) -> None:
+        """Set one setting given other than by its variable (`--base-url`), checked as the variable would
+        be; a bad value is a `SettingsError` naming the option (or the variable)."""
         try:
-            setattr(self, field, check_url(value))
-        except ValueError as exc:
-            raise SettingsError(f"invalid setting RAG_{field.upper()}={value}: {exc}") from None
+            setattr(self, field, value)
+        except ValidationError as exc:
+            why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise SettingsError(f"invalid {given_as or f'setting RAG_{field.upper()}'}={value}: {why}") from None
 
     @property
     def data_dir(self) -> DataDir:

@@ -115,9 +115,25 @@ def test_a_base_url_option_that_is_not_a_url_is_one_line(rag_home, small_corpus,
     )
     assert result.exit_code == 1, result.exception  # it was a ValueError traceback from urllib
     assert result.stderr.strip().splitlines() == [
-        "Error: invalid setting RAG_BASE_URL=http://[::1: not a URL (Invalid IPv6 URL; an IPv6 address needs both "
+        "Error: invalid --base-url=http://[::1: not a URL (Invalid IPv6 URL; an IPv6 address needs both "
         "brackets: http://[::1]:8080); give a URL of the form http[s]://host:port"
     ]
+
+
+def test_a_value_set_after_loading_is_validated_as_the_variable_is(rag_home):
+    # Issue 27, item 3: CLI values were assigned onto Settings without validation.
+    from pydantic import ValidationError
+
+    from rag import Settings, SettingsError
+
+    settings = Settings.load()
+    with pytest.raises(ValidationError):
+        settings.embed_batch_size = 0
+    with pytest.raises(SettingsError, match=r"^invalid --base-url=ftp:/x: "):
+        settings.set("base_url", "ftp:/x", "--base-url")
+    assert settings.base_url is None and settings.embed_batch_size == 16  # nothing half-set
+    settings.set("base_url", "http://127.0.0.1:8080/v1", "--base-url")
+    assert settings.base_url == "http://127.0.0.1:8080/v1"
 
 
 def test_url_settings_that_are_urls_or_empty_are_kept():
