@@ -81,6 +81,7 @@ _CLAUSE = re.compile(r";|,?\s+(?:while|whereas|compared (?:to|with)|versus|vs\.?
 MIN_SUPPORT = 0.5
 _OFF_PASSAGE = "most of its words are not in the passage"
 _RESTATES = "only repeats the question"
+_YES_OR_NO = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
 _OPPOSITE = "says the opposite of the passage"
 _NOTHING = "says nothing checkable"
 
@@ -182,7 +183,11 @@ def judge(
         return 0.0, _NOTHING, None
     own = words - asked
     if not own and not stated:
-        return 0.0, _RESTATES, None
+        if not _YES_OR_NO.match(claim):
+            return 0.0, _RESTATES, None
+        # "No, X is not needed" answers "Is X needed?" in the question's own words: its stance is the
+        # answer, so it is judged on all its words, and its polarity against the passage below.
+        own = words
     # A number found in the passage counts as a supported word ("2.1 [1]" is a fine terse answer).
     score = (len(own & evidence.words) + len(stated)) / (len(own) + len(stated))
     basis = max(evidence.sentences, key=lambda s: len(words & content_words(s)), default=None)

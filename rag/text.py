@@ -39,6 +39,44 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+# "one" is left out: it is mostly a pronoun or an article ("one of the", "the one that").
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        [
+            "zero",
+            "_",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+    if word != "_"
+} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def numbers_stated(text: str) -> set[str]:
+    """The numbers a text states in digits or in words ("eleven" and "11" are the same number)."""
+    return numbers(text) | {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
+
+
 _WORD = re.compile(r"[A-Za-z0-9][\w\-+.]*[\w+]|[A-Za-z0-9]")
 
 
@@ -164,16 +202,31 @@ _SCOPE_END = re.compile(
 def denials(text: str, absences: bool = False) -> list[set[str]]:
     """The content words each denial in the text applies to ("do not consider negation" -> {consid, negat});
     with `absences`, also what it says is left out ("without X", "no X")."""
+    return [scope for _, scope in denials_of(text, absences)]
+
+
+def denials_of(text: str, absences: bool = False) -> list[tuple[set[str], set[str]]]:
+    """Each denial as (its subject: the content words of its clause before the cue, its scope)."""
     text = re.sub(r"\bunnecessar(?:y|ily)\b", "not necessary", text, flags=re.IGNORECASE)
-    scopes = []
+    out = []
     cues = [_DENIAL, _ABSENCE] if absences else [_DENIAL]
     for clause in _CLAUSE.findall(text):
         for cue in (c for pattern in cues for c in pattern.finditer(clause)):
             after = _SCOPE_END.split(clause[cue.end() :], maxsplit=1)[0]
             after = " ".join(after.split()[:12])
             if scope := content_words(after):
-                scopes.append(scope)
-    return scopes
+                out.append((content_words(_ANSWER_WORD.sub("", clause[: cue.start()])), scope))
+    return out
+
+
+_ANSWER_WORD = re.compile(r"^\W*(?:yes|no)\b\W*", re.IGNORECASE)
+
+
+def _same_subject(subject: set[str], basis: str) -> bool:
+    """Is the basis about the denial's subject? A subject of several words mostly absent from it is another
+    thing ("a dedicated vector store is not needed" against the title "...: Lucene Is All You Need");
+    a short or empty one ("It", "The model") may be anything the basis is about."""
+    return len(subject) < 2 or 2 * len(subject & content_words(basis)) >= len(subject)
 
 
 # Clause boundaries for polarity and direction: a denial or a direction word speaks for its own clause
@@ -429,7 +482,7 @@ def contradicts(claim: str, basis: str, others: Sequence[str] = (), asked: froze
     repeats most of what it denies and does not deny it too.
     """
     claim_words = content_words(claim)
-    if any(_denies(scope, basis) for scope in denials(claim)):
+    if any(_denies(scope, basis) and _same_subject(subject, basis) for subject, scope in denials_of(claim)):
         return True
     claim_denials = denials(claim, absences=True)  # "works without X" restates "needs no X"
     for sentence in (basis, *others):

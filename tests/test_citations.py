@@ -201,6 +201,22 @@ def test_a_claim_that_reverses_the_passage_is_dropped():
     assert verify("No, a dedicated vector store is not necessary for vector search [1].", [LUCENE]).citations
 
 
+def test_a_yes_or_no_answer_in_the_question_s_own_words_is_an_answer():
+    # Seen in CI's offline check: "No, a dedicated vector store is not needed ..." was dropped as only
+    # repeating the question (its stance is the answer), then as the opposite of the title ("... Lucene Is
+    # All You Need" says nothing about a vector store being needed).
+    question = "Is a dedicated vector store needed for vector search with OpenAI embeddings?"
+    no = "No, a dedicated vector store is not needed for vector search with OpenAI embeddings [1]."
+    assert verify(no, [LUCENE], question=question).citations
+    for wrong in (
+        "Yes, a dedicated vector store is needed for vector search with OpenAI embeddings [1].",
+        "No, a dedicated vector store is needed for vector search with OpenAI embeddings [1].",
+    ):
+        assert verify(wrong, [LUCENE], question=question).dropped[0].reason == "says the opposite of the passage"
+    restated = "A dedicated vector store is needed for vector search with OpenAI embeddings [1]."
+    assert verify(restated, [LUCENE], question=question).dropped[0].reason == "only repeats the question"
+
+
 def test_a_claim_that_something_the_passage_leaves_out_is_used_is_dropped():
     # a small model reads "without X" as "with X"
     plain = _hit(

@@ -22,6 +22,7 @@ from rag.text import (
     name_spans,
     names,
     numbers,
+    numbers_stated,
     ordered_names,
     own_names,
     title_name,
@@ -74,6 +75,21 @@ NUMBERS = {
 def test_numbers(row):
     text, expected = row
     assert numbers(text) == expected
+
+
+NUMBERS_STATED = {
+    "words and digits": ("at distance eleven, 3 runs", {"11", "3"}),
+    "capitalised": ("Twenty years of data", {"20"}),
+    "'one' is a pronoun": ("one of the models", set()),
+    "inside a word": ("someone tenfold", set()),
+    "hyphenated": ("a two-stage model", {"2"}),
+}
+
+
+@rows(NUMBERS_STATED)
+def test_numbers_stated(row):
+    text, expected = row
+    assert numbers_stated(text) == expected
 
 
 # --- names --------------------------------------------------------------------------------------------
