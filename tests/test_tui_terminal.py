@@ -249,3 +249,93 @@ def test_a_queued_question_and_a_smaller_window(tmp_path, rag_home):
         assert "f4 Why?" in screen and "f8 Sources" in screen and "f1 Keys" in screen, screen
     finally:
         tmux.close()
+
+
+@pytest.mark.parametrize("size", [(120, 35), (80, 24)], ids=["120x35", "80x24"])
+def test_every_documented_key_works(tmp_path, rag_home, size):
+    # Issue 26: every key of the help (F1) works in a real terminal at 120x35 and at 80x24, with the
+    # input focused as a user has it. Each key is checked by what it shows or does.
+    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
+    a.ingest([DATA / "small.jsonl"])
+    a.close()
+    tmux = Tmux(
+        tmp_path,
+        *size,
+        [sys.executable, str(CHAT), str(rag_home), "0.02"],
+        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
+    )
+    try:
+        tmux.wait_for("5 papers")
+        tmux.text(QUESTION)
+        tmux.keys("Enter")  # Enter sends
+        tmux.wait_for("factor of 2.1")
+        tmux.wait_for("ready")
+
+        def dialog(key: str, shown: str) -> None:
+            tmux.keys(key)
+            tmux.wait_for(shown)
+            tmux.keys("Escape")
+            deadline = time.monotonic() + 10
+            while shown in tmux.screen() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert shown not in tmux.screen(), (key, tmux.screen())
+
+        dialog("F1", "Esc, Ctrl+C")  # keys
+        dialog("F4", "Passages shown to the model")  # why?
+        dialog("F2", "Switch model")
+        dialog("C-o", "Saved chats")
+        dialog("C-l", "Log")
+        dialog("C-p", "Search for commands")  # the command palette
+
+        tmux.keys("F3")  # copy: tmux's paste buffer and a file (the notice wraps at 80 columns)
+        tmux.wait_for("Sent to the terminal clipboard")
+        assert "factor of 2.1" in tmux.run("show-buffer")
+
+        tmux.keys("Up")  # the earlier question, in the input
+        tmux.wait_for(QUESTION)
+        assert tmux.input_lines()[0].startswith("How much does"), tmux.screen()
+        tmux.keys("C-u")
+
+        tmux.keys("C-r")  # answer again: both kept
+        tmux.wait_for("earlier answer")
+
+        # On an answer: Tab goes there, ? shows the keys, e puts its question in the input to edit.
+        tmux.keys("Tab")
+        time.sleep(0.5)
+        tmux.text("?")
+        tmux.wait_for("Esc, Ctrl+C")
+        tmux.keys("Escape")
+        time.sleep(0.8)  # closing the help gives the focus back to the answer
+        tmux.keys("k", "g", "G")  # the answer before, the first, the latest: focus stays on the answers
+        tmux.text("e")
+        time.sleep(0.8)
+        assert tmux.input_lines()[0].startswith("How much does"), tmux.screen()
+        tmux.keys("Escape", "C-u")
+
+        tmux.keys("PPage", "NPage")  # PgUp/PgDn scroll the chat from the input, which keeps what is typed
+        tmux.text("kept")
+        time.sleep(0.5)
+        assert tmux.input_lines()[0].split("▌")[0].strip() == "kept", tmux.screen()  # a notice may overlap it
+        tmux.keys("C-u")
+
+        tmux.keys("F8")  # sources shown or hidden (at 80 columns: instead of the chat)
+        time.sleep(1.0)
+        toggled = tmux.screen()
+        tmux.keys("F8")
+        time.sleep(1.0)
+        assert toggled != tmux.screen()
+
+        tmux.keys("C-n")  # a new chat
+        deadline = time.monotonic() + 10
+        while "factor of 2.1" in tmux.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "factor of 2.1" not in tmux.screen()
+
+        tmux.run("set-option", "-t", "chat", "remain-on-exit", "on")
+        tmux.keys("C-q")  # quit
+        deadline = time.monotonic() + 15
+        while tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead}").strip() != "1":
+            assert time.monotonic() < deadline, tmux.screen()
+            time.sleep(0.1)
+    finally:
+        tmux.close()
