@@ -457,7 +457,9 @@ class Assistant:
         passages = self._passages(text, resolved, hits, generator)
         # A cancel stops the model even while it reads the passages (llama.cpp: within milliseconds).
         with model.stopping(cancel) if isinstance(model, Stoppable) else contextlib.nullcontext():
-            return (yield from generate_answer(request, passages, generator, prompts, self.settings, cancel))
+            return (
+                yield from generate_answer(request, passages, generator, prompts, self.settings, cancel, self.embedder)
+            )
 
     def _answered_without_model(self, request: AnswerRequest, reason: str, text: str) -> AnswerPipeline:
         """An answer that says why the corpus cannot answer this as asked (`refused`, no model call)."""

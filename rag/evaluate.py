@@ -115,6 +115,7 @@ class AnswerRecord(BaseModel):
     refusal_reason: str | None = None
     dropped: list[str] = Field(default_factory=list)  # "reason: sentence" for each sentence not shown
     refused: bool
+    quoted: bool = False  # the answer quotes a passage sentence: none of the model's was supported
     hit: bool | None  # contains an answer_any string (answerable items only)
     cited_titles: list[str]
     cited_gold: int
@@ -227,6 +228,7 @@ def score_answer(item: QAItem, answer: Answer) -> AnswerRecord:
         dropped=[f"{d.reason}: {d.text}" for d in answer.dropped],
         refusal_reason=answer.refusal_reason,
         refused=answer.refused,
+        quoted=answer.quoted,
         hit=hit,
         cited_titles=cited,
         cited_gold=sum(1 for t in cited_keys if t in gold),

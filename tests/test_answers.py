@@ -285,3 +285,94 @@ def test_rag_ask_events_prints_json_lines(rag_home, hash_embedder, small_corpus)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[-1]["kind"] == "done" and lines[-1]["answer"]["answer"] == QUANTUM_FACT
     assert {line["kind"] for line in lines[:-1]} == {"token", "sentence"}
+
+
+# --- issue 25, item 3: an answer that cannot be empty of content ---------------------------------------
+
+
+def test_a_model_that_only_restates_the_question_gets_a_quoted_cited_answer(settings, hash_embedder, small_corpus):
+    from rag.answering import QUOTE_LEAD
+    from rag.types import AnswerReport
+
+    question = "Which coral reefs resisted bleaching during marine heatwaves?"
+    a, _ = make(
+        settings, hash_embedder, small_corpus, ["Coral reefs that resisted bleaching during marine heatwaves are [1]."]
+    )
+    answer = a.ask(question)
+    assert not answer.refused and answer.quoted
+    assert (
+        answer.text
+        == f"{QUOTE_LEAD} “Reefs with higher thermal variability in the past were more resistant to bleaching.” [1]"
+    )
+    (citation,) = answer.citations
+    assert citation.title == "Coral Reef Bleaching under Marine Heatwaves"
+    assert citation.sentences == ["Reefs with higher thermal variability in the past were more resistant to bleaching."]
+    assert answer.dropped and "quotes" in answer.notices[-1]  # why it is a quotation, for the CLI, chat and server
+    assert AnswerReport.of(answer).quoted
+    # streamed the same way
+    events = list(a.events(question))
+    assert [e.text for e in events if e.kind == "sentence"] == [answer.text]
+
+
+def test_an_off_topic_question_is_still_refused_and_a_model_that_says_no_is_not_overruled(
+    settings, hash_embedder, small_corpus
+):
+    a, gen = make(settings, hash_embedder, small_corpus, [CANNOT_ANSWER])
+    answer = a.ask("What is the capital of France?")
+    assert answer.refused and not answer.quoted and gen.calls == []
+    answer = a.ask("Which coral reefs resisted bleaching during marine heatwaves?")
+    assert answer.refused and not answer.quoted and answer.citations == []
+
+
+def _hit(title: str, text: str, dense: float, named: bool = False, ranks: tuple[int, int] = (2, 2)):
+    from rag.types import Hit
+
+    return Hit(
+        f"{title}:0",
+        title,
+        title,
+        text,
+        1.0,
+        dense_score=dense,
+        named=named,
+        dense_rank=ranks[0],
+        lexical_rank=ranks[1],
+    )
+
+
+CORAL = (
+    "Coral Reef Bleaching under Marine Heatwaves",
+    "Marine heatwaves are becoming more frequent and intense. We analyse twenty years of satellite data together "
+    "with field surveys of 120 reefs. Reefs with higher thermal variability in the past were more resistant to "
+    "bleaching.",
+)
+
+
+def test_a_quote_is_only_offered_where_retrieval_is_confident_and_the_sentence_can_answer():
+    from rag.answering import best_quote
+
+    coral = _hit(*CORAL, dense=0.6)
+    quote = best_quote("Which reefs were more resistant to bleaching during heatwaves?", [coral])
+    assert quote is not None and quote.sentence.startswith("Reefs with higher thermal variability")
+    # a passage that is not close enough, and that the question does not name, is not quoted
+    assert (
+        best_quote("Which reefs were more resistant to bleaching during heatwaves?", [_hit(*CORAL, dense=0.3)]) is None
+    )
+    # ... unless the search by words and one by meaning both rank it first
+    question = "Which reefs were more resistant to bleaching during heatwaves?"
+    assert best_quote(question, [_hit(*CORAL, dense=0.3, ranks=(1, 1))]) is not None
+    assert best_quote(question, [_hit(*CORAL, dense=0.3, ranks=(1, 4))]) is None  # meaning alone
+    # ... or the question calls the paper by name and one search ranks it first
+    assert best_quote(question, [_hit(*CORAL, dense=0.3, named=True, ranks=(3, 1))]) is not None
+    assert best_quote(question, [_hit(*CORAL, dense=0.3, named=True)]) is None
+    # a question about a name the passage never mentions (another model, a metric it does not report)
+    assert best_quote("Which reefs does ReefNet-XL find more resistant to bleaching?", [coral]) is None
+    assert best_quote("What AUC do reefs more resistant to bleaching reach?", [coral]) is None
+    # a question asking for a quantity is not answered by a sentence without a number
+    assert best_quote("How much more resistant to bleaching were reefs with thermal variability?", [coral]) is None
+    assert "120" in best_quote("How many reefs were surveyed in the field for the heatwave study?", [coral]).sentence
+    # nor a question set at a value the passage never states (in digits or words)
+    assert best_quote("How many reefs were surveyed over thirty years of satellite data?", [coral]) is None
+    assert best_quote("How many reefs were surveyed over twenty years of satellite data?", [coral]) is not None
+    # nor a question asking who
+    assert best_quote("Who showed that reefs with thermal variability resist bleaching?", [coral]) is None

@@ -221,6 +221,7 @@ def test_cli_ask_json_shape(rag_home, hash_embedder, small_corpus):
         "standalone_question",
         "prompt_tokens",
         "completion_tokens",
+        "quoted",
         "via",
     ]
     assert data["via"] == "in-process"  # no `rag serve` to answer through

@@ -151,11 +151,22 @@ def _ask(home: Path, embedder, question: str, reply: str):
         a.close()
 
 
+def _refused_or_quoted(answer, title: str) -> bool:
+    """Nothing the model wrote is shown: a refusal, or (retrieval being confident) its paper's own sentence quoted."""
+    if answer.refused:
+        return answer.citations == []
+    return (
+        answer.quoted
+        and [c.title for c in answer.citations] == [title]
+        and answer.citations[0].sentences[0] in (answer.text)
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["title"].split(":")[0] for c in CASES])
 def test_scripted_contradictions_are_never_shown_and_right_answers_are(hostile_home, embedder, case):
     answer, _ = _ask(hostile_home, embedder, case["question"], " ".join(case["wrong"]))
     shown = [claim for claim in case["wrong"] if claim.rstrip(".[]1 ").rstrip(" [1") in answer.text]
-    assert shown == [] and answer.citations == [], answer.text
+    assert shown == [] and _refused_or_quoted(answer, case["title"]), answer.text
     answer, _ = _ask(hostile_home, embedder, case["question"], " ".join(case["right"]))
     assert len(answer.citations) == 1 and answer.citations[0].title == case["title"], answer.dropped
     assert len(answer.text.split("[1]")) - 1 == len(case["right"]), (answer.text, answer.dropped)
@@ -167,4 +178,5 @@ def test_an_injection_neither_reaches_the_model_nor_comes_back_cited(hostile_hom
     prompt = normalise_for_matching(" ".join(m["content"] for m in generator.calls[0]))
     assert record["title"] in " ".join(m["content"] for m in generator.calls[0])  # its paper was shown
     assert normalise_for_matching(record["injected"][0])[:25] not in prompt
-    assert answer.citations == [] and "deprecated" not in answer.text
+    assert _refused_or_quoted(answer, record["title"]) and "deprecated" not in answer.text, answer.text
+    assert normalise_for_matching(record["injected"][0])[:25] not in normalise_for_matching(answer.text)
