@@ -76,6 +76,13 @@ class Tmux:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} not on screen:\n{self.screen()}")
 
+    def wait_for_input(self, prefix: str, timeout: float = 10.0) -> None:
+        """Until the input's first line starts with `prefix` (a notice may cover the input's right side)."""
+        deadline = time.monotonic() + timeout
+        while not self.input_lines()[0].startswith(prefix):
+            assert time.monotonic() < deadline, f"the input does not start with {prefix!r}:\n{self.screen()}"
+            time.sleep(0.1)
+
     def input_lines(self) -> list[str]:
         """The lines of the question input (the rounded box above the status line)."""
         lines = self.screen().rstrip("\n").split("\n")
@@ -87,18 +94,24 @@ class Tmux:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
-@pytest.fixture
-def chat_in_tmux(tmp_path, rag_home):
+def start_chat(tmp_path: Path, rag_home: Path, width: int, height: int, *chat_args: str) -> Tmux:
+    """The small corpus indexed with hash embeddings, then `tests/tmux_chat.py` (its DELAY and
+    STUCK_MARKER are `chat_args`) running in tmux at this size."""
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     a.ingest([DATA / "small.jsonl"])
     a.close()
-    tmux = Tmux(
+    return Tmux(
         tmp_path,
-        140,
-        40,
-        [sys.executable, str(CHAT), str(rag_home), "0.02"],
+        width,
+        height,
+        [sys.executable, str(CHAT), str(rag_home), *chat_args],
         {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
     )
+
+
+@pytest.fixture
+def chat_in_tmux(tmp_path, rag_home):
+    tmux = start_chat(tmp_path, rag_home, 140, 40, "0.02")
     try:
         tmux.wait_for("5 papers")
         yield tmux
@@ -170,17 +183,8 @@ def test_quitting_during_a_prefill_does_not_wait_for_it(tmp_path, rag_home):
     # Issue 26, item 7: Ctrl+Q while answering took 2-11 s (Textual's thread pool waited for the
     # model call). The scripted model here sleeps 20 s before its first token, then writes a file:
     # the chat must be gone before that file exists.
-    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
-    a.ingest([DATA / "small.jsonl"])
-    a.close()
     marker = tmp_path / "stuck-call-ended"
-    tmux = Tmux(
-        tmp_path,
-        120,
-        35,
-        [sys.executable, str(CHAT), str(rag_home), "0", str(marker)],
-        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
-    )
+    tmux = start_chat(tmp_path, rag_home, 120, 35, "0", str(marker))
     try:
         tmux.run("set-option", "-t", "chat", "remain-on-exit", "on")
         tmux.wait_for("5 papers")
@@ -204,16 +208,7 @@ def test_a_queued_question_and_a_smaller_window(tmp_path, rag_home):
     # Issue 26: a second question queued behind the first; what the panels show follows the answer in
     # view; shrinking to 80x24 with the sources shown keeps the chat and the input; typing on an
     # answer goes to the input.
-    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
-    a.ingest([DATA / "small.jsonl"])
-    a.close()
-    tmux = Tmux(
-        tmp_path,
-        120,
-        35,
-        [sys.executable, str(CHAT), str(rag_home), "0.05"],
-        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
-    )
+    tmux = start_chat(tmp_path, rag_home, 120, 35, "0.05")
     try:
         tmux.wait_for("5 papers")
         tmux.text(QUESTION)
@@ -255,15 +250,7 @@ def test_a_queued_question_and_a_smaller_window(tmp_path, rag_home):
 def test_every_documented_key_works(tmp_path, rag_home, size):
     # Issue 26: every key of the help (F1) works in a real terminal at 120x35 and at 80x24, with the
     # input focused as a user has it. Each key is checked by what it shows or does.
-    a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
-    a.ingest([DATA / "small.jsonl"])
-    a.close()
-    tmux = Tmux(
-        tmp_path,
-        *size,
-        [sys.executable, str(CHAT), str(rag_home), "0.02"],
-        {"PYTHONPATH": str(Path(__file__).parent.parent), "TERM": "xterm-256color"},
-    )
+    tmux = start_chat(tmp_path, rag_home, *size, "0.02")
     try:
         tmux.wait_for("5 papers")
         tmux.text(QUESTION)
@@ -292,8 +279,7 @@ def test_every_documented_key_works(tmp_path, rag_home, size):
         assert "factor of 2.1" in tmux.run("show-buffer")
 
         tmux.keys("Up")  # the earlier question, in the input
-        tmux.wait_for(QUESTION)
-        assert tmux.input_lines()[0].startswith("How much does"), tmux.screen()
+        tmux.wait_for_input("How much does")
         tmux.keys("C-u")
 
         tmux.keys("C-r")  # answer again: both kept
@@ -308,13 +294,12 @@ def test_every_documented_key_works(tmp_path, rag_home, size):
         time.sleep(0.8)  # closing the help gives the focus back to the answer
         tmux.keys("k", "g", "G")  # the answer before, the first, the latest: focus stays on the answers
         tmux.text("e")
-        time.sleep(0.8)
-        assert tmux.input_lines()[0].startswith("How much does"), tmux.screen()
+        tmux.wait_for_input("How much does")
         tmux.keys("Escape", "C-u")
 
         tmux.keys("PPage", "NPage")  # PgUp/PgDn scroll the chat from the input, which keeps what is typed
         tmux.text("kept")
-        time.sleep(0.5)
+        tmux.wait_for_input("kept")
         assert tmux.input_lines()[0].split("▌")[0].strip() == "kept", tmux.screen()  # a notice may overlap it
         tmux.keys("C-u")
 
