@@ -1,4 +1,4 @@
-"""Remake the vectors shipped for the bundled corpus (`rag/data/vectors/*.npz`, see `rag.precomputed`).
+"""Remake the vectors shipped for the bundled corpus (`rag/data/vectors/*.npz`, see `rag.store.precomputed`).
 
 Runs a real ingest of the bundled corpus into a scratch data dir with the packaged models, records
 every text each model embeds and its vector, and writes them as the shipped files. Run it when the
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from rag import Assistant, Settings
-from rag.embeddings import make_embedder
-from rag.paper_vectors import make_paper_embedder
-from rag.precomputed import Precomputed, vectors_file, write
+from rag.backends.embeddings import make_embedder
+from rag.store.paper_vectors import make_paper_embedder
+from rag.store.precomputed import Precomputed, vectors_file, write
 
 
 class Recorder:

@@ -10,7 +10,7 @@ question, one that is refused without the model (nothing relevant retrieved, ~50
 what is measured is the wait for the stopped answer, not the next answer's own work. Also reported:
 how long the cancelled worker took to end (the chat's gate).
 
-The server: `rag serve` started on a free loopback port, the client `rag.client.ServerClient` as
+The server: `rag serve` started on a free loopback port, the client `rag.serve.client.ServerClient` as
 the chat uses it. In-process: an `Assistant` in this process (the model loaded once more). Each
 round asks a different question (so that the passages are not in the model's cache) through both,
 alternating. Uses RAG_HOME and RAG_MODELS_HOME as set (an index and the model must exist already).
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, help="write the runs and medians here as JSON")
     args = parser.parse_args()
     from rag import Assistant, Settings
-    from rag.client import ServerClient
+    from rag.serve.client import ServerClient
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

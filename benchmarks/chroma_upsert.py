@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from rag.settings import Settings
-from rag.vectors import VectorStore
+from rag.store.vectors import VectorStore
 
 BATCH = 400
 

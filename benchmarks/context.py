@@ -15,9 +15,9 @@ import argparse
 from pathlib import Path
 
 from rag import Assistant
-from rag.answering import render_messages
+from rag.answer.answering import render_messages
+from rag.answer.passages import build_passages
 from rag.evaluate import load_qa, median, normalise_text, percentile
-from rag.passages import build_passages
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 

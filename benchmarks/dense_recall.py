@@ -4,7 +4,7 @@ The shape of the defect (issue 24, item 1): three papers on their own topics are
 thousands of papers that crowd a few regions of the space (near-duplicates). A query on one of the three
 topics must find its paper. For each size and `ef_search`, this counts how many of the 9 lone chunks
 (3 papers x 3 chunks, 4 seeds) Chroma's graph does not return among the 10 nearest to their own
-vector, and times a query (k=40) through the graph and through the exact scan `rag.retrieve` uses
+vector, and times a query (k=40) through the graph and through the exact scan `rag.answer.retrieve` uses
 below `RAG_EXACT_SEARCH_MB` (`KeptVectors.nearest`).
 
     python benchmarks/dense_recall.py --sizes 10000 100000 --seeds 4 -o benchmarks/results-dense-recall.json
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.filters import KeptVectors
+from rag.store.filters import KeptVectors
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -66,8 +66,8 @@ def control(url: str, **body: object) -> dict:
 
 
 def chunk_texts(n: int) -> list[str]:
-    from rag.chunking import split_sentences
-    from rag.corpus import read_corpus
+    from rag.corpus.chunking import split_sentences
+    from rag.corpus.readers import read_corpus
 
     sentences = [s for p in read_corpus(None).papers for s in split_sentences(p.abstract)]
     rng = random.Random(7)
@@ -79,7 +79,7 @@ def load() -> str:
 
 
 def measure_encode(url: str, texts: list[str], concurrency: int, latency: float, per_input: float) -> dict:
-    from rag.remote import OpenAIEmbedder
+    from rag.backends.remote import OpenAIEmbedder
 
     embedder = OpenAIEmbedder("fake", url, batch_size=BATCH, concurrency=concurrency, retries=2)
     embedder.encode(texts[:BATCH])  # connect first
@@ -141,7 +141,7 @@ def measure_ingest(url: str, corpus: Path, concurrency: int) -> dict:
 
 
 def index_ids(home: Path) -> tuple[list[str], list[str], int]:
-    from rag.catalog import Catalog
+    from rag.store.catalog import Catalog
 
     catalog = Catalog(home / "index" / "catalog.sqlite")
     try:
@@ -245,8 +245,8 @@ def main() -> None:
 
 def write_arxiv_file(path: Path, papers: int) -> Path:
     """An arXiv-format file whose abstracts are several sentences of the bundled corpus (2-4 chunks each)."""
-    from rag.chunking import split_sentences
-    from rag.corpus import read_corpus
+    from rag.corpus.chunking import split_sentences
+    from rag.corpus.readers import read_corpus
     from rag.testing import arxiv_record
 
     sentences = [s for p in read_corpus(None).papers for s in split_sentences(p.abstract)]

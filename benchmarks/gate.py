@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rag import Assistant
-from rag.corpus import dedupe, read_corpus
+from rag.corpus.readers import dedupe, read_corpus
 from rag.evaluate import load_qa
 from rag.text import name_spans, title_name
 from rag.types import Hit

@@ -15,8 +15,8 @@ import sys
 import time
 
 from rag import Assistant, Settings
-from rag.llm import LlamaCppGenerator
-from rag.models import ModelRegistry
+from rag.backends.llm import LlamaCppGenerator
+from rag.backends.models import ModelRegistry
 
 QUESTIONS = [
     "Is a dedicated vector store needed for vector search with OpenAI embeddings?",

@@ -379,7 +379,7 @@ def run_cases(r: Runner, only: set[str]) -> list[tuple[str, float, object, str]]
         code = """
 import sys
 from rag import Assistant, Settings
-from rag.llm import ScriptedGenerator
+from rag.testing import ScriptedGenerator
 g = ScriptedGenerator(["The logical error rate falls by a factor of 2.1 [1]."] * 3)
 a = Assistant(Settings(home=sys.argv[1]), generator=g)
 first = a.ask("How much does the logical error rate fall?")
@@ -486,7 +486,7 @@ print(len(g.calls) - calls, outcome)
 import json, sys
 from pathlib import Path
 from rag import Assistant, Settings
-from rag.llm import ScriptedGenerator
+from rag.testing import ScriptedGenerator
 from rag.safety import normalise_for_matching
 data, home, which = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 cases = [json.loads(x) for x in (data / "contradictions.jsonl").read_text(encoding="utf-8").splitlines()]

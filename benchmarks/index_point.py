@@ -30,8 +30,8 @@ def first_filtered_searches(scale, home: str, queries: list[str], models_home: s
     (after one unfiltered search has loaded Chroma's graph), in ms."""
     import time
 
-    from rag.index import Index
-    from rag.retrieve import Retriever
+    from rag.answer.retrieve import Retriever
+    from rag.store.index import Index
 
     settings = scale.base_settings(Path(home), Path(models_home))
     index = Index(settings, scale.make_embedder(settings))

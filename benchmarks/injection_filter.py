@@ -2,7 +2,7 @@
 
     python benchmarks/injection_filter.py [--show] [--code CHECKOUT] [--corpus PATH]
 
-"before" is the filter that lived in rag/answering.py up to commit bee2126 (`_INSTRUCTION`, a
+"before" is the filter that lived in rag/answer/answering.py up to commit bee2126 (`_INSTRUCTION`, a
 sentence was dropped if the regex matched it); "after" is `rag.safety.passage_sentences`. On the
 bundled corpus every dropped sentence is a false positive (no abstract there addresses the model);
 on tests/data/hostile.jsonl an injected sentence that reaches the model is a miss, a dropped
@@ -20,14 +20,14 @@ from pathlib import Path
 _CODE = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, _CODE)
 
-from rag.chunking import split_sentences  # noqa: E402
-from rag.corpus import read_corpus  # noqa: E402
+from rag.corpus.chunking import split_sentences  # noqa: E402
+from rag.corpus.readers import read_corpus  # noqa: E402
 from rag.safety import normalise_for_matching, passage_sentences  # noqa: E402
 
 HOSTILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "hostile.jsonl"
 VARIANTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "injection_variants.jsonl"
 
-# rag/answering.py at bee2126, verbatim.
+# rag/answer/answering.py at bee2126, verbatim.
 OLD = re.compile(
     r"\b(?:ignore|disregard|forget)\b[^.]{0,30}\b(?:instructions?|questions?|passages?|context|prompt)\b"
     r"|\b(?:previous|above|prior) instructions\b|\b(?:never|do not|don't) say\b|\balways answer\b"

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from rag import Assistant, Settings
-from rag.corpus import dedupe, read_corpus
-from rag.embeddings import PACKAGED_MODEL, resolve_embedding_model
+from rag.backends.embeddings import PACKAGED_MODEL, resolve_embedding_model
+from rag.backends.models import ModelRegistry
+from rag.corpus.readers import dedupe, read_corpus
 from rag.evaluate import load_qa
-from rag.models import ModelRegistry
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 

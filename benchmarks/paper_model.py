@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from rag import Assistant, Settings
-from rag.corpus import read_corpus
-from rag.embedding_packages import MPNET, packaged_folder
+from rag.backends.embedding_packages import MPNET, packaged_folder
+from rag.corpus.readers import read_corpus
 from rag.evaluate import load_qa
 from rag.types import normalise_text
 
@@ -37,7 +37,7 @@ def quantize(output: Path | None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from tokenizers import Tokenizer
 
-    from rag.embeddings import _TorchBackend, quantize_onnx
+    from rag.backends.embeddings import _TorchBackend, quantize_onnx
 
     settings = Settings()
     folder = packaged_folder(MPNET, settings.models_dir)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from rag import Assistant, Hit
-from rag.answering import QUESTION_SLOT, render_prefix
+from rag.answer.answering import QUESTION_SLOT, render_prefix
+from rag.backends.llm import _common_prefix
 from rag.evaluate import load_qa
-from rag.llm import _common_prefix
 
 
 def prepared_first(final: list[Hit], prepared: list[Hit]) -> list[Hit]:

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag import Assistant, Prepared
-from rag.answering import QUESTION_SLOT, render_prefix
+from rag.answer.answering import QUESTION_SLOT, render_prefix
+from rag.backends.llm import LlamaCppGenerator
 from rag.evaluate import load_qa
-from rag.llm import LlamaCppGenerator
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 DEBOUNCE = 0.4  # the chat's

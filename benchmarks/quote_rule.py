@@ -1,10 +1,10 @@
 """Which questions the quotation fallback would answer, and whether the quote cites the right paper.
 
 For every question of a QA file (follow-ups aside), retrieve and choose passages as `rag ask` does, then ask
-`rag.answering.best_quote` for the sentence it would quote if the model's own sentences were all dropped;
+`rag.answer.answering.best_quote` for the sentence it would quote if the model's own sentences were all dropped;
 no model is run (only its tokenizer, to size the passages). Per question type: questions quoted, quotes
 citing a gold paper, quotes holding an expected answer (`answer_any`). An unanswerable question quoted
-would be a refusal lost. `--rule` also scores other definitions of a confident passage (`rag.answering.
+would be a refusal lost. `--rule` also scores other definitions of a confident passage (`rag.answer.answering.
 confident`) on the same passages.
 
     RAG_HOME=<bundled index> python benchmarks/quote_rule.py ../shared/eval/dev.jsonl [--rule all]
@@ -18,10 +18,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-import rag.answering as answering
+import rag.answer.answering as answering
 from rag import Assistant
+from rag.answer.questions import clean_question
 from rag.evaluate import load_qa
-from rag.questions import clean_question
 from rag.types import Hit
 
 

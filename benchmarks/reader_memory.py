@@ -6,7 +6,7 @@ Generates a JSONL of ~MB megabytes (titles and abstracts recombined from the bun
 sentences, seed 13, 1 record in 50 a duplicate title with another abstract; with `--arxiv`, records
 in the arXiv metadata snapshot's format, every field of it, and 1 in 100 an exact copy of an earlier
 record), then in a fresh process:
-- by default, reads it with `rag.corpus.read_corpus` + `dedupe` (the whole-file read `Assistant.ingest`
+- by default, reads it with `rag.corpus.readers.read_corpus` + `dedupe` (the whole-file read `Assistant.ingest`
   did before it streamed);
 - with `--ingest`, runs `Assistant.ingest` on it (reading, de-duplication against the catalog,
   catalog commits, the writer thread) with the costly parts that do not depend on the reader left
@@ -32,15 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import resource, sys, time
 started = time.perf_counter()
-from rag.corpus import dedupe, read_corpus
+from rag.corpus.readers import dedupe, read_corpus
 read = read_corpus([sys.argv[1]])
 try:  # as Assistant.ingest does (an older checkout's dedupe takes the papers only)
     papers = dedupe(read.papers, read.where, read.problems)
 except (TypeError, AttributeError):
     papers = dedupe(read.papers)
 seconds = time.perf_counter() - started
-import rag.corpus
-print(rag.corpus.__file__, len(read.papers), len(papers), len(read.problems),
+import rag.corpus.readers
+print(rag.corpus.readers.__file__, len(read.papers), len(papers), len(read.problems),
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, f"{seconds:.1f}")
 """
 
@@ -48,11 +48,11 @@ print(rag.corpus.__file__, len(read.papers), len(papers), len(read.problems),
 INGEST_CHILD = """
 import resource, sys, time
 import numpy as np
-import rag.index as rag_index
+import rag.ingest.pipeline as rag_index
 from rag import Assistant, Settings
-from rag.index import Index
+from rag.store.index import Index
 from rag.types import Chunk
-from rag.vectors import VectorStore
+from rag.store.vectors import VectorStore
 
 class ConstantEmbedder:
     name, dimension, max_tokens = "constant-8d", 8, 256
@@ -69,8 +69,8 @@ started = time.perf_counter()
 a = Assistant(Settings(home=sys.argv[2]), embedder=ConstantEmbedder())
 report = a.ingest([sys.argv[1]])
 seconds = time.perf_counter() - started
-import rag.corpus
-print(rag.corpus.__file__, report.papers_read, report.unique_papers, len(report.problems),
+import rag.corpus.readers
+print(rag.corpus.readers.__file__, report.papers_read, report.unique_papers, len(report.problems),
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, f"{seconds:.1f}")
 """
 
@@ -79,8 +79,8 @@ def generate_arxiv(path: Path, megabytes: int) -> int:
     """Records in the arXiv snapshot's format; 1 in 50 reuses a title with another abstract, 1 in 100
     repeats an earlier record exactly."""
     sys.path.insert(0, str(ROOT))
-    from rag.chunking import split_sentences
-    from rag.corpus import read_corpus
+    from rag.corpus.chunking import split_sentences
+    from rag.corpus.readers import read_corpus
     from rag.testing import arxiv_record
 
     papers = read_corpus(None).papers
@@ -109,8 +109,8 @@ def generate_arxiv(path: Path, megabytes: int) -> int:
 
 def generate(path: Path, megabytes: int) -> int:
     sys.path.insert(0, str(ROOT))
-    from rag.chunking import split_sentences
-    from rag.corpus import read_corpus
+    from rag.corpus.chunking import split_sentences
+    from rag.corpus.readers import read_corpus
 
     papers = read_corpus(None).papers
     sentences = [s for p in papers for s in split_sentences(p.abstract)]

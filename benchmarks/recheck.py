@@ -4,7 +4,7 @@
 again through the real pipeline (retrieval, passages, prompt, the real model's tokenizer) but,
 where the record holds the model's raw answer to that exact question, streams that text instead
 of running the model; the earlier turns of a follow-up are generated for real (at temperature 0
-they are what the recorded run saw). So a change to the checks (rag/citations.py, rag/text.py) is
+they are what the recorded run saw). So a change to the checks (rag/answer/citations.py, rag/text.py) is
 measured on the same drafts in a minute or two instead of half an hour. The drafts were written for
 the passages of the commit that recorded them: after a change to retrieval, the passages or the
 prompts, a recorded [n] can point elsewhere, so re-run `rag eval` instead. Re-check the script's own
@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rag import Assistant
+from rag.backends.llm import Generator, Message
 from rag.evaluate import evaluate_answers, load_qa
-from rag.llm import Generator, Message
 
 
 class RecordedGenerator:

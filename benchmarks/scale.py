@@ -1,5 +1,5 @@
 """Retrieval and build cost vs corpus size: the bundled corpus (~2.8k chunks) and synthetic corpora of
-10k, 100k, 1M chunks, indexed by the project's own components (`rag.index.Index`: SQLite catalog,
+10k, 100k, 1M chunks, indexed by the project's own components (`rag.store.index.Index`: SQLite catalog,
 Chroma, bm25s) in a temp dir that is removed at the end.
 
     python benchmarks/scale.py [--sizes 10000 100000 1000000] [--queries 200] [--qa ../shared/eval/dev.jsonl]
@@ -16,7 +16,7 @@ results are meaningless on synthetic corpora. The bundled point is built the sam
 on a copy of the real index in RAG_HOME (real vectors) when there is one.
 
 Per point, each step in a fresh process (so that peak RSS belongs to that step):
-- build: `Index.ingest` from papers to a saved BM25 index, with where the time went (chunking,
+- build: `rag.ingest.pipeline.ingest` from papers to a saved BM25 index, with where the time went (chunking,
   Chroma upserts and catalog commits run in the index's writer thread, beside the embedding);
   build time per chunk; size on disk; peak RSS;
 - ingest vs embedder (`--ingest-sample N`): N more chunks, embedded by the real model, ingested
@@ -55,19 +55,20 @@ from pathlib import Path
 
 import numpy as np
 
-import rag.index as rag_index
-from rag.catalog import Catalog
-from rag.chunking import chunk_paper, split_sentences
-from rag.corpus import dedupe, read_corpus
-from rag.embeddings import Embedder
+import rag.ingest.pipeline as rag_index
+from rag.answer.retrieve import Retriever
+from rag.backends.embeddings import Embedder
+from rag.corpus.chunking import chunk_paper, split_sentences
+from rag.corpus.readers import dedupe, read_corpus
 from rag.evaluate import load_qa, percentile
-from rag.filters import Filters
-from rag.index import Index
-from rag.lexical import LexicalIndex
-from rag.retrieve import Retriever
+from rag.ingest.pipeline import Ingester, ingest
 from rag.settings import Settings
+from rag.store.catalog import Catalog
+from rag.store.filters import Filters
+from rag.store.index import Index
+from rag.store.lexical import LexicalIndex
+from rag.store.vectors import VectorStore
 from rag.types import Paper
-from rag.vectors import VectorStore
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 MODES = ("dense", "lexical", "hybrid")
@@ -319,7 +320,7 @@ def build_step(
     index = Index(settings, embedder)
     with (
         timed_calls(rag_index, "chunk_paper", totals, "chunking_s"),
-        timed_calls(Index, "_embed_and_commit", totals, "embed_and_commit_s"),
+        timed_calls(Ingester, "_embed_and_commit", totals, "embed_and_commit_s"),
         timed_calls(VectorStore, "add", totals, "chroma_add_s"),
         timed_calls(VectorStore, "delete", totals, "chroma_delete_s"),
         timed_calls(Catalog, "commit_batch", totals, "catalog_commit_s"),
@@ -329,7 +330,7 @@ def build_step(
         timed_calls(rag_index, "file_manifest", totals, "manifest_s"),
     ):
         t0 = time.perf_counter()
-        report = index.ingest(papers)
+        report = ingest(index, papers)
         build_s = time.perf_counter() - t0
     chunks = index.catalog.chunk_count()
     index.close()
@@ -364,9 +365,9 @@ def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_ur
     alone_1 = time.perf_counter() - t0
     totals: dict[str, float] = {}
     index = Index(settings, embedder)
-    with timed_calls(Index, "_embed_and_commit", totals, "embed_and_commit_s"):
+    with timed_calls(Ingester, "_embed_and_commit", totals, "embed_and_commit_s"):
         t0 = time.perf_counter()
-        report = index.ingest(papers)
+        report = ingest(index, papers)
         ingest_s = time.perf_counter() - t0
     index.close()
     t0 = time.perf_counter()
@@ -424,7 +425,7 @@ def query_step(
     rss_loaded = rss_mb()
     rss_llm = None
     if llm:
-        from rag.llm import make_generator
+        from rag.backends.llm import make_generator
 
         generator = make_generator(settings, llm)
         list(generator.stream([{"role": "user", "content": "Say hello. " * 100}], max_tokens=4))

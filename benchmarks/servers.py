@@ -35,11 +35,12 @@ import httpx
 import numpy as np
 
 from rag import Assistant, Settings
-from rag.chunking import split_sentences, word_count_tokens
-from rag.corpus import dedupe, read_corpus
-from rag.index import Index
-from rag.models import ModelRegistry
-from rag.retrieve import Retriever
+from rag.answer.retrieve import Retriever
+from rag.backends.models import ModelRegistry
+from rag.corpus.chunking import split_sentences, word_count_tokens
+from rag.corpus.readers import dedupe, read_corpus
+from rag.ingest.pipeline import ingest
+from rag.store.index import Index
 from rag.types import Paper
 
 ANSWER_QUESTIONS = [
@@ -158,7 +159,7 @@ def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
             settings = Settings(home=work / ("home-server" if url else "home-embedded"), chroma_url=url)
             index = Index(settings, RandomEmbedder())  # type: ignore[arg-type]
             t0 = time.perf_counter()
-            report = index.ingest(papers)
+            report = ingest(index, papers)
             ingest_s = time.perf_counter() - t0
             index.open_for_search()
             retriever = Retriever(index, settings)
@@ -187,7 +188,7 @@ def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
 
 
 def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_questions: int) -> list[str]:
-    from rag.llm import make_generator
+    from rag.backends.llm import make_generator
 
     home = answer_home or work / "answer-home"
     registry = ModelRegistry(Settings(home=home))
@@ -199,7 +200,7 @@ def bench_answers(work: Path, models: list[str], answer_home: Path | None, n_que
             [
                 sys.executable,
                 "-m",
-                "rag.llama_server",
+                "rag.backends.llama_server",
                 "--model",
                 str(resolved.path),
                 "--model_alias",

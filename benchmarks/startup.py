@@ -36,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from rag.models import ModelRegistry
+from rag.backends.models import ModelRegistry
 from rag.settings import Settings
 
 # Two questions the bundled corpus answers (a refused question would never call the model).

@@ -102,10 +102,10 @@ def wait_once(case: str, url: str) -> None:
     if case == "chroma-trickle":
         from pathlib import Path
 
-        import rag.chroma_http
-        from rag.vectors import VectorStore
+        import rag.store.chroma_http
+        from rag.store.vectors import VectorStore
 
-        rag.chroma_http.DEADLINE_S = float(os.environ["RAG_REQUEST_DEADLINE"])  # a constant, not a setting
+        rag.store.chroma_http.DEADLINE_S = float(os.environ["RAG_REQUEST_DEADLINE"])  # a constant, not a setting
         VectorStore(Path(tempfile.mkdtemp()), url=url)
     elif case == "server-url-trickle":
         from click.testing import CliRunner
@@ -117,12 +117,12 @@ def wait_once(case: str, url: str) -> None:
         )
         raise RuntimeError(result.output.strip().splitlines()[-1] if result.output.strip() else result.exception)
     elif case == "probe-trickle":
-        from rag.client import find_server
+        from rag.serve.client import find_server
 
         found = find_server(Settings(server_probe_url=url), None, print)
         raise RuntimeError(f"found {found!r}: answering in-process")
     elif case in ("llm-models-trickle", "llm-slow-tokens", "llm-endless-event"):
-        from rag.remote import OpenAIGenerator
+        from rag.backends.remote import OpenAIGenerator
 
         generator = OpenAIGenerator.from_settings("m", Settings(base_url=url))
         if case == "llm-models-trickle":
@@ -131,7 +131,7 @@ def wait_once(case: str, url: str) -> None:
             pieces = list(generator.stream([{"role": "user", "content": "hi"}], max_tokens=10_000))
             raise RuntimeError(f"{len(pieces)} pieces")
     elif case == "embedding-trickle":
-        from rag.remote import OpenAIEmbedder
+        from rag.backends.remote import OpenAIEmbedder
 
         OpenAIEmbedder.from_settings("e", Settings(embedding_base_url=url)).encode(["a passage"])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from rag.errors import (
     CorpusError,
     DataDirError,
     EmptyQuestionError,
@@ -31,18 +31,19 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .answering import AnswerStream
-    from .assistant import Assistant
-    from .chunking import split_sentences
-    from .client import ServerClient
-    from .corpus import BUNDLED_PREFIX
-    from .datafiles import DataDir
-    from .index import IndexStats, IngestReport
-    from .prompts import CANNOT_ANSWER
-    from .questions import MAX_QUESTION_CHARS, clean_question
-    from .safety import terminal_safe
-    from .settings import BUNDLED_CORPUS, Settings
-    from .types import (
+    from rag.answer.answering import AnswerStream
+    from rag.answer.prompts import CANNOT_ANSWER
+    from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
+    from rag.assistant import Assistant
+    from rag.corpus.readers import BUNDLED_PREFIX
+    from rag.datafiles import DataDir
+    from rag.ingest.pipeline import IngestReport
+    from rag.safety import terminal_safe
+    from rag.serve.client import ServerClient
+    from rag.settings import BUNDLED_CORPUS, Settings
+    from rag.store.index import IndexStats
+    from rag.text import split_sentences
+    from rag.types import (
         Answer,
         AnswerEvent,
         Chunk,
@@ -69,19 +70,19 @@ _TYPES = (
     "Timings",
 )
 _HOME = {  # public name -> the module that defines it
-    "AnswerStream": "answering",
+    "AnswerStream": "answer.answering",
     "Assistant": "assistant",
-    "IndexStats": "index",
-    "IngestReport": "index",
-    "CANNOT_ANSWER": "prompts",
-    "clean_question": "questions",
+    "IndexStats": "store.index",
+    "IngestReport": "ingest.pipeline",
+    "CANNOT_ANSWER": "answer.prompts",
+    "clean_question": "answer.questions",
     "Settings": "settings",
     "DataDir": "datafiles",
     # what the chat (tui/) needs beyond the assistant: it imports nothing else of the package
-    "ServerClient": "client",
-    "MAX_QUESTION_CHARS": "questions",
-    "split_sentences": "chunking",
-    "BUNDLED_PREFIX": "corpus",
+    "ServerClient": "serve.client",
+    "MAX_QUESTION_CHARS": "answer.questions",
+    "split_sentences": "text",
+    "BUNDLED_PREFIX": "corpus.readers",
     "BUNDLED_CORPUS": "settings",
     "terminal_safe": "safety",
     "normalise_text": "types",

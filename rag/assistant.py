@@ -12,12 +12,26 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-from .answering import QUESTION_SLOT, AnswerPipeline, AnswerRequest, AnswerStream, generate_answer, render_prefix
-from .catalog import damaged
-from .corpus import CategoryFilter, ReadResult, ReadTotals, stream_corpus
-from .datadir import storage_problem
-from .embeddings import make_embedder
-from .errors import (
+from rag.answer.answering import (
+    QUESTION_SLOT,
+    AnswerPipeline,
+    AnswerRequest,
+    AnswerStream,
+    generate_answer,
+    render_prefix,
+)
+from rag.answer.followups import Standalone, asks_for_authors, needs_subject, standalone
+from rag.answer.passages import build_passages, relevant
+from rag.answer.prompts import Template, load_prompts
+from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
+from rag.answer.retrieve import Mode, RecallCheck, Retriever
+from rag.backends.embeddings import make_embedder
+from rag.backends.llm import Stoppable, make_generator
+from rag.backends.models import ModelRegistry
+from rag.backends.models import Progress as ModelProgress
+from rag.corpus.provenance import Provenance
+from rag.corpus.readers import CategoryFilter, ReadResult, ReadTotals, stream_corpus
+from rag.errors import (
     CorpusError,
     EmptyQuestionError,
     GenerationError,
@@ -25,22 +39,16 @@ from .errors import (
     IndexMissingError,
     InputError,
 )
-from .filters import Filters
-from .followups import Standalone, asks_for_authors, needs_subject, standalone
-from .index import Index, IndexStats, IngestReport, Progress
-from .llm import Stoppable, make_generator
-from .models import ModelRegistry
-from .models import Progress as ModelProgress
-from .paper_vectors import make_paper_embedder
-from .passages import build_passages, relevant
-from .prompts import Template, load_prompts
-from .protocols import Embedder, Generator, Prefiller
-from .provenance import Provenance
-from .questions import MAX_QUESTION_CHARS, clean_question
-from .retrieve import Mode, RecallCheck, Retriever
-from .safety import SafeGenerator
-from .settings import Settings
-from .types import Answer, AnswerEvent, Hit, Paper, Prepared
+from rag.ingest.pipeline import Ingester, IngestReport, Progress
+from rag.protocols import Embedder, Generator, Prefiller
+from rag.safety import SafeGenerator
+from rag.settings import Settings
+from rag.store.catalog import damaged
+from rag.store.datadir import storage_problem
+from rag.store.filters import Filters
+from rag.store.index import Index, IndexStats
+from rag.store.paper_vectors import make_paper_embedder
+from rag.types import Answer, AnswerEvent, Hit, Paper, Prepared
 
 
 @contextlib.contextmanager
@@ -83,7 +91,7 @@ class Assistant:
         paper_embedder: Embedder | None = None,
     ):
         """Models come from `settings` unless given: `embedder` embeds chunks (and queries), `paper_embedder`
-        whole abstracts (`rag.paper_vectors`; when an `embedder` is given, there is none unless given too)."""
+        whole abstracts (`rag.store.paper_vectors`; when an `embedder` is given, there is none unless given too)."""
         self.settings = settings or Settings.load()
         self._generator = generator
         self._prompts: dict[str, Template] | None = None
@@ -131,7 +139,7 @@ class Assistant:
             raise InputError(f"--limit must be at least 1 (got {limit})")
         wanted = CategoryFilter(categories)
         if paths is None and rebuild and self.index.catalog_path.exists() and (indexed := self._indexed_papers()):
-            report = self.index.ingest(
+            report = Ingester(self.index).ingest(
                 [p for p in indexed if wanted(p)], progress=progress, rebuild=True, on_wait=on_wait, limit=limit
             )
             report.papers_read = len(indexed)
@@ -148,7 +156,7 @@ class Assistant:
                 )
             detail = f": {read.problems[0]}" if read.problems else ""
             raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
-        report = self.index.ingest(
+        report = Ingester(self.index).ingest(
             itertools.chain([first], pieces), progress=progress, rebuild=rebuild, on_wait=on_wait, limit=limit
         )
         self.provenance.record(sorted(read.sources), replace=rebuild)
@@ -163,7 +171,7 @@ class Assistant:
     ) -> Iterator[ReadResult]:
         """The corpus as pieces holding the papers in `wanted` categories, read as the index asks for
         them; `totals` adds up what was read (counts, problems, source names: not the papers)."""
-        for piece in stream_corpus(list(paths) if paths is not None else None, self.index.papers_per_batch):
+        for piece in stream_corpus(list(paths) if paths is not None else None, Ingester(self.index).papers_per_batch):
             totals.files += piece.files
             totals.sanitized += piece.sanitized
             totals.problems += piece.problems

@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from .datafiles import DataDir
-from .errors import RagError
-from .safety import terminal_safe
-from .settings import Settings
+from rag.datafiles import DataDir
+from rag.errors import RagError
+from rag.safety import terminal_safe
+from rag.settings import Settings
 
 if TYPE_CHECKING:
-    from .assistant import Assistant
-    from .client import ServerClient
-    from .index import IngestReport
-    from .retrieve import Mode
-    from .types import Answer, AnswerEvent
+    from rag.answer.retrieve import Mode
+    from rag.assistant import Assistant
+    from rag.ingest.pipeline import IngestReport
+    from rag.serve.client import ServerClient
+    from rag.types import Answer, AnswerEvent
 
     class Answerer(Protocol):
         """What `rag ask` needs of whoever answers: the Assistant, or a client of a running `rag serve`."""
@@ -46,7 +46,7 @@ def _assistant(ctx: click.Context) -> Assistant:
     """The one Assistant of this command. `cli(obj={"embedder": ..., "generator": ...})` passes
     models in (tests, embedding programs); by default they come from the settings."""
     if "assistant" not in ctx.obj:
-        from .assistant import Assistant  # heavy: keep `rag --help` fast
+        from rag.assistant import Assistant  # heavy: keep `rag --help` fast
 
         ctx.obj["assistant"] = Assistant(
             _settings(ctx), embedder=ctx.obj.get("embedder"), generator=ctx.obj.get("generator")
@@ -178,8 +178,8 @@ class RagGroup(click.Group):
         except RagError as exc:
             raise click.ClickException(terminal_safe(str(exc))) from exc
         except (sqlite3.DatabaseError, OSError) as exc:  # a damaged page the open-time checks did not reach
-            from .catalog import damaged
-            from .datadir import storage_problem
+            from rag.store.catalog import damaged
+            from rag.store.datadir import storage_problem
 
             settings = ctx.obj.get("settings")
             home = settings.home if settings else Path.cwd()
@@ -293,7 +293,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
-    from .questions import clean_question
+    from rag.answer.questions import clean_question
 
     clean_question(question)  # fail on an empty question before any model loads
     _ensure_index(ctx)
@@ -301,7 +301,7 @@ def search(
         question, k=k, mode=mode, source=source, author=author, year=year, since=since, until=until
     )
     if as_json:
-        from .types import SearchReport
+        from rag.types import SearchReport
 
         _print_json(SearchReport.of(question, hits).model_dump(mode="json"))
         return
@@ -317,7 +317,7 @@ def search(
 
 
 def _load_model(ctx: click.Context) -> None:
-    from .models import parse_model_spec
+    from rag.backends.models import parse_model_spec
 
     assistant = _assistant(ctx)
     if not assistant.model_loaded:
@@ -357,10 +357,10 @@ NO_SERVER_HELP = "Answer in this process even if a `rag serve` runs (RAG_SERVER_
 
 
 def _server(ctx: click.Context, model: str | None, no_server: bool) -> ServerClient | None:
-    """The running `rag serve` to answer through (see rag/client.py), or None to answer here."""
+    """The running `rag serve` to answer through (see rag/serve/client.py), or None to answer here."""
     if no_server:
         return None
-    from .client import find_server
+    from rag.serve.client import find_server
 
     return find_server(_settings(ctx), model, _err)
 
@@ -385,7 +385,7 @@ def ask(
     """Answer QUESTION from the corpus, citing the papers used (or say the corpus does not answer it).
 
     A running `rag serve` of the same data dir answers it (no start-up cost); --no-server answers here."""
-    from .questions import clean_question
+    from rag.answer.questions import clean_question
 
     clean_question(question)
     _choose_model(ctx, model, base_url)
@@ -402,7 +402,7 @@ def ask(
 def _answer(source: Answerer, question: str, as_json: bool, events: bool, via: dict[str, str]) -> None:
     """Print the answer of `source` (the Assistant, or a server's client): the same output either way."""
     if as_json:
-        from .types import AnswerReport
+        from rag.types import AnswerReport
 
         answer = source.ask(question)
         for notice in answer.notices:
@@ -481,7 +481,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
     """List the model catalogue (models.txt) and what is present locally."""
     if ctx.invoked_subcommand is not None:
         return
-    from .models import ModelRegistry
+    from rag.backends.models import ModelRegistry
 
     rows = ModelRegistry(_settings(ctx)).status()
     if as_json:
@@ -500,7 +500,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def models_pull(ctx: click.Context, name: str) -> None:
     """Fetch a hub-hosted model of the catalogue (needs the network)."""
-    from .models import ModelRegistry
+    from rag.backends.models import ModelRegistry
 
     with progress_bar(f"Fetching {name}") as update:
         path = ModelRegistry(_settings(ctx)).pull(name, update)
@@ -560,7 +560,7 @@ def eval_(
     as_json: bool,
 ) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
-    from . import evaluate as ev
+    from rag import evaluate as ev
 
     if compare_files:
         old, new = (json.loads(p.read_text()) for p in compare_files)
@@ -634,8 +634,8 @@ def chat(ctx: click.Context, question: str | None, model: str | None, base_url: 
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, model: str | None, base_url: str | None) -> None:
     """Serve the assistant over HTTP (OpenAI-compatible /v1/chat/completions, /v1/search) with the model kept loaded."""
-    from .server import check_host
-    from .server import serve as run_server
+    from rag.serve.server import check_host
+    from rag.serve.server import serve as run_server
 
     token = _settings(ctx).server_token
     check_host(host, token.get_secret_value() if token else None)  # before anything loads
@@ -675,7 +675,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, verify: bool, as_json: bool) -> None:
     """Check the install: versions, data dir, models, index, llama.cpp build, network needs."""
-    from .doctor import diagnose
+    from rag.doctor import diagnose
 
     report = diagnose(_settings(ctx), verify=verify)
     if as_json:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import RagError
-from .models import ModelRegistry, ModelSpec, parse_model_spec
-from .settings import Settings, remote_model
+from rag.backends.models import ModelRegistry, ModelSpec, parse_model_spec
+from rag.errors import RagError
+from rag.settings import Settings, remote_model
 
 if TYPE_CHECKING:
-    from .retrieve import RecallCheck
+    from rag.answer.retrieve import RecallCheck
 
 Status = Literal["ok", "info", "warn", "fail"]
 PACKAGES = (
@@ -73,7 +73,7 @@ def _versions(report: DoctorReport) -> None:
 
 def _files(report: DoctorReport, settings: Settings) -> ModelRegistry | None:
     """The files shipped with the program: the prompt templates (checked as at load) and the model catalogue."""
-    from .prompts import load_prompts
+    from rag.answer.prompts import load_prompts
 
     try:
         templates = load_prompts(settings.prompts_dir)
@@ -158,7 +158,7 @@ class ModelChoice(BaseModel):
 def _models(
     report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice, verify: bool
 ) -> None:
-    from .models import file_sha256
+    from rag.backends.models import file_sha256
 
     spec = choice.spec
     if choice.configured is not None:
@@ -219,7 +219,7 @@ def _models(
         )
         return
     try:
-        from .embeddings import resolve_embedding_model
+        from rag.backends.embeddings import resolve_embedding_model
 
         folder = resolve_embedding_model(settings.embedding_model)
         exported = list((settings.models_dir / "embeddings").glob(f"{folder.name}-*.onnx"))
@@ -250,7 +250,7 @@ def _paper_side(report: DoctorReport, settings: Settings, model: str | None, vec
 
 def _recall(report: DoctorReport, check: RecallCheck) -> None:
     """Does the vector store's graph find sampled chunks by their own vectors?"""
-    from .retrieve import RECALL_K
+    from rag.answer.retrieve import RECALL_K
 
     detail = (
         f"the vector store finds {check.found} of {check.sampled} sampled chunks among the {RECALL_K} nearest "
@@ -313,7 +313,7 @@ def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> No
             "indexed papers with `rag ingest --rebuild`"
         ),
     )
-    from .assistant import Assistant
+    from rag.assistant import Assistant
 
     assistant = Assistant(settings)
     try:
@@ -343,7 +343,7 @@ def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> No
 
 
 def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry | None, choice: ModelChoice) -> None:
-    from .offline import OFFLINE_ENV, enforce_offline
+    from rag.offline import OFFLINE_ENV, enforce_offline
 
     enforce_offline()
     overridden = [f"{k}={os.environ[k]}" for k, v in OFFLINE_ENV.items() if os.environ.get(k) != v]

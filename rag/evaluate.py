@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from .errors import CorpusError
-from .types import Answer, Citation, Hit, normalise_text
+from rag.errors import CorpusError
+from rag.types import Answer, Citation, Hit, normalise_text
 
 if TYPE_CHECKING:
-    from .assistant import Assistant
-    from .retrieve import Mode
+    from rag.answer.retrieve import Mode
+    from rag.assistant import Assistant
 
 # ask(question, history) -> the answer; history holds the answers to the earlier questions.
 Ask = Callable[[str, list[Answer]], Answer]
@@ -294,9 +294,9 @@ def naive_rag_ask(assistant: Assistant, k: int = 5) -> Ask:
     """
     import time
 
-    from .citations import parse_keys
-    from .prompts import CANNOT_ANSWER
-    from .types import Citation, Timings
+    from rag.answer.citations import parse_keys
+    from rag.answer.prompts import CANNOT_ANSWER
+    from rag.types import Citation, Timings
 
     def ask(question: str, history: list[Answer]) -> Answer:
         started = time.perf_counter()

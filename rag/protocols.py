@@ -1,9 +1,9 @@
 """The two model interfaces the assistant is written against; any object with these members fits.
 
-`Generator`: llama.cpp in-process (`rag.llm.LlamaCppGenerator`), a model server
-(`rag.remote.OpenAIGenerator`), or a script (`rag.testing.ScriptedGenerator`).
-`Embedder`: all-MiniLM-L6-v2 on onnxruntime or torch (`rag.embeddings.Embedder`), an embedding
-server (`rag.remote.OpenAIEmbedder`), or feature hashing (`rag.testing.HashEmbedder`).
+`Generator`: llama.cpp in-process (`rag.backends.llm.LlamaCppGenerator`), a model server
+(`rag.backends.remote.OpenAIGenerator`), or a script (`rag.testing.ScriptedGenerator`).
+`Embedder`: all-MiniLM-L6-v2 on onnxruntime or torch (`rag.backends.embeddings.Embedder`), an embedding
+server (`rag.backends.remote.OpenAIEmbedder`), or feature hashing (`rag.testing.HashEmbedder`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from .types import PrefillReport
+    from rag.types import PrefillReport
 
 Message = dict[str, str]
 

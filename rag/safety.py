@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 
 import regex
 
-from .chunking import split_sentences
+from rag.text import split_sentences
 
 # --- terminal safety -------------------------------------------------------------------------------
 # ESC-introduced sequences (ECMA-48): CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS, SOS, PM

@@ -12,9 +12,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
-from . import resources
-from .datafiles import DataDir
-from .errors import SettingsError
+from rag import resources
+from rag.datafiles import DataDir
+from rag.errors import SettingsError
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 # `openai:NAME` (as --model or RAG_EMBEDDING_MODEL) names model NAME on an OpenAI-compatible server.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocols import Message
+from rag.protocols import Message
 
 _TOKEN = re.compile(r"\w+")
 
@@ -84,7 +84,7 @@ class HashEmbedder:
         return vector / norm
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        from .lexical import tokenize
+        from rag.store.lexical import tokenize
 
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
@@ -149,7 +149,7 @@ def write_arxiv_snapshot(path: Path, papers: int) -> Path:
 class FakeEmbeddingServer:
     """An OpenAI-compatible `/v1/embeddings` server on loopback that answers each request after
     `latency_s + per_input_s * len(input)` with `HashEmbedder` vectors (deterministic), counting the
-    requests it holds at once. For tests and benchmarks of the client (`rag.remote.OpenAIEmbedder`).
+    requests it holds at once. For tests and benchmarks of the client (`rag.backends.remote.OpenAIEmbedder`).
 
     `fail_after(n)`: after n more answered requests, every request gets HTTP `status` until `heal()`;
     `fail_next(n)`: the next n requests get HTTP `status` (a transient failure). A client in another

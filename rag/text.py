@@ -8,6 +8,20 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Abbreviations after which a full stop does not end a sentence.
+_ABBREVIATIONS = "".join(
+    rf"(?<!\b{a}\.)" for a in (r"e\.g", r"i\.e", "et al", "vs", "cf", "Fig", "Eq", "etc", "approx", "No", "resp")
+)
+# The end-punctuation test comes first: it fails at almost every position, so the abbreviation
+# tests (zero-width, at the same position, hence in any order) run only after a full stop.
+_SENTENCE_END = re.compile(r"(?<=[.!?])" + _ABBREVIATIONS + r"[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an abstract into sentences (full stop, ! or ? followed by a capital or digit)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
 _STEMMER = None
 
 

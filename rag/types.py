@@ -81,7 +81,7 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     dense_score: float | None = None
-    paper_rank: int | None = None  # rank by the paper model's whole-abstract vector (`rag.paper_vectors`)
+    paper_rank: int | None = None  # rank by the paper model's whole-abstract vector (`rag.store.paper_vectors`)
     paper_score: float | None = None  # its cosine to the question
     sources: list[str] = field(default_factory=list)
     year: int | None = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.embeddings import Embedder
+from rag.backends.embeddings import Embedder
 from rag.offline import enforce_offline
 from rag.testing import HashEmbedder
 
@@ -191,7 +191,7 @@ def models_home(tmp_path_factory) -> Path:
 def _load_model(models_home: Path, name: str | None = None):
     """A catalogue model (default: the first entry), assembled into `models_home` and loaded."""
     from rag import Settings
-    from rag.llm import make_generator
+    from rag.backends.llm import make_generator
 
     return make_generator(Settings(models_home=models_home), name)
 

@@ -7,7 +7,7 @@ import llama_cpp
 import pytest
 from llama_cpp import llama as llama_module
 
-from rag.llm import amx_guard
+from rag.backends.llm import amx_guard
 
 
 @pytest.mark.parametrize(

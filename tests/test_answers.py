@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rag import Assistant, EmptyQuestionError, PromptError, Settings, UnknownModelError
-from rag.prompts import CANNOT_ANSWER, load_prompts
+from rag.answer.prompts import CANNOT_ANSWER, load_prompts
 from rag.testing import ScriptedGenerator
 
 QUANTUM_FACT = "The logical error rate falls by a factor of 2.1 when the code distance grows from three to five [1]."
@@ -172,7 +172,7 @@ def test_real_model_invented_numbers_never_reach_the_user(settings, embedder, sm
     a.ingest([small_corpus])
     question = "What logical error rate does the surface code reach at code distance eleven?"
     answer = a.ask(question)
-    from rag.citations import strip_keys
+    from rag.answer.citations import strip_keys
     from rag.text import numbers
 
     assert answer.raw_text, "the question is about a retrieved paper: it must reach the model"
@@ -291,7 +291,7 @@ def test_rag_ask_events_prints_json_lines(rag_home, hash_embedder, small_corpus)
 
 
 def test_a_model_that_only_restates_the_question_gets_a_quoted_cited_answer(settings, hash_embedder, small_corpus):
-    from rag.answering import QUOTE_LEAD
+    from rag.answer.answering import QUOTE_LEAD
     from rag.types import AnswerReport
 
     question = "Which coral reefs resisted bleaching during marine heatwaves?"
@@ -349,7 +349,7 @@ CORAL = (
 
 
 def test_a_quote_is_only_offered_where_retrieval_is_confident_and_the_sentence_can_answer():
-    from rag.answering import best_quote
+    from rag.answer.answering import best_quote
 
     coral = _hit(*CORAL, dense=0.6)
     quote = best_quote("Which reefs were more resistant to bleaching during heatwaves?", [coral])

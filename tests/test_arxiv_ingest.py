@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import rag.index as rag_index
+import rag.ingest.pipeline as rag_index
 from rag import Assistant, CorpusError, Settings
-from rag.catalog import Catalog
 from rag.cli import cli
-from rag.corpus import CategoryFilter, stream_corpus
+from rag.corpus.readers import CategoryFilter, stream_corpus
+from rag.store.catalog import Catalog
 from rag.testing import ARXIV_CATEGORIES, HashEmbedder, arxiv_record, write_arxiv_snapshot
 from rag.types import Paper
 

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Settings, resources
+from rag.backends.models import load_catalogue
 from rag.cli import cli
 from rag.errors import ModelError, SettingsError
-from rag.models import load_catalogue
 
 MODELS = resources.models_file()
 

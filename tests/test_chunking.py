@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import itertools
 
-from rag.chunking import chunk_paper, split_sentences, word_count_tokens
-from rag.corpus import dedupe, read_corpus
+from rag.corpus.chunking import chunk_paper, split_sentences, word_count_tokens
+from rag.corpus.readers import dedupe, read_corpus
 from rag.types import Paper
 
 

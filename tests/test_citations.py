@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.citations import parse_keys, split_answer, strip_keys, support, verify
+from rag.answer.citations import parse_keys, split_answer, strip_keys, support, verify
 from rag.safety import passage_sentences
 from rag.types import Hit
 

@@ -1,4 +1,4 @@
-"""`rag ask` through a running `rag serve` (rag/client.py), and in-process when there is none to use.
+"""`rag ask` through a running `rag serve` (rag/serve/client.py), and in-process when there is none to use.
 
 The fast tests serve a real index (the small corpus, embedded by the HashEmbedder) with a scripted
 model from a real uvicorn server in a thread; the slow one starts `rag serve` and `rag ask` as the
@@ -26,9 +26,9 @@ from click.testing import CliRunner, Result
 
 from rag import Assistant, GenerationError, Settings
 from rag.cli import cli
-from rag.client import find_server
 from rag.protocols import Message
-from rag.server import create_app
+from rag.serve.client import find_server
+from rag.serve.server import create_app
 from rag.testing import ScriptedGenerator
 
 SURFACE = (
@@ -246,7 +246,7 @@ def test_a_chat_cancel_while_the_server_reads_the_passages_frees_it_for_the_next
     now, and the server stops reading at its next step."""
     from test_server import SlowReader
 
-    from rag.client import ServerClient
+    from rag.serve.client import ServerClient
 
     reader = Assistant(served.settings, embedder=served.embedder, generator=SlowReader(reply))  # 3 s to read
     with serving(reader) as url:

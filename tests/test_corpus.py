@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rag.corpus import dedupe, read_corpus, read_file, read_page_dump
+from rag.corpus.readers import dedupe, read_corpus, read_file, read_page_dump
 from rag.errors import CorpusError
 
 ABSTRACT = (

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, Settings
-from rag.catalog import committed_paper_ids
-from rag.locking import WriterLock
+from rag.store.catalog import committed_paper_ids
+from rag.store.locking import WriterLock
 
 pytestmark = pytest.mark.slow  # `rag ingest` processes, killed and raced
 
@@ -49,7 +49,7 @@ def unshipped_corpus(target: Path, papers: int) -> Path:
     """Bundled papers reworded by one sentence, in JSONL: their vectors are not shipped, so the ingest
     embeds them (the bundled corpus's own vectors ship with the package and make its ingest take seconds,
     too short to be killed at a random moment)."""
-    from rag.corpus import read_page_dump
+    from rag.corpus.readers import read_page_dump
 
     records = []
     for path in sorted(BUNDLED.glob("*.txt")):

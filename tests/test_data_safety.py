@@ -16,7 +16,7 @@ import pytest
 
 from rag import Assistant, Settings
 from rag.errors import DataDirError, IndexBusyError, IndexMismatchError, ModelError
-from rag.index import COMPLETE, retired_dir, staging_dir
+from rag.store.index import COMPLETE, retired_dir, staging_dir
 from rag.testing import HashEmbedder
 from rag.testing import write_synthetic_corpus as write_corpus
 
@@ -203,7 +203,7 @@ def test_a_locked_vector_database_is_waited_for_and_never_taken_for_damage(tmp_p
     # re-embed it; a lock must only make it wait, or stop with the store untouched.
     import chromadb.errors
 
-    from rag import vectors
+    from rag.store import vectors
 
     corpus = write_corpus(tmp_path / "corpus.jsonl", 12)
     settings = Settings(home=tmp_path / "home")

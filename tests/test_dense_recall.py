@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rag import Assistant, Settings
-from rag.retrieve import Retriever
+from rag.answer.retrieve import Retriever
 
 DIMENSION = 384
 CLUSTERS = 40
@@ -129,8 +129,8 @@ def test_the_recall_check_reports_chunks_the_vector_store_does_not_return(tmp_pa
     [(200, False, "ok"), (199, True, "ok"), (198, False, "warn"), (190, False, "fail")],
 )
 def test_doctor_fails_an_index_whose_dense_search_misses_chunks(found: int, exact: bool, status: str) -> None:
+    from rag.answer.retrieve import RecallCheck
     from rag.doctor import DoctorReport, _recall
-    from rag.retrieve import RecallCheck
 
     report = DoctorReport()
     _recall(report, RecallCheck(200, found, ["p:1"] * (200 - found), exact, exact_mb=1465))

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
+from rag.answer.prompts import EXPECTED_VARIABLES
 from rag.cli import cli
-from rag.prompts import EXPECTED_VARIABLES
 
 
 def doctor(home, *args):

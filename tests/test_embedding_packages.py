@@ -6,7 +6,7 @@ from importlib import metadata
 
 import pytest
 
-from rag.embedding_packages import MPNET, MPNET_PARTS, packaged_folder
+from rag.backends.embedding_packages import MPNET, MPNET_PARTS, packaged_folder
 from rag.errors import ModelError
 
 
@@ -22,7 +22,7 @@ def test_mpnet_is_assembled_once_from_its_packages_and_loads_offline(tmp_path, m
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not assembled again
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no scratch left
 
-    from rag.embeddings import Embedder
+    from rag.backends.embeddings import Embedder
 
     embedder = Embedder(MPNET, cache_dir=tmp_path / "embeddings", quantize=True)
     vectors = embedder.encode(["Masked image modeling with random masks.", "Tax policy in small towns."])
@@ -48,7 +48,7 @@ def test_a_missing_part_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_parts_that_do_not_make_the_zip_are_refused(tmp_path, monkeypatch):
-    import rag.embedding_packages as packages
+    import rag.backends.embedding_packages as packages
 
     monkeypatch.setattr(packages, "MPNET_ZIP_SHA256", "0" * 64)
     with pytest.raises(ModelError, match="sha256 differs"):
@@ -59,8 +59,8 @@ def test_parts_that_do_not_make_the_zip_are_refused(tmp_path, monkeypatch):
 
 @pytest.mark.embedder  # it starts a real model's load (stopped before any work)
 def test_a_one_time_preparation_is_announced_before_it_starts(tmp_path, monkeypatch):
-    import rag.embeddings as embeddings
-    from rag.embeddings import Embedder
+    import rag.backends.embeddings as embeddings
+    from rag.backends.embeddings import Embedder
 
     told: list[str] = []
     fresh = Embedder(MPNET, cache_dir=tmp_path / "embeddings", quantize=True)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import rag.index as rag_index
-import rag.remote
+import rag.backends.remote
+import rag.ingest.pipeline as rag_index
 from rag import Assistant, ModelError, Settings
+from rag.backends.remote import OpenAIEmbedder
 from rag.cli import cli
-from rag.remote import OpenAIEmbedder
 from rag.testing import FakeEmbeddingServer, HashEmbedder, write_arxiv_snapshot
 
 TEXTS = [f"passage {i} about marker zq{i}x and retrieval" for i in range(40)]
@@ -36,7 +36,7 @@ def backoffs(monkeypatch) -> list[float]:
     slept: list[float] = []
     clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     clock.sleep = slept.append
-    monkeypatch.setattr(rag.remote, "time", clock)
+    monkeypatch.setattr(rag.backends.remote, "time", clock)
     return slept
 
 

@@ -42,7 +42,7 @@ def test_a_damaged_catalog_page_met_late_is_an_index_corrupt_error(hashed, monke
 
 
 def test_a_cancelled_answer_is_a_typed_error_not_an_assert(hashed, monkeypatch):
-    from rag.answering import AnswerStream
+    from rag.answer.answering import AnswerStream
 
     def pipeline(cancel):
         yield AnswerEvent("sentence", "piece", 0.0)

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Assistant, Settings
+from rag.answer.prompts import CANNOT_ANSWER
 from rag.evaluate import evaluate_answers, evaluate_retrieval, load_qa
-from rag.prompts import CANNOT_ANSWER
 from rag.testing import ScriptedGenerator
 
 QA = [

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.retrieve as retrieve
+import rag.answer.retrieve as retrieve
 from rag import Assistant, Settings
-from rag.catalog import author_key
-from rag.filters import FilteredVectors, Filters, KeptVectors
+from rag.store.catalog import author_key
+from rag.store.filters import FilteredVectors, Filters, KeptVectors
 from rag.testing import HashEmbedder
 
 QUERY = "graph networks forecast traffic flow"

@@ -1,11 +1,11 @@
-"""rag.followups without a model: the rewrite of a follow-up, the question without a subject, the author question."""
+"""rag.answer.followups without a model: the rewrite of a follow-up, the question without a subject, the author question."""
 
 from __future__ import annotations
 
 import pytest
 
 from rag import Answer, Citation, Paper
-from rag.followups import asks_for_authors, needs_subject, standalone
+from rag.answer.followups import asks_for_authors, needs_subject, standalone
 
 FSA = Citation(key=1, paper_id="fsa", title="Faster Segment Anything: Towards Lightweight SAM", text="...")
 PAPER = Paper(title=FSA.title, abstract="We make SAM faster by distilling its encoder.", source="x.jsonl")

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag import GenerationError, ModelError, Settings, VectorStoreError
-from rag.remote import OpenAIEmbedder, OpenAIGenerator
+from rag.backends.remote import OpenAIEmbedder, OpenAIGenerator
 
 # The elapsed-time bounds below are what these tests prove: a real socket is given up at its deadline.
 # They stay on the wall clock (a fake clock would need fake sockets) with room for a loaded machine
@@ -169,10 +169,10 @@ def test_a_server_streaming_past_max_tokens_is_cut_at_the_budget(serve):
 
 
 def test_a_chroma_server_that_never_answers_is_an_error_within_the_deadline(serve, tmp_path, monkeypatch):
-    import rag.chroma_http
-    from rag.vectors import VectorStore
+    import rag.store.chroma_http
+    from rag.store.vectors import VectorStore
 
-    monkeypatch.setattr(rag.chroma_http, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(rag.store.chroma_http, "TIMEOUT_S", 1.0)
     server = serve(None)
     started = time.monotonic()
     with pytest.raises(VectorStoreError, match=r"the Chroma server at .* does not answer \(ReadTimeout\)"):
@@ -183,10 +183,10 @@ def test_a_chroma_server_that_never_answers_is_an_error_within_the_deadline(serv
 def test_rag_ingest_against_a_silent_chroma_server_stops_with_one_line(
     serve, rag_home, small_corpus, hashed_assistants, monkeypatch
 ):
-    import rag.chroma_http
+    import rag.store.chroma_http
     from rag.cli import cli
 
-    monkeypatch.setattr(rag.chroma_http, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(rag.store.chroma_http, "TIMEOUT_S", 1.0)
     server = serve(None)
     started = time.monotonic()
     result = CliRunner().invoke(
@@ -371,14 +371,14 @@ def test_the_deadline_and_the_cap_are_settings(monkeypatch):
 
 @pytest.fixture
 def chroma_deadline(monkeypatch):
-    import rag.chroma_http
+    import rag.store.chroma_http
 
-    monkeypatch.setattr(rag.chroma_http, "TIMEOUT_S", SLOW)
-    monkeypatch.setattr(rag.chroma_http, "DEADLINE_S", DEADLINE)
+    monkeypatch.setattr(rag.store.chroma_http, "TIMEOUT_S", SLOW)
+    monkeypatch.setattr(rag.store.chroma_http, "DEADLINE_S", DEADLINE)
 
 
 def test_a_chroma_server_that_trickles_is_an_error_at_the_deadline(serve, tmp_path, chroma_deadline):
-    from rag.vectors import VectorStore
+    from rag.store.vectors import VectorStore
 
     server = serve(TRICKLED_HEADERS)
     error, took = finishes(lambda: VectorStore(tmp_path / "unused", url=server.url))
@@ -459,7 +459,7 @@ def test_rag_ask_through_a_trickling_rag_server_stops_with_one_line(serve, rag_h
 
 
 def test_a_trickling_probe_address_is_given_up_within_a_second(serve, rag_home):
-    from rag.client import find_server
+    from rag.serve.client import find_server
 
     server = serve(TRICKLED_HEADERS)
     settings = Settings.load(server_probe_url=server.url, request_timeout=SLOW)

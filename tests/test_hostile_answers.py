@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, Settings
-from rag.citations import verify
-from rag.llm import ScriptedGenerator
+from rag.answer.citations import verify
 from rag.safety import normalise_for_matching, passage_sentences
+from rag.testing import ScriptedGenerator
 from rag.text import contradicts, identity_names
 from rag.types import Hit
 

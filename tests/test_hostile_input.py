@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rag import Assistant
-from rag.prompts import CANNOT_ANSWER
+from rag.answer.prompts import CANNOT_ANSWER
 from rag.testing import ScriptedGenerator
 
 INJECTIONS = [

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rag import Assistant, CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, Settings
-from rag.embeddings import Embedder
+from rag.backends.embeddings import Embedder
 
 
 class CountingEmbedder(Embedder):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-import rag.index as rag_index
+import rag.ingest.pipeline as rag_index
 from rag import Assistant, Settings
+from rag.store.vectors import VectorStore
 from rag.testing import HashEmbedder, write_synthetic_corpus
-from rag.vectors import VectorStore
 
 
 class Stop(Exception):

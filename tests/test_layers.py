@@ -1,5 +1,10 @@
-"""The import contract: no circle in the library's import graph (function-level imports included),
-and the chat (tui/) uses the library only through its public names (`from rag import ...`)."""
+"""The import contract, read from the import graph (function-level imports included):
+
+- the library has no import circle;
+- its subpackages are layers by job, and a module imports only from its own layer or from layers
+  below it (a corpus reader never reaches for a model, the store never for the answer side);
+- the chat (tui/) uses the library only through its public names (`from rag import ...`).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +15,88 @@ import rag
 
 ROOT = Path(__file__).parent.parent
 
+# Layers from the bottom up; a module is in the layer of its package (or is named here by module).
+# Packages of one layer are independent of each other: neither of the two imports the other.
+LAYERS: list[dict[str, set[str]]] = [
+    {
+        "base": {
+            "errors",
+            "types",
+            "protocols",
+            "text",
+            "resources",
+            "settings",
+            "datafiles",
+            "deadlines",
+            "offline",
+            "safety",
+        }
+    },
+    {"corpus": {"corpus"}, "backends": {"backends"}},
+    {"store": {"store"}},
+    {"ingest": {"ingest"}, "answer": {"answer"}},
+    {"app": {"assistant", "evaluate", "doctor", "testing"}},
+    {"serve": {"serve"}},
+    {"entry": {"cli", "__init__"}},
+]
 
-def _imports(path: Path) -> set[str]:
-    """The rag modules a file imports, at any depth of its code (rag.x.y counts as rag.x)."""
+
+def module_name(path: Path) -> str:
+    """rag/store/index.py -> "store.index"; rag/__init__.py -> "__init__"; rag/store/__init__.py -> "store"."""
+    parts = list(path.relative_to(ROOT / "rag").with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The rag modules a file imports, at any depth of its code, as `module_name`s ("rag.store.index" ->
+    "store.index"; `from rag.store import vectors` -> "store.vectors"; `from rag import text` -> "text")."""
+    package = module_name(path).rpartition(".")[0] if path.name != "__init__.py" else module_name(path)
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                out.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
-            elif node.module and node.module.startswith("rag."):
-                out.add(node.module.split(".")[1])
+            if node.level:
+                base = package.split(".") if package and package != "__init__" else []
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            elif node.module and (node.module == "rag" or node.module.startswith("rag.")):
+                module = node.module.removeprefix("rag").lstrip(".")
+            else:
+                continue
+            for alias in node.names:
+                name = f"{module}.{alias.name}" if module else alias.name
+                out.add(name if name in modules else module or "__init__")
         elif isinstance(node, ast.Import):
-            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("rag."))
+            out.update(a.name.removeprefix("rag.") for a in node.names if a.name.startswith("rag."))
     return out
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = {p.stem: p for p in (ROOT / "rag").glob("*.py")}
-    return {name: _imports(path) & set(modules) - {name} for name, path in modules.items()}
+    modules = {module_name(p): p for p in (ROOT / "rag").rglob("*.py")}
+    return {name: _imports(path, set(modules)) & set(modules) - {name} for name, path in modules.items()}
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    """(rank from the bottom, package group) of a module."""
+    head = module.split(".")[0]
+    for rank, groups in enumerate(LAYERS):
+        for group, members in groups.items():
+            if head in members:
+                return rank, group
+    raise AssertionError(f"rag.{module} is in no layer of tests/test_layers.py: add it to LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a lower layer to a higher one, or between two packages of one layer."""
+    wrong = []
+    for module, imported in sorted(graph.items()):
+        rank, group = layer_of(module)
+        for target in sorted(imported):
+            target_rank, target_group = layer_of(target)
+            if target_rank > rank or (target_rank == rank and target_group != group):
+                wrong.append(f"{module} -> {target}")
+    return wrong
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -52,6 +121,15 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_library_has_no_import_circle():
     assert circles(import_graph()) == []
+
+
+def test_every_module_imports_only_its_own_layer_and_those_below():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_and_a_sideways_import():
+    graph = {"store.catalog": {"answer.passages", "text"}, "corpus.readers": {"backends.llm"}, "cli": {"store.index"}}
+    assert upward_imports(graph) == ["corpus.readers -> backends.llm", "store.catalog -> answer.passages"]
 
 
 def test_the_circle_finder_finds_a_circle():

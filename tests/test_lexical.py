@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.lexical import LexicalIndex
+from rag.store.lexical import LexicalIndex
 
 TEXTS = [
     "graph neural networks forecast traffic on road sensors",

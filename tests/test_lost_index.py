@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rag import Assistant, IndexMissingError, Settings
 from rag.cli import cli
-from rag.provenance import BUNDLED, MARKER
+from rag.corpus.provenance import BUNDLED, MARKER
 from rag.testing import HashEmbedder
 
 

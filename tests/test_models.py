@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Settings
+from rag.backends.models import ModelRegistry, file_sha256, load_catalogue
 from rag.cli import cli
 from rag.errors import ModelError, ModelVerificationError
-from rag.models import ModelRegistry, file_sha256, load_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def test_pulling_puts_the_offline_switch_back(tmp_path, monkeypatch):
     ],
 )
 def test_one_rule_for_model_specs(spec, kind, name):
-    from rag.models import parse_model_spec
+    from rag.backends.models import parse_model_spec
 
     parsed = parse_model_spec(spec)
     assert (parsed.kind, parsed.name) == (kind, name)
@@ -107,16 +107,16 @@ def test_one_rule_for_model_specs(spec, kind, name):
 
 @pytest.mark.parametrize("spec", ["", "openai:", "   "])
 def test_a_spec_that_names_nothing_is_an_unknown_model(spec):
+    from rag.backends.models import parse_model_spec
     from rag.errors import UnknownModelError
-    from rag.models import parse_model_spec
 
     with pytest.raises(UnknownModelError):
         parse_model_spec(spec)
 
 
 def test_the_generator_factory_fails_before_loading_anything(tmp_path):
+    from rag.backends.llm import LlamaCppGenerator, make_generator
     from rag.errors import UnknownModelError
-    from rag.llm import LlamaCppGenerator, make_generator
 
     settings = Settings(home=tmp_path)
     with pytest.raises(ModelError, match="does not exist"):

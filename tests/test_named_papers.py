@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rag import Assistant, Settings
-from rag.corpus import dedupe, read_corpus
-from rag.passages import relevant
+from rag.answer.passages import relevant
+from rag.corpus.readers import dedupe, read_corpus
 from rag.text import name_spans, title_name
 from rag.types import normalise_text
 

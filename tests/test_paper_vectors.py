@@ -1,5 +1,5 @@
 """The paper side of retrieval: one whole-abstract vector per paper from a second model, fused with the
-chunk embedder and BM25 (`rag.paper_vectors`, `rag.retrieve.standardised_fusion`).
+chunk embedder and BM25 (`rag.store.paper_vectors`, `rag.answer.retrieve.standardised_fusion`).
 
 The paper model here is a double that knows a few concepts by several words (as a real model knows
 paraphrases); the chunk embedder is the word-hashing double, so only the paper side can find a paper
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from rag import Assistant, Settings
-from rag.retrieve import standardised_fusion
+from rag.answer.retrieve import standardised_fusion
+from rag.ingest.pipeline import ingest
 from rag.testing import HashEmbedder
 
 CONCEPTS = [
@@ -94,7 +95,7 @@ def test_a_paraphrase_sharing_no_word_with_its_paper_is_found_by_the_paper_side(
     assert without.search(PARAPHRASE, k=1)[0].title != PAPERS[0][0]  # words alone do not find it
     without.close()
     with_papers = _assistant(rag_home, ConceptEmbedder())
-    report = with_papers.index.ingest([])  # an index from before the paper side gets its vectors
+    report = ingest(with_papers.index, [])  # an index from before the paper side gets its vectors
     assert report.paper_vectors_added == len(PAPERS + FILLERS)
     hits = with_papers.search(PARAPHRASE, k=3)
     assert hits[0].title == PAPERS[0][0]
@@ -132,7 +133,7 @@ def test_another_paper_model_replaces_every_vector_and_none_is_used_until_then(t
     b = _assistant(rag_home, other)
     hits = b.search(PARAPHRASE, k=2)  # the index's vectors are another model's: not used
     assert all(h.paper_score is None for h in hits)
-    assert b.index.ingest([]).paper_vectors_added == len(PAPERS + FILLERS)
+    assert ingest(b.index, []).paper_vectors_added == len(PAPERS + FILLERS)
     assert b.index.catalog.get_meta("paper_model") == "another-double"
     assert b.search(PARAPHRASE, k=1)[0].paper_score is not None
 

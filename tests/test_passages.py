@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rag.llm import ScriptedGenerator
-from rag.passages import build_passages, sentence_scores
+from rag.answer.passages import build_passages, sentence_scores
 from rag.settings import Settings
+from rag.testing import ScriptedGenerator
 from rag.types import Hit, Paper
 
 

@@ -1,4 +1,4 @@
-"""The vectors shipped for the bundled corpus (`rag.precomputed`): an ingest of the bundled corpus takes
+"""The vectors shipped for the bundled corpus (`rag.store.precomputed`): an ingest of the bundled corpus takes
 them instead of embedding, and they equal what the packaged models compute today."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rag import Assistant, Settings
-from rag.corpus import read_corpus
-from rag.embedding_packages import MINILM, MPNET
-from rag.paper_vectors import make_paper_embedder, paper_text
-from rag.precomputed import RECIPES, Precomputed, text_key, vectors_file
+from rag.backends.embedding_packages import MINILM, MPNET
+from rag.corpus.readers import read_corpus
+from rag.store.paper_vectors import make_paper_embedder, paper_text
+from rag.store.precomputed import RECIPES, Precomputed, text_key, vectors_file
 
 
 class NeverEmbeds:
@@ -71,7 +71,7 @@ def test_the_shipped_vectors_equal_fresh_ones(embedder, models_home):
     shipped = Precomputed.shipped(MINILM).table
     texts = [f"{p.title}. {p.abstract[:300]}" for p in papers]  # not shipped: looked up, not found
     assert all(text_key(t) not in shipped for t in texts[:20])
-    from rag.chunking import chunk_paper
+    from rag.corpus.chunking import chunk_paper
 
     settings = Settings()
     chunk_texts = [

@@ -16,7 +16,7 @@ import pytest
 from test_tui import QUESTION, REPLY, SIZE, settle, wait_until
 
 from rag import Assistant, Prepared, Settings
-from rag.answering import QUESTION_SLOT
+from rag.answer.answering import QUESTION_SLOT
 from rag.protocols import Message
 from rag.testing import ScriptedGenerator
 from rag.types import PrefillReport

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rag import GenerationError, InputError, ModelError, Settings
-from rag.remote import OpenAIEmbedder, OpenAIGenerator, api_root, iter_sse_data
-from rag.vectors import parse_chroma_url
+from rag.backends.remote import OpenAIEmbedder, OpenAIGenerator, api_root, iter_sse_data
+from rag.store.vectors import parse_chroma_url
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 Route = Callable[[BaseHTTPRequestHandler], None]
@@ -242,12 +242,12 @@ def test_unavailable_server_is_retried_then_succeeds(stub):
 
 
 def test_server_down_fails_fast_with_one_line(monkeypatch):
-    import rag.remote
+    import rag.backends.remote
 
     slept: list[float] = []  # the client's clock: its backoff is recorded, not waited for
     clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     clock.sleep = slept.append
-    monkeypatch.setattr(rag.remote, "time", clock)
+    monkeypatch.setattr(rag.backends.remote, "time", clock)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import split_sentences
-from rag.citations import verify
-from rag.corpus import read_corpus
+from rag.answer.citations import verify
+from rag.corpus.chunking import split_sentences
+from rag.corpus.readers import read_corpus
 from rag.safety import (
     has_controls,
     instruction_match,

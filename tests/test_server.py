@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from rag import Assistant, GenerationError
 from rag.cli import cli
 from rag.protocols import Message
-from rag.server import Server, create_app, is_loopback
+from rag.serve.server import Server, create_app, is_loopback
 from rag.testing import ScriptedGenerator
 
 SURFACE = (
@@ -146,7 +146,7 @@ def test_serving_off_loopback_needs_a_token(rag_home, hash_embedder, small_corpu
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))
     served: list[tuple[str, int]] = []
-    monkeypatch.setattr("rag.server.serve", lambda assistant, host, port: served.append((host, port)))
+    monkeypatch.setattr("rag.serve.server.serve", lambda assistant, host, port: served.append((host, port)))
     runner = CliRunner()
     result = runner.invoke(cli, ["--home", str(rag_home), "serve", "--host", "0.0.0.0"], obj={})
     assert result.exit_code == 1 and served == []
@@ -401,7 +401,7 @@ def test_a_client_that_leaves_mid_sentence_stops_the_model_before_the_sentence_e
 
 class SlowReader(ScriptedGenerator):
     """A model that reads its prompt for 3 s before its first token, as llama.cpp in-process does: only
-    within `stopping(cancel)` can a cancel cut the reading short (`rag.llm.Stoppable`)."""
+    within `stopping(cancel)` can a cancel cut the reading short (`rag.backends.llm.Stoppable`)."""
 
     STEP_S = 0.05
 

@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Assistant, GenerationError, IndexMismatchError, Settings, VectorStoreError
+from rag.backends.remote import OpenAIGenerator
 from rag.cli import cli
-from rag.remote import OpenAIGenerator
 
 pytestmark = pytest.mark.servers
 
@@ -126,7 +126,7 @@ def start_llama(servers: list[ServerProcess], gguf: Path, log_dir: Path, *extra:
     argv = [
         sys.executable,
         "-m",
-        "rag.llama_server",
+        "rag.backends.llama_server",
         "--model",
         str(gguf),
         "--model_alias",
@@ -155,7 +155,7 @@ def start_llama(servers: list[ServerProcess], gguf: Path, log_dir: Path, *extra:
 @pytest.fixture(scope="module")
 def small_gguf(models_home) -> Path:
     """The Qwen2.5-Coder-0.5B file, assembled from its packages (once per session)."""
-    from rag.models import ModelRegistry
+    from rag.backends.models import ModelRegistry
 
     return ModelRegistry(Settings(models_home=models_home)).resolve(SMALL_MODEL).path
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from rag import Assistant, Paper, Settings
 from rag.cli import cli
-from rag.corpus import read_file
-from rag.llm import ScriptedGenerator
+from rag.corpus.readers import read_file
+from rag.ingest.pipeline import ingest
 from rag.safety import has_controls
-from rag.testing import HashEmbedder
+from rag.testing import HashEmbedder, ScriptedGenerator
 
 HOSTILE = Path(__file__).parent / "data" / "hostile.jsonl"
 RECORDS = [json.loads(line) for line in HOSTILE.read_text(encoding="utf-8").splitlines()]
@@ -67,7 +67,7 @@ def test_ingest_report_says_how_many_records_were_touched(rag_home):
 def dirty_home(rag_home, monkeypatch):
     """An index holding a paper with escapes, as one built before ingest cleaned text would."""
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
-    a.index.ingest([Paper(title=DIRTY_TITLE, abstract=DIRTY_ABSTRACT, source="\x1b]0;file\x07old.jsonl")])
+    ingest(a.index, [Paper(title=DIRTY_TITLE, abstract=DIRTY_ABSTRACT, source="\x1b]0;file\x07old.jsonl")])
     a.close()
     return rag_home
 
@@ -138,7 +138,7 @@ async def test_chat_shows_corpus_and_model_text_without_escapes_links_or_markup(
             [view] = app.query(AnswerView)
             assert view.answer is not None and not view.answer.refused, view.answer
             assert not has_controls(view.text)
-            # A link the passage does not hold is not shown at all (rag.citations drops its sentence).
+            # A link the passage does not hold is not shown at all (rag.answer.citations drops its sentence).
             assert "evil.example" not in view.text
             assert any("evil.example" in d.reason for d in view.answer.dropped), view.answer.dropped
             # The Markdown keeps "[see code](...)" as typed: no link hides its target, [1] stays a marker.

@@ -15,9 +15,8 @@ from click.testing import CliRunner
 
 from rag import Assistant, CorpusError, EmptyQuestionError, Settings
 from rag.cli import cli, progress_bar
-from rag.corpus import read_file
-from rag.llm import ScriptedGenerator
-from rag.testing import HashEmbedder
+from rag.corpus.readers import read_file
+from rag.testing import HashEmbedder, ScriptedGenerator
 
 ABSTRACT = "We measure something that matters with a method that improves on two baselines by a clear margin."
 QUESTION = "How much does the logical error rate fall?"
@@ -112,7 +111,7 @@ def test_a_replaced_duplicate_title_is_a_line_of_the_report(rag_home, tmp_path, 
 def test_unreadable_files_are_counted_and_reported(rag_home, small_corpus, monkeypatch):
     import builtins
 
-    import rag.corpus
+    import rag.corpus.readers
 
     locked = small_corpus / "locked.jsonl"
     locked.write_text(json.dumps({"title": "Locked", "abstract": ABSTRACT}) + "\n")
@@ -122,7 +121,7 @@ def test_unreadable_files_are_counted_and_reported(rag_home, small_corpus, monke
             raise PermissionError(13, "Permission denied", str(path))
         return builtins.open(path, *args, **kwargs)
 
-    monkeypatch.setattr(rag.corpus, "open", guarded_open, raising=False)
+    monkeypatch.setattr(rag.corpus.readers, "open", guarded_open, raising=False)
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     try:
         report = a.ingest([small_corpus])

@@ -23,10 +23,9 @@ from textual.selection import SELECT_ALL
 from textual.widgets import Static
 
 from rag import Answer, Assistant, Citation, Paper, Settings, Timings
-from rag.corpus import read_corpus
-from rag.llm import ScriptedGenerator
-from rag.prompts import CANNOT_ANSWER
-from rag.testing import HashEmbedder
+from rag.answer.prompts import CANNOT_ANSWER
+from rag.corpus.readers import read_corpus
+from rag.testing import HashEmbedder, ScriptedGenerator
 from rag.types import Dropped
 from tui import app as app_module
 from tui.app import ChatApp, make_app
@@ -1542,7 +1541,7 @@ async def test_typing_reaches_the_input_and_tab_goes_to_the_latest_answer(make_a
 async def test_follow_ups_name_the_paper_once_and_a_question_without_subject_asks_which(make_assistant, rag_home):
     # Item 5 (and 7, the author question): the rewrite repeated the paper's name; a follow-up in a new
     # chat was answered from unrelated papers; "who wrote it?" of a paper without authors was refused
-    # as "no sentence supported". The library decides (rag.followups); the chat shows what it says.
+    # as "no sentence supported". The library decides (rag.answer.followups); the chat shows what it says.
     model = _copying_model()
     app = make_app(assistant=make_assistant(generator=model, settings=hash_settings(rag_home)))
     async with app.run_test(size=SIZE) as pilot:
@@ -1796,7 +1795,7 @@ class DyingServer:
 
     def stream(self, question, history=None):
         from rag import ServerError
-        from rag.answering import AnswerStream
+        from rag.answer.answering import AnswerStream
         from rag.types import AnswerEvent
 
         def pipeline(cancel):

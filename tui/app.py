@@ -86,7 +86,7 @@ from .widgets import (
 from .widgets.prompt import sent_length
 from .widgets.screens import questions
 
-# `Index.ingest(rebuild=True)` builds the new index beside the old one and swaps it in when complete,
+# `Ingester.ingest(rebuild=True)` builds the new index beside the old one and swaps it in when complete,
 # so answers keep coming from the current index during a rebuild.
 REBUILD_KEEPS_OLD_INDEX = True
 NARROW = 100  # columns: below this the sources panel is hidden (F8 shows it instead of the chat)

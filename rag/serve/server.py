@@ -1,0 +1,490 @@
+"""`rag serve`: one `Assistant` kept loaded behind an OpenAI-compatible HTTP API (Starlette + uvicorn).
+
+Questions are answered one at a time, in one worker thread (the Assistant and llama.cpp are
+blocking and hold one KV cache); searches share that thread between the steps of an answer. The
+model is unloaded after `keep_alive` idle seconds and loaded again by the next question.
+
+Follow-ups: an OpenAI client sends the whole conversation back as text. The server remembers the
+`Answer` behind each reply it gave (the last `_REMEMBERED`, keyed by the reply's exact text), so an
+earlier assistant turn brings its citations, and "they" in the next question finds its paper. A
+reply the server does not remember (another server's, edited, forgotten) counts as an answer
+without citations: a follow-up is then read together with the question before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rag.answer.answering import AnswerStream
+from rag.answer.prompts import CANNOT_ANSWER
+from rag.assistant import Assistant, clean_question
+from rag.errors import (
+    IndexBusyError,
+    IndexMissingError,
+    InputError,
+    ModelError,
+    RagError,
+    SettingsError,
+    VectorStoreError,
+)
+from rag.serve.client import is_loopback
+from rag.types import Answer, AnswerEvent, AnswerReport, SearchReport
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000  # a conversation of questions; anything bigger is not one
+MAX_BODY_DEPTH = 32  # nesting of a body's lists and objects: an answer in the history needs 6
+_REMEMBERED = 256  # answers kept for follow-ups
+_END = object()  # the end of an answer's pieces
+T = TypeVar("T")
+
+
+def check_host(host: str, token: str | None) -> None:
+    """Listening beyond this machine needs a token: the index and the model would be open to anyone."""
+    if not is_loopback(host) and not token:
+        raise SettingsError(
+            f"refusing to serve on {host} (not loopback) without a token; set RAG_SERVER_TOKEN or use --host 127.0.0.1"
+        )
+
+
+# --- request bodies ------------------------------------------------------------------------------
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send options this server has no use for
+
+
+class SearchBody(_Body):
+    query: str
+    k: int = Field(default=5, ge=1, le=100)
+
+
+class EventsBody(_Body):
+    """`POST /v1/answer/events`: a question and, for a follow-up, the earlier answers as the server gave them."""
+
+    question: str
+    history: list[Answer] = Field(default_factory=list, max_length=50)
+
+
+class ChatMessage(_Body):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's text (newer clients send a list of parts)."""
+        if isinstance(self.content, list):
+            return " ".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class ChatBody(_Body):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str | None = None  # the server answers with its one model; the response names it
+    stream: bool = False
+
+
+# --- errors --------------------------------------------------------------------------------------
+def error_response(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+
+def _status(exc: RagError) -> int:
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, IndexMissingError | IndexBusyError | VectorStoreError | ModelError):
+        return 503  # the server runs but cannot answer now: the message says what to do
+    return 500
+
+
+def _error_of(exc: BaseException) -> tuple[int, str, str]:
+    """(status, one-line message, type) of an error; never a traceback."""
+    if isinstance(exc, RagError):
+        return _status(exc), " ".join(str(exc).split()), type(exc).__name__
+    if isinstance(exc, ValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        return 400, "invalid request: " + "; ".join(problems), "invalid_request_error"
+    log.exception("internal error")
+    return 500, f"internal error ({type(exc).__name__}); the server log has the details", "internal_error"
+
+
+def _json_errors(
+    handler: Callable[[Server, Request], Awaitable[Response]],
+) -> Callable[[Server, Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def wrapper(self: Server, request: Request) -> Response:
+        try:
+            return await handler(self, request)
+        except _TooLarge:
+            return error_response(413, f"the request is over {MAX_BODY_BYTES} bytes", "invalid_request_error")
+        except Exception as exc:
+            return error_response(*_error_of(exc))
+
+    return wrapper
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, read up to MAX_BODY_BYTES (a huge body is refused, not read whole)."""
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise _TooLarge
+    too_deep = InputError(
+        f"the request body is nested more than {MAX_BODY_DEPTH} levels deep; send a flatter JSON body"
+    )
+    try:
+        data = json.loads(body)
+    except RecursionError:  # a body of 100,000 '[' stops the parser, not the server
+        raise too_deep from None
+    except ValueError as exc:
+        raise InputError(f"the request body is not JSON ({exc})") from exc
+    if _depth(data) > MAX_BODY_DEPTH:  # deep values would reach the models' and the answer's own recursion
+        raise too_deep
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in `data` (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_BODY_DEPTH:
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class TokenAuth:
+    """Every endpoint but /health needs `Authorization: Bearer <token>` (compared in constant time).
+
+    /health answers anyone that the server is up, but says what it serves (data dir, model) only
+    to a caller with the token: a server reachable off loopback must not tell strangers its paths.
+    """
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = Headers(scope=scope).get("authorization", "").encode()
+            authorized = hmac.compare_digest(given, self.expected)
+            scope.setdefault("state", {})["authorized"] = authorized
+            if not authorized and scope["path"] != "/health":
+                response = error_response(
+                    401, "missing or wrong token: send Authorization: Bearer <token>", "authentication_error"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# --- the server ----------------------------------------------------------------------------------
+def _sse(data: dict[str, Any] | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+
+class Server:
+    """The endpoints around one Assistant; `create_app` wires them into a Starlette app."""
+
+    POLL_S = 0.25  # how often a client that waits for a sentence is checked for having left
+
+    def __init__(self, assistant: Assistant, keep_alive: float | None = None):
+        self.assistant = assistant
+        self.keep_alive = assistant.settings.keep_alive if keep_alive is None else keep_alive
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-serve")
+        self.question_lock = asyncio.Lock()  # one answer at a time; the queued ones wait their turn
+        self.answers: OrderedDict[str, Answer] = OrderedDict()
+        self.papers = assistant.paper_count()
+        self._unload_timer: asyncio.Task[None] | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the worker thread: the Assistant is blocking and not safe to run twice at once."""
+        return await asyncio.get_running_loop().run_in_executor(self.worker, functools.partial(fn, *args))
+
+    # --- endpoints ---------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        """What is served: `rag ask` uses a server it finds only if home and model are the ones it would use."""
+        if not getattr(request.state, "authorized", True):  # no token, or not the server's
+            return JSONResponse({"status": "ok"})
+        a = self.assistant
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": a.model_name,
+                "model_spec": a.settings.model,  # as --model/RAG_MODEL named it (None: the catalogue default)
+                "model_loaded": a.model_loaded,
+                "papers": self.papers,
+                "home": str(a.settings.home.expanduser().resolve()),
+            }
+        )
+
+    @_json_errors
+    async def models(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": self.assistant.model_name, "object": "model", "created": 0, "owned_by": "rag"}],
+            }
+        )
+
+    @_json_errors
+    async def search(self, request: Request) -> Response:
+        body = SearchBody.model_validate(await _json_body(request))
+        clean_question(body.query)  # an empty query is a 400 before it waits for the worker
+        hits = await self.run(functools.partial(self.assistant.search, body.query, k=body.k))
+        return JSONResponse(SearchReport.of(body.query, hits).model_dump(mode="json"))
+
+    @_json_errors
+    async def chat(self, request: Request) -> Response:
+        body = ChatBody.model_validate(await _json_body(request))
+        question, history = self._conversation(body.messages)
+        clean_question(question)  # an empty question is a 400, not a broken stream
+        reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if body.stream:
+            return StreamingResponse(
+                self._sse_chunks(request, question, history, reply_id, created),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        pieces: list[str] = []
+        answer: Answer | None = None
+        async for piece in self._answer(request, question, history):
+            if isinstance(piece, Answer):
+                answer = piece
+            else:
+                pieces.append(piece)
+        if answer is None:  # the client left; nobody reads this
+            return Response(status_code=499)
+        return JSONResponse(
+            {
+                "id": reply_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": answer.model or self.assistant.model_name,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+                ],
+                **self._extras(answer),
+            }
+        )
+
+    @_json_errors
+    async def answer_events(self, request: Request) -> Response:
+        """Every step of an answer as server-sent events, as `Assistant.events` gives them (what `rag ask`
+        shows live); the last one, "done", carries the whole `Answer`."""
+        body = EventsBody.model_validate(await _json_body(request))
+        clean_question(body.question)  # an empty question is a 400, not a broken stream
+        return StreamingResponse(
+            self._sse_events(request, body.question, body.history),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    # --- answering ---------------------------------------------------------------------------
+    def _conversation(self, messages: list[ChatMessage]) -> tuple[str, list[Answer]]:
+        """The last user message is the question; each earlier assistant turn is an answer of the history."""
+        turns = [m for m in messages if m.role in ("user", "assistant")]
+        if not turns or turns[-1].role != "user":
+            raise InputError("the last message must be the user's question")
+        history: list[Answer] = []
+        asked = ""
+        for turn in turns[:-1]:
+            text = turn.text.strip()
+            if turn.role == "user":
+                asked = text
+            elif text:
+                known = self.answers.get(text)
+                history.append(known or Answer(question=asked or text, text=text, refused=text == CANNOT_ANSWER))
+        return turns[-1].text, history
+
+    def _extras(self, answer: Answer) -> dict[str, Any]:
+        """What the server adds to OpenAI's schema: the citations, whether it refused, the timings."""
+        report = AnswerReport.of(answer)
+        return {
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+            },
+            "citations": [c.model_dump(mode="json") for c in report.citations],
+            "refused": answer.refused,
+            "timings": answer.timings.model_dump(mode="json"),
+            "notices": answer.notices,
+        }
+
+    async def _answer(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str | Answer]:
+        """The verified pieces of the answer as they are checked, then the `Answer` (nothing more if
+        the client left: its generation is cancelled)."""
+        async for event in self._events(request, question, history):
+            if event.kind == "sentence":
+                yield event.text
+            elif event.answer is not None:
+                yield event.answer
+
+    async def _events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[AnswerEvent]:
+        """The answer's events as `Assistant.events` gives them, ending with "done" (not if the client
+        left: its generation is cancelled)."""
+        async with self.question_lock:
+            self._stop_unload_timer()
+            stream = self.assistant.stream(question, history)
+            events = stream.events()
+            try:
+                while not stream.cancelled:
+                    event = await self._next_piece(request, stream, events)
+                    if not isinstance(event, AnswerEvent):  # _END
+                        break
+                    if event.answer is not None:
+                        self._remember(event.answer)
+                    yield event
+            finally:
+                stream.cancel()  # a no-op once the answer is complete
+                with anyio.CancelScope(shield=True):  # a cancelled request still waits for the model to stop
+                    close = getattr(events, "close", None)  # a generator: closing it closes the model's stream
+                    if close is not None:
+                        await self.run(close)
+                    await self._after_answer()
+
+    async def _next_piece(self, request: Request, stream: AnswerStream, pieces: Iterator[AnswerEvent]) -> object:
+        """The next event (or _END); while the model writes it, a client that leaves cancels
+        the answer, so it stops at its next token rather than at the end of the sentence."""
+        if await request.is_disconnected():
+            stream.cancel()
+            return _END
+        step = asyncio.ensure_future(self.run(next, pieces, _END))
+        while not (await asyncio.wait({step}, timeout=self.POLL_S))[0]:
+            if await request.is_disconnected():
+                stream.cancel()  # `step` returns at the model's next token
+        return await step
+
+    async def _sse_chunks(
+        self, request: Request, question: str, history: list[Answer], reply_id: str, created: int
+    ) -> AsyncIterator[str]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            model = self.assistant.model_name
+            return _sse(
+                {
+                    "id": reply_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                    **extra,
+                }
+            )
+
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            async for piece in self._answer(request, question, history):
+                if isinstance(piece, Answer):
+                    yield chunk({}, "stop", **self._extras(piece))
+                else:
+                    yield chunk({"content": piece})
+        except Exception as exc:  # the status line is sent: the error travels as an event
+            _, message, kind = _error_of(exc)
+            yield _sse({"error": {"message": message, "type": kind}})
+        yield _sse("[DONE]")
+
+    async def _sse_events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str]:
+        try:
+            async for event in self._events(request, question, history):
+                yield _sse(event.to_dict())
+        except Exception as exc:  # the status line is sent: the error travels as an event
+            _, message, kind = _error_of(exc)
+            yield _sse({"error": {"message": message, "type": kind}})
+
+    def _remember(self, answer: Answer) -> None:
+        self.answers[answer.text.strip()] = answer
+        self.answers.move_to_end(answer.text.strip())
+        while len(self.answers) > _REMEMBERED:
+            self.answers.popitem(last=False)
+
+    # --- keep-alive --------------------------------------------------------------------------
+    async def _after_answer(self) -> None:
+        """Called under the question lock once an answer ended: unload now, later, or never."""
+        self.papers = await self.run(self.assistant.paper_count)  # another process may have ingested
+        if self.keep_alive == 0:
+            await self.run(self.assistant.unload_model)
+        elif self.keep_alive > 0:
+            self._unload_timer = asyncio.get_running_loop().create_task(self._unload_later(self.keep_alive))
+
+    def _stop_unload_timer(self) -> None:
+        if self._unload_timer is not None:
+            self._unload_timer.cancel()
+            self._unload_timer = None
+
+    async def _unload_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self.question_lock:  # never under a running answer
+            await self.run(self.assistant.unload_model)
+
+    def close(self) -> None:
+        self._stop_unload_timer()
+        self.worker.shutdown(wait=True)
+
+
+def create_app(assistant: Assistant, *, token: str | None = None, keep_alive: float | None = None) -> Starlette:
+    """The ASGI app serving `assistant` (token, keep_alive: None means the settings' values)."""
+    server = Server(assistant, keep_alive)
+    secret = assistant.settings.server_token
+    token = token if token is not None else (secret.get_secret_value() if secret else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        server.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", server.health, methods=["GET"]),
+            Route("/v1/models", server.models, methods=["GET"]),
+            Route("/v1/search", server.search, methods=["POST"]),
+            Route("/v1/chat/completions", server.chat, methods=["POST"]),
+            Route("/v1/answer/events", server.answer_events, methods=["POST"]),
+        ],
+        middleware=[Middleware(TokenAuth, token=token)] if token else [],
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve until Ctrl-C (the caller has loaded the index and the model)."""
+    import uvicorn
+
+    secret = assistant.settings.server_token
+    check_host(host, secret.get_secret_value() if secret else None)
+    assistant.search("warm up the embedder and open the index", k=1)  # the first question should not pay for it
+    uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")
+
+
+__all__ = ["Server", "check_host", "create_app", "is_loopback", "serve"]
