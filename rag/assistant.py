@@ -30,7 +30,8 @@ from rag.backends.llm import Stoppable, make_generator
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
 from rag.corpus.provenance import Provenance
-from rag.corpus.readers import CategoryFilter, ReadResult, ReadTotals, stream_corpus
+from rag.corpus.readers import stream_corpus
+from rag.corpus.records import CategoryFilter, ReadResult, ReadTotals
 from rag.errors import (
     CorpusError,
     EmptyQuestionError,

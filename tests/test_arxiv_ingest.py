@@ -11,7 +11,8 @@ from click.testing import CliRunner
 import rag.ingest.pipeline as rag_index
 from rag import Assistant, CorpusError, Settings
 from rag.cli import cli
-from rag.corpus.readers import CategoryFilter, stream_corpus
+from rag.corpus.readers import stream_corpus
+from rag.corpus.records import CategoryFilter
 from rag.store.catalog import Catalog
 from rag.testing import ARXIV_CATEGORIES, HashEmbedder, arxiv_record, write_arxiv_snapshot
 from rag.types import Paper

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rag.corpus.readers import dedupe, read_corpus, read_file, read_page_dump
+from rag.corpus.page_dumps import read_page_dump
+from rag.corpus.readers import dedupe, read_corpus, read_file
 from rag.errors import CorpusError
 
 ABSTRACT = (

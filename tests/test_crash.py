@@ -49,7 +49,7 @@ def unshipped_corpus(target: Path, papers: int) -> Path:
     """Bundled papers reworded by one sentence, in JSONL: their vectors are not shipped, so the ingest
     embeds them (the bundled corpus's own vectors ship with the package and make its ingest take seconds,
     too short to be killed at a random moment)."""
-    from rag.corpus.readers import read_page_dump
+    from rag.corpus.page_dumps import read_page_dump
 
     records = []
     for path in sorted(BUNDLED.glob("*.txt")):

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.corpus.readers import MAX_FIELD_CHARS, MAX_TITLE_CHARS, read_file
+from rag.corpus.readers import read_file
+from rag.corpus.records import MAX_FIELD_CHARS, MAX_TITLE_CHARS
 from rag.safety import has_controls
 
 SUFFIXES = [".txt", ".jsonl", ".json", ".bib", ".csv"]

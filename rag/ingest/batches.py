@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rag.corpus.readers import ReadResult
+from rag.corpus.records import ReadResult
 from rag.types import Chunk, Paper
 
 # progress(stage, advance, total): stage is "embed"; total (chunks) is an estimate that the calls refine.

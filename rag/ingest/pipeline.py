@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.corpus.chunking import chunk_paper
-from rag.corpus.readers import ReadResult
+from rag.corpus.records import ReadResult
 from rag.errors import IndexCorruptError, IndexMismatchError, RagError
 from rag.ingest.batches import (
     BatchWriter,
