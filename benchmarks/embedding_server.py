@@ -79,7 +79,7 @@ def load() -> str:
 
 
 def measure_encode(url: str, texts: list[str], concurrency: int, latency: float, per_input: float) -> dict:
-    from rag.backends.remote import OpenAIEmbedder
+    from rag.backends.remote_embeddings import OpenAIEmbedder
 
     embedder = OpenAIEmbedder("fake", url, batch_size=BATCH, concurrency=concurrency, retries=2)
     embedder.encode(texts[:BATCH])  # connect first

@@ -131,7 +131,7 @@ def wait_once(case: str, url: str) -> None:
             pieces = list(generator.stream([{"role": "user", "content": "hi"}], max_tokens=10_000))
             raise RuntimeError(f"{len(pieces)} pieces")
     elif case == "embedding-trickle":
-        from rag.backends.remote import OpenAIEmbedder
+        from rag.backends.remote_embeddings import OpenAIEmbedder
 
         OpenAIEmbedder.from_settings("e", Settings(embedding_base_url=url)).encode(["a passage"])
 

@@ -3,7 +3,7 @@
 `Generator`: llama.cpp in-process (`rag.backends.llm.LlamaCppGenerator`), a model server
 (`rag.backends.remote.OpenAIGenerator`), or a script (`rag.testing.ScriptedGenerator`).
 `Embedder`: all-MiniLM-L6-v2 on onnxruntime or torch (`rag.backends.embeddings.Embedder`), an embedding
-server (`rag.backends.remote.OpenAIEmbedder`), or feature hashing (`rag.testing.HashEmbedder`).
+server (`rag.backends.remote_embeddings.OpenAIEmbedder`), or feature hashing (`rag.testing.HashEmbedder`).
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def write_arxiv_snapshot(path: Path, papers: int) -> Path:
 class FakeEmbeddingServer:
     """An OpenAI-compatible `/v1/embeddings` server on loopback that answers each request after
     `latency_s + per_input_s * len(input)` with `HashEmbedder` vectors (deterministic), counting the
-    requests it holds at once. For tests and benchmarks of the client (`rag.backends.remote.OpenAIEmbedder`).
+    requests it holds at once. For tests and benchmarks of the client (`rag.backends.remote_embeddings.OpenAIEmbedder`).
 
     `fail_after(n)`: after n more answered requests, every request gets HTTP `status` until `heal()`;
     `fail_next(n)`: the next n requests get HTTP `status` (a transient failure). A client in another

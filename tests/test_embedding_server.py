@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import rag.backends.remote
+import rag.backends.openai_server
 import rag.ingest.pipeline as rag_index
 from rag import Assistant, ModelError, Settings
-from rag.backends.remote import OpenAIEmbedder
+from rag.backends.remote_embeddings import OpenAIEmbedder
 from rag.cli import cli
 from rag.testing import FakeEmbeddingServer, HashEmbedder, write_arxiv_snapshot
 
@@ -36,7 +36,7 @@ def backoffs(monkeypatch) -> list[float]:
     slept: list[float] = []
     clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     clock.sleep = slept.append
-    monkeypatch.setattr(rag.backends.remote, "time", clock)
+    monkeypatch.setattr(rag.backends.openai_server, "time", clock)
     return slept
 
 

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from rag import GenerationError, ModelError, Settings, VectorStoreError
-from rag.backends.remote import OpenAIEmbedder, OpenAIGenerator
+from rag.backends.remote import OpenAIGenerator
+from rag.backends.remote_embeddings import OpenAIEmbedder
 
 # The elapsed-time bounds below are what these tests prove: a real socket is given up at its deadline.
 # They stay on the wall clock (a fake clock would need fake sockets) with room for a loaded machine

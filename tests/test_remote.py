@@ -17,7 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rag import GenerationError, InputError, ModelError, Settings
-from rag.backends.remote import OpenAIEmbedder, OpenAIGenerator, api_root, iter_sse_data
+from rag.backends.openai_server import api_root
+from rag.backends.remote import OpenAIGenerator
+from rag.backends.remote_embeddings import OpenAIEmbedder
+from rag.backends.sse import iter_sse_data
 from rag.store.vectors import parse_chroma_url
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -242,12 +245,12 @@ def test_unavailable_server_is_retried_then_succeeds(stub):
 
 
 def test_server_down_fails_fast_with_one_line(monkeypatch):
-    import rag.backends.remote
+    import rag.backends.openai_server
 
     slept: list[float] = []  # the client's clock: its backoff is recorded, not waited for
     clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     clock.sleep = slept.append
-    monkeypatch.setattr(rag.backends.remote, "time", clock)
+    monkeypatch.setattr(rag.backends.openai_server, "time", clock)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed

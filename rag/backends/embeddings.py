@@ -335,7 +335,7 @@ def make_embedder(settings: Settings) -> protocols.Embedder:
     sentence-transformers folder (in-process), or `openai:NAME` on the server at `embedding_base_url`."""
     remote = remote_model(settings.embedding_model)
     if remote is not None:
-        from rag.backends.remote import OpenAIEmbedder
+        from rag.backends.remote_embeddings import OpenAIEmbedder
 
         return OpenAIEmbedder.from_settings(remote, settings)
     return Embedder(

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 __all__ = ["Generator", "LlamaCppGenerator", "Message", "PrefillReport", "PromptUse", "Stoppable", "make_generator"]
-
 _LOADING = threading.Lock()  # the AMX guard below swaps a llama_cpp function while a model loads
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 
 MAX_LINE_CHARS = 1 << 20  # one line; a chat-completion chunk or an answer event is a few kB
 MAX_EVENT_CHARS = 4 << 20  # one event's data (`rag serve`'s last event carries the whole answer)
-
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
