@@ -35,7 +35,7 @@ def rag(home: Path, *args: str) -> subprocess.Popen:
 
 
 def papers(home: Path) -> set[str]:
-    from rag.store.catalog import committed_paper_ids
+    from rag.store.catalog_base import committed_paper_ids
 
     return committed_paper_ids(home / "index" / "catalog.sqlite")
 

@@ -44,7 +44,7 @@ from rag.ingest.pipeline import Ingester, IngestReport, Progress
 from rag.protocols import Embedder, Generator, Prefiller
 from rag.safety import SafeGenerator
 from rag.settings import Settings
-from rag.store.catalog import damaged
+from rag.store.catalog_base import damaged
 from rag.store.datadir import storage_problem
 from rag.store.filters import Filters
 from rag.store.index import Index, IndexStats

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, Settings
-from rag.store.catalog import committed_paper_ids
+from rag.store.catalog_base import committed_paper_ids
 from rag.store.locking import WriterLock
 
 pytestmark = pytest.mark.slow  # `rag ingest` processes, killed and raced

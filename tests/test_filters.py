@@ -13,7 +13,7 @@ import pytest
 
 import rag.answer.retrieve as retrieve
 from rag import Assistant, Settings
-from rag.store.catalog import author_key
+from rag.store.catalog_base import author_key
 from rag.store.filters import FilteredVectors, Filters, KeptVectors
 from rag.testing import HashEmbedder
 

@@ -85,7 +85,7 @@ class RagGroup(click.Group):
         except RagError as exc:
             raise click.ClickException(terminal_safe(str(exc))) from exc
         except (sqlite3.DatabaseError, OSError) as exc:  # a damaged page the open-time checks did not reach
-            from rag.store.catalog import damaged
+            from rag.store.catalog_base import damaged
             from rag.store.datadir import storage_problem
 
             settings = ctx.obj.get("settings")
