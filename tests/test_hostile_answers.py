@@ -19,9 +19,10 @@ import pytest
 
 from rag import Assistant, Settings
 from rag.answer.citations import verify
+from rag.contradictions import contradicts
 from rag.safety import normalise_for_matching, passage_sentences
 from rag.testing import ScriptedGenerator
-from rag.text import contradicts, identity_names
+from rag.text import identity_names
 from rag.types import Hit
 
 DATA = Path(__file__).parent / "data"

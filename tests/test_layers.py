@@ -24,6 +24,7 @@ LAYERS: list[dict[str, set[str]]] = [
             "types",
             "protocols",
             "text",
+            "contradictions",
             "resources",
             "settings",
             "datafiles",

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from rag.contradictions import contradicts, denials
 from rag.text import (
     acronyms,
     comparable,
     content_words,
-    contradicts,
     defined_acronyms,
-    denials,
     fold_accents,
     identity_names,
     introduced_names,

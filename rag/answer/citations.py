@@ -34,12 +34,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rag.contradictions import contradicts
 from rag.safety import passage_sentences
 from rag.text import (
     capitalise,
     comparable,
     content_words,
-    contradicts,
     defined_acronyms,
     mentions,
     names,
