@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import sqlite3
 import threading
 import time
@@ -30,17 +29,13 @@ from rag.backends.llm import Stoppable, make_generator
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
 from rag.corpus.provenance import Provenance
-from rag.corpus.readers import stream_corpus
-from rag.corpus.records import CategoryFilter, ReadResult, ReadTotals
 from rag.errors import (
-    CorpusError,
     EmptyQuestionError,
     GenerationError,
-    IndexCorruptError,
     IndexMissingError,
-    InputError,
 )
-from rag.ingest.pipeline import Ingester, IngestReport, Progress
+from rag.ingest.from_files import ingest_paths
+from rag.ingest.pipeline import IngestReport, Progress
 from rag.protocols import Embedder, Generator, Prefiller
 from rag.safety import SafeGenerator
 from rag.settings import Settings
@@ -135,68 +130,16 @@ class Assistant:
 
         If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
         """
-        started = time.perf_counter()  # the report's seconds cover the whole run, reading included
-        if limit is not None and limit < 1:
-            raise InputError(f"--limit must be at least 1 (got {limit})")
-        wanted = CategoryFilter(categories)
-        if paths is None and rebuild and self.index.catalog_path.exists() and (indexed := self._indexed_papers()):
-            report = Ingester(self.index).ingest(
-                [p for p in indexed if wanted(p)], progress=progress, rebuild=True, on_wait=on_wait, limit=limit
-            )
-            report.papers_read = len(indexed)
-            report.seconds = time.perf_counter() - started
-            return report
-        read = ReadTotals()
-        pieces = self._read(paths, wanted, read)
-        first = next(pieces, None)  # nothing usable: an error before any write
-        if first is None:
-            if wanted and read.papers:
-                raise CorpusError(
-                    f"none of the {read.papers} papers read is in {wanted} (give arXiv categories such as cs.CL, "
-                    "or a prefix such as cs)"
-                )
-            detail = f": {read.problems[0]}" if read.problems else ""
-            raise CorpusError(f"nothing could be ingested ({len(read.problems)} problems){detail}")
-        report = Ingester(self.index).ingest(
-            itertools.chain([first], pieces), progress=progress, rebuild=rebuild, on_wait=on_wait, limit=limit
+        return ingest_paths(
+            self.index,
+            self.provenance,
+            paths,
+            rebuild=rebuild,
+            progress=progress,
+            on_wait=on_wait,
+            limit=limit,
+            categories=categories,
         )
-        self.provenance.record(sorted(read.sources), replace=rebuild)
-        report.files, report.papers_read, report.sanitized = read.files, read.papers, read.sanitized
-        report.left_out = read.left_out
-        report.problems = read.problems + report.problems
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _read(
-        self, paths: Iterable[Path | str] | None, wanted: CategoryFilter, totals: ReadTotals
-    ) -> Iterator[ReadResult]:
-        """The corpus as pieces holding the papers in `wanted` categories, read as the index asks for
-        them; `totals` adds up what was read (counts, problems, source names: not the papers)."""
-        for piece in stream_corpus(list(paths) if paths is not None else None, Ingester(self.index).papers_per_batch):
-            totals.files += piece.files
-            totals.sanitized += piece.sanitized
-            totals.problems += piece.problems
-            totals.papers += len(piece.papers)
-            if wanted:
-                kept = [(paper, place) for paper, place in zip(piece.papers, piece.where) if wanted(paper)]
-                totals.left_out += len(piece.papers) - len(kept)
-                piece.papers, piece.where = [p for p, _ in kept], [w for _, w in kept]
-            if not piece.papers:
-                continue
-            for paper in piece.papers:
-                totals.sources.update(paper.sources)
-            yield piece
-
-    def _indexed_papers(self) -> list[Paper]:
-        """The papers in the index, to embed anew on `rebuild` without paths (whatever corpus they came from)."""
-        try:
-            return self.index.catalog.all_papers()
-        except (IndexCorruptError, sqlite3.DatabaseError) as exc:
-            raise IndexCorruptError(
-                f"the index catalog cannot be read ({' '.join(str(exc).split())[:120]}), so its papers cannot be "
-                "re-embedded; rebuild from your corpus files: `rag ingest --rebuild FILE...` (the current index "
-                "stays until then)"
-            ) from exc
 
     @_guarded
     def ensure_index(

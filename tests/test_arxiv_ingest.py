@@ -143,9 +143,9 @@ def test_the_file_is_read_while_it_is_embedded_not_before(rag_home, tmp_path, mo
             done.append(piece.done)
             yield piece
 
-    import rag.assistant
+    import rag.ingest.from_files
 
-    monkeypatch.setattr(rag.assistant, "stream_corpus", watched)
+    monkeypatch.setattr(rag.ingest.from_files, "stream_corpus", watched)
     monkeypatch.setattr(Catalog, "commit_batch", commit)
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     report = a.ingest([snapshot])

@@ -82,15 +82,15 @@ def test_a_finished_last_sentence_at_the_token_limit_stays(assistant_for):
 def test_ingest_seconds_cover_reading_the_files(rag_home, small_corpus, monkeypatch):
     import time
 
-    import rag.assistant
+    import rag.ingest.from_files
 
-    real = rag.assistant.stream_corpus
+    real = rag.ingest.from_files.stream_corpus
 
     def slow_read(paths, *args):
         time.sleep(0.6)
         yield from real(paths, *args)
 
-    monkeypatch.setattr(rag.assistant, "stream_corpus", slow_read)
+    monkeypatch.setattr(rag.ingest.from_files, "stream_corpus", slow_read)
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
     try:
         assert a.ingest([small_corpus]).seconds >= 0.6
