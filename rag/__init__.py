@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from rag.safety import terminal_safe
     from rag.serve.client import ServerClient
     from rag.settings import BUNDLED_CORPUS, Settings
+    from rag.store.filters import Filters
     from rag.store.index import IndexStats
     from rag.text import split_sentences
     from rag.types import (
@@ -77,6 +78,7 @@ _HOME = {  # public name -> the module that defines it
     "CANNOT_ANSWER": "answer.prompts",
     "clean_question": "answer.questions",
     "Settings": "settings",
+    "Filters": "store.filters",
     "DataDir": "datafiles",
     # what the chat (tui/) needs beyond the assistant: it imports nothing else of the package
     "ServerClient": "serve.client",
@@ -130,6 +132,7 @@ __all__ = [
     "DataDirError",
     "Dropped",
     "EmptyQuestionError",
+    "Filters",
     "GenerationError",
     "Hit",
     "IndexBusyError",

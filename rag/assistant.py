@@ -174,34 +174,18 @@ class Assistant:
         k: int = 10,
         *,
         mode: Mode = "hybrid",
-        source: str | None = None,
-        year: int | None = None,
-        author: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
+        filters: Filters | None = None,
     ) -> list[Hit]:
-        """The k most relevant passages, at most one per paper; only of the papers that pass the filters
-        (a source whose name contains `source`, an author whose name holds the words of `author`,
-        published in `year`, or from `since` to `until`, both included)."""
+        """The k most relevant passages, at most one per paper; with `filters`, only of the papers that
+        pass them (`Filters.of(source=..., author=..., year=..., since=..., until=...)`)."""
         text, _ = clean_question(question)
         self._open_for_search()
-        return self.retriever.search(
-            text, k, mode=mode, source=source, year=year, author=author, since=since, until=until
-        )
+        return self.retriever.search(text, k, mode=mode, filters=filters)
 
     @_guarded
-    def filter_problem(
-        self,
-        *,
-        source: str | None = None,
-        year: int | None = None,
-        author: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
-    ) -> str | None:
+    def filter_problem(self, filters: Filters) -> str | None:
         """Why these filters keep no paper ("no paper in the index has a year ..."), None if they keep some."""
         self._open_for_search()
-        filters = Filters.of(source=source, year=year, author=author, since=since, until=until)
         return self.retriever.filter_problem(filters)
 
     @_guarded

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import Assistant, Settings
+from rag import Assistant, Filters, Settings
 from rag.answer.retrieve import Retriever
 
 DIMENSION = 384
@@ -92,7 +92,7 @@ def test_a_paper_far_from_the_rest_is_found_after_the_index_grew(grown_index: As
         hits = grown_index.search(f"what about topic-{i}?", k=5)
         assert hits[0].title == f"Paper on topic-{i}"
     # under a filter too (the same exact scan, restricted to the papers the filter keeps)
-    hits = grown_index.search("what about topic-1?", k=3, mode="dense", source="first")
+    hits = grown_index.search("what about topic-1?", k=3, mode="dense", filters=Filters.of(source="first"))
     assert [h.title for h in hits][:1] == ["Paper on topic-1"]
     assert all("Paper on topic" in h.title for h in hits)
 

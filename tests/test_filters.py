@@ -105,13 +105,13 @@ def test_each_filter_keeps_exactly_its_papers(indexed):
         want = expected(records, keep)
         assert want, name
         for mode in ("hybrid", "dense", "lexical"):
-            got = titles(assistant.search(QUERY, k=k, mode=mode, **given))
+            got = titles(assistant.search(QUERY, k=k, mode=mode, filters=Filters.of(**given)))
             assert got <= want, (name, mode, got - want)
             if mode == "hybrid":
                 assert got == want, (name, want - got)
-    assert assistant.search(QUERY, author="nobody at all") == []
-    assert assistant.search(QUERY, since=2030) == []
-    assert assistant.search(QUERY, source="gamma") == []
+    assert assistant.search(QUERY, filters=Filters.of(author="nobody at all")) == []
+    assert assistant.search(QUERY, filters=Filters.of(since=2030)) == []
+    assert assistant.search(QUERY, filters=Filters.of(source="gamma")) == []
 
 
 def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed, monkeypatch):
@@ -125,7 +125,7 @@ def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed,
         monkeypatch.setattr(retrieve, "OVERFETCH_CHEAP", cheap)
         monkeypatch.setattr(retrieve, "FILTERED_VECTORS_BYTES", exact_max)
         assistant.index.catalog.set_meta({"vectors_kept": "1" if kept else "0"})
-        hits = assistant.search(QUERY, k=6, mode="dense", since=2019)
+        hits = assistant.search(QUERY, k=6, mode="dense", filters=Filters.of(since=2019))
         results[path] = [(h.title, round(h.dense_score or 0, 3)) for h in hits]
     # the hashed vectors tie often: the same scores in order, the same papers above the last score
     scores = {path: [s for _, s in hits] for path, hits in results.items()}
@@ -180,7 +180,7 @@ def test_filtered_vectors_are_read_once_per_filter_and_table_and_stay_within_the
 def test_a_filtered_search_after_an_ingest_sees_the_new_paper(indexed, tmp_path):
     """The kept vectors held for a filter belong to one state of the catalog."""
     assistant, _ = indexed
-    before = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
+    before = titles(assistant.search(QUERY, k=40, mode="dense", filters=Filters.of(since=2019)))
     new = {
         "title": "Traffic flow forecast on graph networks, again",
         "year": 2021,
@@ -188,23 +188,26 @@ def test_a_filtered_search_after_an_ingest_sees_the_new_paper(indexed, tmp_path)
     }
     (tmp_path / "gamma.jsonl").write_text(json.dumps(new) + "\n")
     assistant.ingest([tmp_path / "gamma.jsonl"])
-    after = titles(assistant.search(QUERY, k=40, mode="dense", since=2019))
+    after = titles(assistant.search(QUERY, k=40, mode="dense", filters=Filters.of(since=2019)))
     assert after == before | {new["title"]}
 
 
 def test_a_filter_that_keeps_no_paper_says_which_part_of_it_and_why(indexed, settings, tmp_path):
     assistant, _ = indexed
-    assert assistant.filter_problem(source="alpha", since=2016) is None
-    assert assistant.filter_problem() is None
-    problem = assistant.filter_problem(source="gamma")
+    assert assistant.filter_problem(Filters.of(source="alpha", since=2016)) is None
+    assert assistant.filter_problem(Filters()) is None
+    problem = assistant.filter_problem(Filters.of(source="gamma"))
     assert "'gamma'" in problem and "alpha.jsonl" in problem and "beta.jsonl" in problem
-    assert assistant.filter_problem(since=2030) == "no paper is from 2030 or later (the papers' years: 2016-2023)"
-    assert "from 2010 to 2012" in assistant.filter_problem(since=2010, until=2012)
-    assert "'nobody at all'" in assistant.filter_problem(author="nobody at all")
-    both = assistant.filter_problem(source="gamma", year=1999)
+    assert (
+        assistant.filter_problem(Filters.of(since=2030))
+        == "no paper is from 2030 or later (the papers' years: 2016-2023)"
+    )
+    assert "from 2010 to 2012" in assistant.filter_problem(Filters.of(since=2010, until=2012))
+    assert "'nobody at all'" in assistant.filter_problem(Filters.of(author="nobody at all"))
+    both = assistant.filter_problem(Filters.of(source="gamma", year=1999))
     assert "'gamma'" in both and "from 1999" in both
     # each keeps papers, together none (Student Number30's paper is in beta.jsonl)
-    assert assistant.filter_problem(source="alpha", author="Student Number30") == (
+    assert assistant.filter_problem(Filters.of(source="alpha", author="Student Number30")) == (
         "no paper passes all of these filters together"
     )
     undated = Assistant(settings.model_copy(update={"home": tmp_path / "undated"}), embedder=HashEmbedder())
@@ -215,18 +218,18 @@ def test_a_filter_that_keeps_no_paper_says_which_part_of_it_and_why(indexed, set
         )
     )
     undated.ingest([tmp_path / "undated.jsonl"])
-    assert undated.search(QUERY, since=2000) == []
-    assert "no paper in the index has a year" in undated.filter_problem(since=2000)
+    assert undated.search(QUERY, filters=Filters.of(since=2000)) == []
+    assert "no paper in the index has a year" in undated.filter_problem(Filters.of(since=2000))
     undated.close()
 
 
 def test_a_known_paper_seen_in_a_new_file_is_found_by_that_source(indexed, tmp_path):
     assistant, records = indexed
-    assert assistant.search(QUERY, source="gamma") == []
+    assert assistant.search(QUERY, filters=Filters.of(source="gamma")) == []
     (tmp_path / "gamma.jsonl").write_text(json.dumps(records[3]) + "\n")
     report = assistant.ingest([tmp_path / "gamma.jsonl"])
     assert report.sources_updated == 1
-    assert titles(assistant.search(QUERY, source="gamma")) == {records[3]["title"]}
+    assert titles(assistant.search(QUERY, filters=Filters.of(source="gamma"))) == {records[3]["title"]}
 
 
 def test_a_replaced_paper_keeps_its_sources_and_takes_its_new_authors(indexed, tmp_path):
@@ -234,10 +237,10 @@ def test_a_replaced_paper_keeps_its_sources_and_takes_its_new_authors(indexed, t
     changed = {**records[7], "abstract": records[7]["abstract"] + " A new sentence.", "authors": ["Ada Lovelace"]}
     (tmp_path / "gamma.jsonl").write_text(json.dumps(changed) + "\n")
     assert assistant.ingest([tmp_path / "gamma.jsonl"]).replaced == 1
-    assert titles(assistant.search(QUERY, author="lovelace")) == {changed["title"]}
-    assert changed["title"] not in titles(assistant.search(QUERY, k=40, author="lecun"))
-    assert titles(assistant.search(QUERY, k=40, source="alpha")) >= {changed["title"]}
-    assert titles(assistant.search(QUERY, k=40, source="gamma")) == {changed["title"]}
+    assert titles(assistant.search(QUERY, filters=Filters.of(author="lovelace"))) == {changed["title"]}
+    assert changed["title"] not in titles(assistant.search(QUERY, k=40, filters=Filters.of(author="lecun")))
+    assert titles(assistant.search(QUERY, k=40, filters=Filters.of(source="alpha"))) >= {changed["title"]}
+    assert titles(assistant.search(QUERY, k=40, filters=Filters.of(source="gamma"))) == {changed["title"]}
 
 
 def _schema_and_meta(path: Path) -> tuple[list, list]:
@@ -252,7 +255,7 @@ def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
     writer = Assistant(settings, embedder=HashEmbedder())
     writer.ingest([tmp_path / "corpus"])
     queries = [{"author": "hinton"}, {"source": "beta", "since": 2018}, {"year": 2022}, {}]
-    before = [titles(writer.search(QUERY, k=40, **q)) for q in queries]  # sets: the hashed vectors tie often
+    before = [titles(writer.search(QUERY, k=40, filters=Filters.of(**q))) for q in queries]  # sets: the hashed vectors tie often
     writer.close()
     catalog = settings.index_dir / "catalog.sqlite"
     with sqlite3.connect(catalog) as db:  # what a catalog written by the previous version holds
@@ -264,7 +267,7 @@ def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
     old = _schema_and_meta(catalog)
 
     reader = Assistant(Settings(home=settings.home), embedder=HashEmbedder())
-    assert [titles(reader.search(QUERY, k=40, **q)) for q in queries] == before
+    assert [titles(reader.search(QUERY, k=40, filters=Filters.of(**q))) for q in queries] == before
     reader.close()
     assert _schema_and_meta(catalog) == old
 
@@ -273,7 +276,7 @@ def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
     assert (report.added, report.unchanged) == (0, 40)
     catalog_now = writer.index.catalog
     assert catalog_now.filters_ready and catalog_now.vectors_kept
-    assert [titles(writer.search(QUERY, k=40, **q)) for q in queries] == before
+    assert [titles(writer.search(QUERY, k=40, filters=Filters.of(**q))) for q in queries] == before
     writer.close()
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag import Assistant, CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, Settings
+from rag import Assistant, CorpusError, Filters, IndexCorruptError, IndexMismatchError, IndexMissingError, Settings
 from rag.backends.embeddings import Embedder
 
 
@@ -89,11 +89,11 @@ def test_filters_by_source_and_year(assistant, small_corpus, tmp_path):
     assistant.ingest([small_corpus, extra])
     query = "quantum error correction logical error rate"
     assert {h.title for h in assistant.search(query, k=2)} >= {"Error Correction for Trapped Ions"}
-    only_2023 = assistant.search(query, k=5, year=2023)
+    only_2023 = assistant.search(query, k=5, filters=Filters.of(year=2023))
     assert only_2023 and all(h.year == 2023 for h in only_2023)
-    from_extra = assistant.search(query, k=5, source="extra.jsonl")
+    from_extra = assistant.search(query, k=5, filters=Filters.of(source="extra.jsonl"))
     assert [h.title for h in from_extra] == ["Error Correction for Trapped Ions"]
-    assert assistant.search(query, k=5, year=1990) == []
+    assert assistant.search(query, k=5, filters=Filters.of(year=1990)) == []
 
 
 def test_rebuild_starts_clean(assistant, small_corpus, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import Assistant, Settings
+from rag import Assistant, Filters, Settings
 from rag.answer.retrieve import standardised_fusion
 from rag.ingest.pipeline import ingest
 from rag.testing import HashEmbedder
@@ -142,7 +142,7 @@ def test_the_paper_side_keeps_to_the_filters(tmp_path, rag_home):
     a = _assistant(rag_home, ConceptEmbedder())
     a.ingest([_corpus(tmp_path / "vision.jsonl", PAPERS[:1]), _corpus(tmp_path / "other.jsonl", PAPERS[1:] + FILLERS)])
     assert a.search(PARAPHRASE, k=1)[0].title == PAPERS[0][0]
-    hits = a.search(PARAPHRASE, k=3, source="other")
+    hits = a.search(PARAPHRASE, k=3, filters=Filters.of(source="other"))
     assert hits and PAPERS[0][0] not in [h.title for h in hits]
 
 

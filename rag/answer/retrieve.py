@@ -108,19 +108,15 @@ class Retriever:
         k: int = 10,
         *,
         mode: Mode = "hybrid",
-        source: str | None = None,
-        year: int | None = None,
-        author: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
+        filters: Filters | None = None,
     ) -> list[Hit]:
         """The k best papers, each with its passage that best matches the query.
 
         Dense ranks chunks (a paper counts with its best chunk), BM25 ranks whole papers; the two
         paper rankings are fused by reciprocal rank. Papers the query calls by their own name come first.
-        Filters (see `rag.store.filters.Filters`) keep only the papers that pass them.
+        `filters` keep only the papers that pass them.
         """
-        filters = Filters.of(source=source, author=author, year=year, since=since, until=until)
+        filters = filters or Filters()
         index, catalog, n = self.index, self.index.catalog, self.settings.candidates
         lex = index.lexical if (filters or mode != "dense") else None
         table, mask = None, None

@@ -103,19 +103,19 @@ def search(
 ) -> None:
     """Show the passages that best match QUESTION (one per paper)."""
     from rag.answer.questions import clean_question
+    from rag.store.filters import Filters
 
     clean_question(question)  # fail on an empty question before any model loads
     ensure_index(ctx)
-    hits = assistant_of(ctx).search(
-        question, k=k, mode=mode, source=source, author=author, year=year, since=since, until=until
-    )
+    filters = Filters.of(source=source, author=author, year=year, since=since, until=until)
+    hits = assistant_of(ctx).search(question, k=k, mode=mode, filters=filters)
     if as_json:
         from rag.types import SearchReport
 
         print_json(SearchReport.of(question, hits).model_dump(mode="json"))
         return
     if not hits:
-        problem = assistant_of(ctx).filter_problem(source=source, author=author, year=year, since=since, until=until)
+        problem = assistant_of(ctx).filter_problem(filters)
         warn(f"no matching passages: {problem}" if problem else "no matching passages")
     for rank, hit in enumerate(hits, start=1):
         click.echo(
