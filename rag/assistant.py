@@ -104,6 +104,7 @@ class Assistant:
         self._preparing = threading.Lock()
         self._prepare_cancel: threading.Event | None = None
         self._answers_running = 0
+        self._counting = threading.Lock()  # `+=` on an attribute is not atomic (free-threaded Python)
 
     # --- ingest ---------------------------------------------------------------------------
     @_guarded
@@ -347,12 +348,14 @@ class Assistant:
         request = AnswerRequest(text, text)  # the clock starts before a preparation in flight is stopped
         if truncated:
             request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
-        self._answers_running += 1
+        with self._counting:
+            self._answers_running += 1
         try:
             self._stop_preparing()
             return (yield from self._answer_request(request, history, cancel, on_stage))
         finally:
-            self._answers_running -= 1
+            with self._counting:
+                self._answers_running -= 1
 
     def _answer_request(
         self,
