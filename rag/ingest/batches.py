@@ -1,5 +1,6 @@
-"""The parts of an ingest that are not the index: its report, the input cut into batches, the
-progress total it extrapolates, and the thread that writes embedded batches in order."""
+"""The parts of an ingest around the index: its report, the input cut into batches, what to do with
+each paper of a batch (new, replacing, already indexed, read twice), the progress total it
+extrapolates, and the thread that writes embedded batches in order."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rag.corpus.records import ReadResult
+from rag.store.catalog import Catalog
 from rag.types import Chunk, Paper
 
 # progress(stage, advance, total): stage is "embed"; total (chunks) is an estimate that the calls refine.
@@ -171,3 +173,61 @@ class InFlight:
     def forget_committed(self, committed: int) -> None:
         """Drop what batches up to `committed` hold (call it before asking the catalog: it has them)."""
         self.by_title = {key: entry for key, entry in self.by_title.items() if entry[0] > committed}
+
+
+def resolve(
+    batch: list[tuple[Paper, None, str]],
+    catalog: Catalog,
+    in_flight: InFlight,
+    committed: int,
+    report: IngestReport,
+    limit: int | None,
+) -> Resolved:
+    """Decide, for each paper of a batch read, whether it is new, replaces a paper of the same title,
+    is already indexed (maybe with a new source) or was read before in this run (then it is not
+    one more distinct paper; a later abstract under the same title replaces the earlier one)."""
+    in_flight.forget_committed(committed)
+    known = catalog.known_titles([paper.title_key for paper, _, _ in batch])
+    state: dict[str, tuple[str, list[str], str | None]] = {}  # title -> (id, sources, place in this run)
+    todo: dict[str, tuple[Paper, str | None, str]] = {}  # title -> (paper to embed, the id it replaces, place)
+    seen: dict[str, tuple[str, list[str], str]] = {}  # title -> (id, sources, place) of papers not re-embedded
+    resolved = Resolved()
+    for paper, _, place in batch:
+        key = paper.title_key
+        current = state.get(key) or in_flight.get(key) or known.get(key)
+        if current is None:
+            todo[key] = (paper, None, place)
+            state[key] = (paper.paper_id, paper.sources, place)
+            report.added += 1
+        else:
+            pid, sources, run_place = current
+            merged = sources + [s for s in paper.sources if s not in sources]
+            if pid == paper.paper_id:
+                first_place = run_place or place
+                if key in todo:
+                    todo[key][0].sources = merged
+                elif run_place is None or merged != sources:
+                    seen[key] = (pid, merged, first_place)
+                state[key] = (pid, merged, first_place)
+                if run_place is not None:
+                    continue  # a copy of a paper this run already took
+                report.unchanged += 1
+            else:
+                replacement = paper.model_copy(update={"sources": merged})
+                state[key] = (replacement.paper_id, merged, place)
+                seen.pop(key, None)
+                if run_place is not None:
+                    report.problems.append(f"{run_place}: replaced by {place} (the same title with another abstract)")
+                    # An earlier version in this batch was never written: it replaces what that one replaced.
+                    todo[key] = (replacement, todo[key][1] if key in todo else pid, place)
+                    continue
+                todo[key] = (replacement, pid, place)
+                report.replaced += 1
+        report.unique_papers += 1
+        if limit is not None and report.unique_papers >= limit:
+            resolved.stop = True
+            break
+    resolved.todo = [(paper, old) for paper, old, _ in todo.values()]
+    resolved.places = [place for _, _, place in todo.values()]
+    resolved.seen = seen
+    return resolved

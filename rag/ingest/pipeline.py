@@ -29,10 +29,10 @@ from rag.ingest.batches import (
     InFlight,
     IngestReport,
     Progress,
-    Resolved,
     advance,
     estimate_total,
     pieces_of,
+    resolve,
 )
 from rag.store.datadir import BYTES_PER_CHUNK, storage_problem
 from rag.store.index import COMPLETE, FORMAT_VERSION, Index, retired_dir, staging_dir
@@ -256,7 +256,7 @@ class Ingester:
                     seen: dict[str, tuple[str, list[str], str]] = {}
                 else:
                     papers_in += len(batch)
-                    resolved = self._resolve(batch, in_flight, writer, report, limit)
+                    resolved = resolve(batch, self.index.catalog, in_flight, writer.committed, report, limit)
                     todo, places, seen = resolved.todo, resolved.places, resolved.seen
                     if resolved.stop:
                         limit = 0  # the batch was cut at the limit: read no further
@@ -315,65 +315,6 @@ class Ingester:
                     batch = []
         if batch:
             yield batch, done
-
-    def _resolve(
-        self,
-        batch: list[tuple[Paper, None, str]],
-        in_flight: InFlight,
-        writer: BatchWriter,
-        report: IngestReport,
-        limit: int | None,
-    ) -> Resolved:
-        """Decide, for each paper of a batch read, whether it is new, replaces a paper of the same title,
-        is already indexed (maybe with a new source) or was read before in this run (then it is not
-        one more distinct paper; a later abstract under the same title replaces the earlier one)."""
-        in_flight.forget_committed(writer.committed)
-        known = self.index.catalog.known_titles([paper.title_key for paper, _, _ in batch])
-        state: dict[str, tuple[str, list[str], str | None]] = {}  # title -> (id, sources, place in this run)
-        todo: dict[str, tuple[Paper, str | None, str]] = {}  # title -> (paper to embed, the id it replaces, place)
-        seen: dict[str, tuple[str, list[str], str]] = {}  # title -> (id, sources, place) of papers not re-embedded
-        resolved = Resolved()
-        for paper, _, place in batch:
-            key = paper.title_key
-            current = state.get(key) or in_flight.get(key) or known.get(key)
-            if current is None:
-                todo[key] = (paper, None, place)
-                state[key] = (paper.paper_id, paper.sources, place)
-                report.added += 1
-            else:
-                pid, sources, run_place = current
-                merged = sources + [s for s in paper.sources if s not in sources]
-                if pid == paper.paper_id:
-                    first_place = run_place or place
-                    if key in todo:
-                        todo[key][0].sources = merged
-                    elif run_place is None or merged != sources:
-                        seen[key] = (pid, merged, first_place)
-                    state[key] = (pid, merged, first_place)
-                    if run_place is not None:
-                        continue  # a copy of a paper this run already took
-                    report.unchanged += 1
-                else:
-                    replacement = paper.model_copy(update={"sources": merged})
-                    state[key] = (replacement.paper_id, merged, place)
-                    seen.pop(key, None)
-                    if run_place is not None:
-                        report.problems.append(
-                            f"{run_place}: replaced by {place} (the same title with another abstract)"
-                        )
-                        # An earlier version in this batch was never written: it replaces what that one replaced.
-                        todo[key] = (replacement, todo[key][1] if key in todo else pid, place)
-                        continue
-                    todo[key] = (replacement, pid, place)
-                    report.replaced += 1
-            report.unique_papers += 1
-            if limit is not None and report.unique_papers >= limit:
-                resolved.stop = True
-                break
-        resolved.todo = [(paper, old) for paper, old, _ in todo.values()]
-        resolved.places = [place for _, _, place in todo.values()]
-        resolved.seen = seen
-        return resolved
 
     def _note_seen(self, seen: list[tuple[str, list[str], str]], report: IngestReport) -> None:
         """In the writer thread, after the batches before it: record that this run read these indexed
