@@ -51,10 +51,10 @@ def main() -> None:
     prompts = assistant.prompts
 
     def passages(question: str) -> list[Hit] | None:
-        resolved, hits = assistant._retrieve(question, [])
-        if assistant._gated(resolved, hits):
+        resolved, hits = assistant.flow.retrieve(question, [])
+        if assistant.flow.gated(resolved, hits):
             return None
-        return assistant._passages(question, resolved, hits, generator)
+        return assistant.flow.passages(question, resolved, hits, generator)
 
     def prefix_tokens(hits: list[Hit]) -> list[int]:
         return generator._tokens(generator.llm, render_prefix(prompts, hits), QUESTION_SLOT)

@@ -59,8 +59,10 @@ def main() -> int:
             if item.type == "followup":
                 continue
             text, _ = clean_question(item.question)
-            resolved, hits = assistant._retrieve(text, [])
-            passages = [] if assistant._gated(resolved, hits) else assistant._passages(text, resolved, hits, generator)
+            resolved, hits = assistant.flow.retrieve(text, [])
+            passages = (
+                [] if assistant.flow.gated(resolved, hits) else assistant.flow.passages(text, resolved, hits, generator)
+            )
             for name, rule in rules.items():
                 row = counts[name][item.type]
                 row[0] += 1

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -16,16 +15,14 @@ from rag.answer.answering import (
     AnswerPipeline,
     AnswerRequest,
     AnswerStream,
-    generate_answer,
     render_prefix,
 )
-from rag.answer.followups import Standalone, asks_for_authors, needs_subject, standalone
-from rag.answer.passages import build_passages, relevant
+from rag.answer.flow import AnswerFlow
 from rag.answer.prompts import Template, load_prompts
 from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
 from rag.answer.retrieve import Mode, RecallCheck, Retriever
 from rag.backends.embeddings import make_embedder
-from rag.backends.llm import Stoppable, make_generator
+from rag.backends.llm import make_generator
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
 from rag.corpus.provenance import Provenance
@@ -37,7 +34,6 @@ from rag.errors import (
 from rag.ingest.from_files import ingest_paths
 from rag.ingest.pipeline import IngestReport, Progress
 from rag.protocols import Embedder, Generator, Prefiller
-from rag.safety import SafeGenerator
 from rag.settings import Settings
 from rag.store.catalog_base import damaged
 from rag.store.datadir import storage_problem
@@ -98,6 +94,7 @@ class Assistant:
         self.index = Index(self.settings, self.embedder, paper_embedder=paper_embedder)
         self.retriever = Retriever(self.index, self.settings)
         self.provenance = Provenance(self.settings.home, self.settings.index_dir)
+        self.flow = AnswerFlow(self.settings, self.index, self.retriever, self.embedder, self._open_for_search)
         self._models: ModelRegistry | None = None
         # A draft's preparation runs while the user types; an answer stops it (between two steps)
         # and no preparation starts while an answer is on its way.
@@ -297,37 +294,15 @@ class Assistant:
             raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    def _retrieve(self, text: str, history: Sequence[Answer]) -> tuple[Standalone, list[Hit]]:
-        """The question as retrieval sees it (a follow-up rewritten with its topic) and what it finds."""
-        self._open_for_search()
-        catalog = self.index.catalog
-        topic_ids = [c.paper_id for a in history for c in a.citations]
-        resolved = standalone(text, history, catalog.get_papers(topic_ids) if topic_ids else {})
-        hits = self.retriever.search(resolved.text, self.settings.candidates_for_answer)
-        if resolved.topic_id is not None:
-            hits = self.retriever.prefer(hits, resolved.topic_id, text)
-        return resolved, hits
-
     @_guarded
     def shown_passages(self, question: str, history: Sequence[Answer] | None = None) -> list[Hit]:
         """The passages the model would be shown to answer `question` (none if nothing relevant was
         retrieved), without generating: where `rag eval --context-only` looks for the expected answer."""
         text, _ = clean_question(question)
-        resolved, hits = self._retrieve(text, list(history or []))
-        if self._gated(resolved, hits):
+        resolved, hits = self.flow.retrieve(text, list(history or []))
+        if self.flow.gated(resolved, hits):
             return []
-        return self._passages(text, resolved, hits, self.load_generator())
-
-    def _gated(self, resolved: Standalone, hits: Sequence[Hit]) -> bool:
-        """Refused without the model: nothing retrieved is close enough (a follow-up has its topic)."""
-        return resolved.topic_id is None and not relevant(resolved.text, hits, self.settings)
-
-    def _passages(self, text: str, resolved: Standalone, hits: Sequence[Hit], generator: Generator) -> list[Hit]:
-        # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
-        # favour the sentences that repeat the title over the ones that answer.
-        focus = text if resolved.topic_id is not None else resolved.text
-        embedder = self.embedder if self.settings.context_by_meaning else None
-        return build_passages(focus, hits, self.index.catalog, generator, self.settings, embedder)
+        return self.flow.passages(text, resolved, hits, self.load_generator())
 
     def _stop_preparing(self) -> None:
         """Stop a draft's preparation in flight and wait for it (at most one of its steps)."""
@@ -352,69 +327,10 @@ class Assistant:
             self._answers_running += 1
         try:
             self._stop_preparing()
-            return (yield from self._answer_request(request, history, cancel, on_stage))
+            return (yield from self.flow.answer(request, history, cancel, self.prompts, self.load_generator, on_stage))
         finally:
             with self._counting:
                 self._answers_running -= 1
-
-    def _answer_request(
-        self,
-        request: AnswerRequest,
-        history: list[Answer],
-        cancel: threading.Event,
-        on_stage: Callable[[str], object] | None = None,
-    ) -> AnswerPipeline:
-        text = request.question
-        prompts = self.prompts  # fail early on a broken prompt file
-        unresolved = needs_subject(text, history)
-        if unresolved is not None:  # "what about its accuracy?" in a new chat: ask which paper
-            return (yield from self._answered_without_model(request, unresolved.reason, unresolved.clarification))
-        resolved, hits = self._retrieve(text, history)
-        request.standalone = resolved.text
-        request.timings.retrieve_s = time.perf_counter() - request.started
-        if asks_for_authors(text) and (anonymous := self._paper_without_authors(resolved, hits)) is not None:
-            what = f"the corpus has no author data for “{anonymous.title}”"
-            return (
-                yield from self._answered_without_model(
-                    request,
-                    f"{what} (its record, from {Path(anonymous.source).name}, lists no authors)",
-                    f"The corpus has no author data for “{anonymous.title}”: its record lists no authors, "
-                    "so who wrote it cannot be answered from the corpus.",
-                )
-            )
-        if self._gated(resolved, hits):
-            best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-            answer = request.refusal(
-                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"
-            )
-            yield AnswerEvent("sentence", answer.text, request.elapsed())
-            return answer
-        model = self.load_generator()
-        generator = SafeGenerator(model)  # model output is untrusted text too
-        if on_stage is not None:
-            on_stage("reading the passages")
-        passages = self._passages(text, resolved, hits, generator)
-        # A cancel stops the model even while it reads the passages (llama.cpp: within milliseconds).
-        with model.stopping(cancel) if isinstance(model, Stoppable) else contextlib.nullcontext():
-            return (
-                yield from generate_answer(request, passages, generator, prompts, self.settings, cancel, self.embedder)
-            )
-
-    def _answered_without_model(self, request: AnswerRequest, reason: str, text: str) -> AnswerPipeline:
-        """An answer that says why the corpus cannot answer this as asked (`refused`, no model call)."""
-        answer = request.refusal(reason)
-        answer.text = text
-        yield AnswerEvent("sentence", text, request.elapsed())
-        return answer
-
-    def _paper_without_authors(self, resolved: Standalone, hits: Sequence[Hit]) -> Paper | None:
-        """The paper a question about its authors is about (the conversation's, or the one it names),
-        if the corpus records no authors for it."""
-        paper_id = resolved.topic_id or next((h.paper_id for h in hits[:1] if h.named), None)
-        if paper_id is None:
-            return None
-        paper = self.index.catalog.get_papers([paper_id]).get(paper_id)
-        return paper if paper is not None and not paper.authors else None
 
     @_guarded
     def prepare(
@@ -442,12 +358,12 @@ class Assistant:
             self._prepare_cancel = cancel
             if self._answers_running:
                 return None
-            resolved, hits = self._retrieve(text, list(history or []))
+            resolved, hits = self.flow.retrieve(text, list(history or []))
             prepared = Prepared(resolved.text)
             generator = self._generator  # never loads the model: typing must not wait for that
-            if self._gated(resolved, hits) or generator is None or cancel.is_set():
+            if self.flow.gated(resolved, hits) or generator is None or cancel.is_set():
                 return prepared
-            passages = self._passages(text, resolved, hits, generator)
+            passages = self.flow.passages(text, resolved, hits, generator)
             prepared.paper_ids = [p.paper_id for p in passages]
             if isinstance(generator, Prefiller) and not cancel.is_set():
                 prepared.prefill = generator.prefill(
