@@ -255,7 +255,9 @@ def test_a_catalog_from_before_the_filter_tables(settings, tmp_path):
     writer = Assistant(settings, embedder=HashEmbedder())
     writer.ingest([tmp_path / "corpus"])
     queries = [{"author": "hinton"}, {"source": "beta", "since": 2018}, {"year": 2022}, {}]
-    before = [titles(writer.search(QUERY, k=40, filters=Filters.of(**q))) for q in queries]  # sets: the hashed vectors tie often
+    before = [
+        titles(writer.search(QUERY, k=40, filters=Filters.of(**q))) for q in queries
+    ]  # sets: the hashed vectors tie often
     writer.close()
     catalog = settings.index_dir / "catalog.sqlite"
     with sqlite3.connect(catalog) as db:  # what a catalog written by the previous version holds

@@ -216,7 +216,7 @@ def chat(ctx: click.Context, question: str | None, model: str | None, base_url: 
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, model: str | None, base_url: str | None) -> None:
     """Serve the assistant over HTTP (OpenAI-compatible /v1/chat/completions, /v1/search) with the model kept loaded."""
-    from rag.serve.server import check_host
+    from rag.serve.http import check_host
     from rag.serve.server import serve as run_server
 
     token = settings_of(ctx).server_token

@@ -8,207 +8,55 @@ Follow-ups: an OpenAI client sends the whole conversation back as text. The serv
 `Answer` behind each reply it gave (the last `_REMEMBERED`, keyed by the reply's exact text), so an
 earlier assistant turn brings its citations, and "they" in the next question finds its paper. A
 reply the server does not remember (another server's, edited, forgotten) counts as an answer
-without citations: a follow-up is then read together with the question before it.
-"""
+without citations: a follow-up is then read together with the question before it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import hmac
-import json
-import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.answer.answering import AnswerStream
 from rag.answer.prompts import CANNOT_ANSWER
 from rag.assistant import Assistant, clean_question
 from rag.errors import (
-    IndexBusyError,
-    IndexMissingError,
     InputError,
-    ModelError,
-    RagError,
-    SettingsError,
-    VectorStoreError,
 )
 from rag.serve.client import is_loopback
+from rag.serve.http import (
+    ChatBody,
+    ChatMessage,
+    EventsBody,
+    SearchBody,
+    TokenAuth,
+    check_host,
+    error_of,
+    json_body,
+    json_errors,
+    sse,
+)
 from rag.types import Answer, AnswerEvent, AnswerReport, SearchReport
 
-log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1_000_000  # a conversation of questions; anything bigger is not one
-MAX_BODY_DEPTH = 32  # nesting of a body's lists and objects: an answer in the history needs 6
 _REMEMBERED = 256  # answers kept for follow-ups
+
+
 _END = object()  # the end of an answer's pieces
+
+
 T = TypeVar("T")
-
-
-def check_host(host: str, token: str | None) -> None:
-    """Listening beyond this machine needs a token: the index and the model would be open to anyone."""
-    if not is_loopback(host) and not token:
-        raise SettingsError(
-            f"refusing to serve on {host} (not loopback) without a token; set RAG_SERVER_TOKEN or use --host 127.0.0.1"
-        )
-
-
-# --- request bodies ------------------------------------------------------------------------------
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients send options this server has no use for
-
-
-class SearchBody(_Body):
-    query: str
-    k: int = Field(default=5, ge=1, le=100)
-
-
-class EventsBody(_Body):
-    """`POST /v1/answer/events`: a question and, for a follow-up, the earlier answers as the server gave them."""
-
-    question: str
-    history: list[Answer] = Field(default_factory=list, max_length=50)
-
-
-class ChatMessage(_Body):
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-
-    @property
-    def text(self) -> str:
-        """The message's text (newer clients send a list of parts)."""
-        if isinstance(self.content, list):
-            return " ".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
-        return self.content or ""
-
-
-class ChatBody(_Body):
-    messages: list[ChatMessage] = Field(min_length=1)
-    model: str | None = None  # the server answers with its one model; the response names it
-    stream: bool = False
-
-
-# --- errors --------------------------------------------------------------------------------------
-def error_response(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
-
-
-def _status(exc: RagError) -> int:
-    if isinstance(exc, InputError):
-        return 400
-    if isinstance(exc, IndexMissingError | IndexBusyError | VectorStoreError | ModelError):
-        return 503  # the server runs but cannot answer now: the message says what to do
-    return 500
-
-
-def _error_of(exc: BaseException) -> tuple[int, str, str]:
-    """(status, one-line message, type) of an error; never a traceback."""
-    if isinstance(exc, RagError):
-        return _status(exc), " ".join(str(exc).split()), type(exc).__name__
-    if isinstance(exc, ValidationError):
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
-        return 400, "invalid request: " + "; ".join(problems), "invalid_request_error"
-    log.exception("internal error")
-    return 500, f"internal error ({type(exc).__name__}); the server log has the details", "internal_error"
-
-
-def _json_errors(
-    handler: Callable[[Server, Request], Awaitable[Response]],
-) -> Callable[[Server, Request], Awaitable[Response]]:
-    @functools.wraps(handler)
-    async def wrapper(self: Server, request: Request) -> Response:
-        try:
-            return await handler(self, request)
-        except _TooLarge:
-            return error_response(413, f"the request is over {MAX_BODY_BYTES} bytes", "invalid_request_error")
-        except Exception as exc:
-            return error_response(*_error_of(exc))
-
-    return wrapper
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _json_body(request: Request) -> Any:
-    """The request's JSON, read up to MAX_BODY_BYTES (a huge body is refused, not read whole)."""
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_BODY_BYTES:
-            raise _TooLarge
-    too_deep = InputError(
-        f"the request body is nested more than {MAX_BODY_DEPTH} levels deep; send a flatter JSON body"
-    )
-    try:
-        data = json.loads(body)
-    except RecursionError:  # a body of 100,000 '[' stops the parser, not the server
-        raise too_deep from None
-    except ValueError as exc:
-        raise InputError(f"the request body is not JSON ({exc})") from exc
-    if _depth(data) > MAX_BODY_DEPTH:  # deep values would reach the models' and the answer's own recursion
-        raise too_deep
-    return data
-
-
-def _depth(data: Any) -> int:
-    """How deeply lists and objects nest in `data` (a scalar: 0), without recursion."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_BODY_DEPTH:
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-class TokenAuth:
-    """Every endpoint but /health needs `Authorization: Bearer <token>` (compared in constant time).
-
-    /health answers anyone that the server is up, but says what it serves (data dir, model) only
-    to a caller with the token: a server reachable off loopback must not tell strangers its paths.
-    """
-
-    def __init__(self, app: ASGIApp, token: str):
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = Headers(scope=scope).get("authorization", "").encode()
-            authorized = hmac.compare_digest(given, self.expected)
-            scope.setdefault("state", {})["authorized"] = authorized
-            if not authorized and scope["path"] != "/health":
-                response = error_response(
-                    401, "missing or wrong token: send Authorization: Bearer <token>", "authentication_error"
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-# --- the server ----------------------------------------------------------------------------------
-def _sse(data: dict[str, Any] | str) -> str:
-    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 
 class Server:
@@ -246,7 +94,7 @@ class Server:
             }
         )
 
-    @_json_errors
+    @json_errors
     async def models(self, request: Request) -> Response:
         return JSONResponse(
             {
@@ -255,16 +103,16 @@ class Server:
             }
         )
 
-    @_json_errors
+    @json_errors
     async def search(self, request: Request) -> Response:
-        body = SearchBody.model_validate(await _json_body(request))
+        body = SearchBody.model_validate(await json_body(request))
         clean_question(body.query)  # an empty query is a 400 before it waits for the worker
         hits = await self.run(functools.partial(self.assistant.search, body.query, k=body.k))
         return JSONResponse(SearchReport.of(body.query, hits).model_dump(mode="json"))
 
-    @_json_errors
+    @json_errors
     async def chat(self, request: Request) -> Response:
-        body = ChatBody.model_validate(await _json_body(request))
+        body = ChatBody.model_validate(await json_body(request))
         question, history = self._conversation(body.messages)
         clean_question(question)  # an empty question is a 400, not a broken stream
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -296,11 +144,11 @@ class Server:
             }
         )
 
-    @_json_errors
+    @json_errors
     async def answer_events(self, request: Request) -> Response:
         """Every step of an answer as server-sent events, as `Assistant.events` gives them (what `rag ask`
         shows live); the last one, "done", carries the whole `Answer`."""
-        body = EventsBody.model_validate(await _json_body(request))
+        body = EventsBody.model_validate(await json_body(request))
         clean_question(body.question)  # an empty question is a 400, not a broken stream
         return StreamingResponse(
             self._sse_events(request, body.question, body.history),
@@ -390,7 +238,7 @@ class Server:
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             model = self.assistant.model_name
-            return _sse(
+            return sse(
                 {
                     "id": reply_id,
                     "object": "chat.completion.chunk",
@@ -409,17 +257,17 @@ class Server:
                 else:
                     yield chunk({"content": piece})
         except Exception as exc:  # the status line is sent: the error travels as an event
-            _, message, kind = _error_of(exc)
-            yield _sse({"error": {"message": message, "type": kind}})
-        yield _sse("[DONE]")
+            _, message, kind = error_of(exc)
+            yield sse({"error": {"message": message, "type": kind}})
+        yield sse("[DONE]")
 
     async def _sse_events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[str]:
         try:
             async for event in self._events(request, question, history):
-                yield _sse(event.to_dict())
+                yield sse(event.to_dict())
         except Exception as exc:  # the status line is sent: the error travels as an event
-            _, message, kind = _error_of(exc)
-            yield _sse({"error": {"message": message, "type": kind}})
+            _, message, kind = error_of(exc)
+            yield sse({"error": {"message": message, "type": kind}})
 
     def _remember(self, answer: Answer) -> None:
         self.answers[answer.text.strip()] = answer
