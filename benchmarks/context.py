@@ -17,7 +17,8 @@ from pathlib import Path
 from rag import Assistant
 from rag.answer.answering import render_messages
 from rag.answer.passages import build_passages
-from rag.evaluate import load_qa, median, normalise_text, percentile
+from rag.evaluate import normalise_text
+from rag.scoring import load_qa, median, percentile
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from rag import Assistant
 from rag.corpus.readers import dedupe, read_corpus
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 from rag.text import name_spans, title_name
 from rag.types import Hit
 

@@ -31,7 +31,7 @@ from rag import Assistant, Settings
 from rag.backends.embeddings import PACKAGED_MODEL, resolve_embedding_model
 from rag.backends.models import ModelRegistry
 from rag.corpus.readers import dedupe, read_corpus
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 

@@ -27,7 +27,7 @@ import numpy as np
 from rag import Assistant, Settings
 from rag.backends.embedding_packages import MPNET, packaged_folder
 from rag.corpus.readers import read_corpus
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 from rag.types import normalise_text
 
 

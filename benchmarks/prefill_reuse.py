@@ -25,7 +25,7 @@ from typing import Any
 from rag import Assistant, Hit
 from rag.answer.answering import QUESTION_SLOT, render_prefix
 from rag.backends.llm import _common_prefix
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 
 
 def prepared_first(final: list[Hit], prepared: list[Hit]) -> list[Hit]:

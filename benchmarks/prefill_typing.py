@@ -34,7 +34,7 @@ from pathlib import Path
 from rag import Assistant, Prepared
 from rag.answer.answering import QUESTION_SLOT, render_prefix
 from rag.backends.llm import LlamaCppGenerator
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 DEBOUNCE = 0.4  # the chat's

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.evaluate import AnswerRecord, summarise_answers
+from rag.scoring import AnswerRecord, summarise_answers
 
 
 def as_refusal(record: AnswerRecord) -> AnswerRecord:

@@ -21,7 +21,7 @@ from pathlib import Path
 import rag.answer.answering as answering
 from rag import Assistant
 from rag.answer.questions import clean_question
-from rag.evaluate import load_qa
+from rag.scoring import load_qa
 from rag.types import Hit
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from rag import Assistant
 from rag.backends.llm import Generator, Message
-from rag.evaluate import evaluate_answers, load_qa
+from rag.evaluate import evaluate_answers
+from rag.scoring import load_qa
 
 
 class RecordedGenerator:

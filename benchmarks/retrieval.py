@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rag import Assistant
-from rag.evaluate import evaluate_retrieval, load_qa, percentile
+from rag.scoring import evaluate_retrieval, load_qa, percentile
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 

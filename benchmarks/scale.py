@@ -60,8 +60,8 @@ from rag.answer.retrieve import Retriever
 from rag.backends.embeddings import Embedder
 from rag.corpus.chunking import chunk_paper, split_sentences
 from rag.corpus.readers import dedupe, read_corpus
-from rag.evaluate import load_qa, percentile
 from rag.ingest.pipeline import Ingester, ingest
+from rag.scoring import load_qa, percentile
 from rag.settings import Settings
 from rag.store.catalog import Catalog
 from rag.store.filters import Filters

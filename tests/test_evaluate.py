@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from rag import Assistant, Settings
 from rag.answer.prompts import CANNOT_ANSWER
-from rag.evaluate import evaluate_answers, evaluate_retrieval, load_qa
+from rag.evaluate import evaluate_answers
+from rag.scoring import evaluate_retrieval, load_qa
 from rag.testing import ScriptedGenerator
 
 QA = [

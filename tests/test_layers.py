@@ -36,7 +36,7 @@ LAYERS: list[dict[str, set[str]]] = [
     {"corpus": {"corpus"}, "backends": {"backends"}},
     {"store": {"store"}},
     {"ingest": {"ingest"}, "answer": {"answer"}},
-    {"app": {"assistant", "evaluate", "doctor", "testing"}},
+    {"app": {"assistant", "evaluate", "scoring", "doctor", "testing"}},
     {"serve": {"serve"}},
     {"entry": {"cli", "__init__"}},
 ]

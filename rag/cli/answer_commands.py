@@ -143,6 +143,7 @@ def eval_(
 ) -> None:
     """Score retrieval and answers on a QA file (JSON Lines: id, type, question, gold_titles, answer_any, history)."""
     from rag import evaluate as ev
+    from rag.scoring import load_qa
 
     if compare_files:
         old, new = (json.loads(p.read_text()) for p in compare_files)
@@ -155,7 +156,7 @@ def eval_(
     if qa_file is None:
         raise click.UsageError("give a QA file (or --compare OLD NEW)")
     choose_model(ctx, model, base_url)
-    items = ev.load_qa(qa_file)
+    items = load_qa(qa_file)
     ensure_index(ctx)
     if not retrieval_only:
         load_model(ctx)
