@@ -17,8 +17,8 @@ from pathlib import Path
 from rag import Assistant
 from rag.answer.answering import render_messages
 from rag.answer.passages import build_passages
-from rag.evaluate import normalise_text
 from rag.scoring import load_qa, median, percentile
+from rag.types import normalise_text
 
 DEFAULT_QA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
