@@ -74,3 +74,29 @@ def test_a_one_time_preparation_is_announced_before_it_starts(tmp_path, monkeypa
     with pytest.raises(ModelError):
         fresh.encode_query("x")
     assert told and "Preparing the embedding model all-mpnet-base-v2" in told[0]
+
+
+def test_quantising_the_paper_model_leaves_the_root_logger_as_it_was(tmp_path, monkeypatch):
+    # onnxruntime's quantizer warns through `logging.warning`, which gives a root logger without
+    # handlers a stderr handler; every library's debug lines then reached the terminal ("DEBUG:bm25s:...").
+    import logging
+    import types
+    from pathlib import Path
+
+    import onnx
+    import onnxruntime.quantization
+
+    from rag.backends.embeddings import quantize_onnx
+
+    def quantize_dynamic(source, target, **options):
+        logging.warning("Please consider to run pre-processing before quantization.")
+        Path(target).write_bytes(b"quantised")
+
+    graph = types.SimpleNamespace(node=[types.SimpleNamespace(op_type="MatMul", name="/layer/attention/MatMul")])
+    monkeypatch.setattr(onnx, "load", lambda *args, **kwargs: types.SimpleNamespace(graph=graph))
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", quantize_dynamic)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a program that configured no logging
+    quantize_onnx(tmp_path / "model.onnx", tmp_path / "model.int8.onnx")
+    assert root.handlers == []
+    assert (tmp_path / "model.int8.onnx").read_bytes() == b"quantised"

@@ -66,13 +66,17 @@ def quantize_onnx(source: Path, target: Path) -> None:
         if node.op_type == "MatMul" and ("/attention/" in node.name or "/intermediate/" in node.name)
     ]
     tmp = target.with_suffix(".tmp")
+    # onnxruntime advises pre-processing with `logging.warning`, on the root logger: not for our users.
+    # That call also gives the root logger a stderr handler when it has none (`logging.basicConfig`),
+    # which then printed every later library's debug lines ("DEBUG:bm25s:...") under the CLI and the chat.
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # onnxruntime advises pre-processing on the root logger: not for our users
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
     finally:
         root.setLevel(level)
+        root.handlers[:] = handlers
     os.replace(tmp, target)
 
 
