@@ -14,18 +14,24 @@ from pydantic_settings import SettingsError as SourceError
 
 from rag import resources
 from rag.datafiles import DataDir
-from rag.errors import SettingsError
+from rag.errors import SettingsError, UnknownModelError
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 # `openai:NAME` (as --model or RAG_EMBEDDING_MODEL) names model NAME on an OpenAI-compatible server.
 REMOTE_PREFIX = "openai:"
 
 
-def remote_model(name: str | None) -> str | None:
-    """NAME for `openai:NAME`, None for a local model."""
-    if name and name.startswith(REMOTE_PREFIX):
-        return name[len(REMOTE_PREFIX) :]
-    return None
+def remote_model(spec: str | None) -> str | None:
+    """NAME for `openai:NAME` (spaces around either part ignored), None for a local model. The one rule
+    for the prefix: the generator's specs (`rag.backends.models.parse_model_spec`) and the embedding
+    model's both go through it."""
+    text = (spec or "").strip()
+    if not text.startswith(REMOTE_PREFIX):
+        return None
+    name = text[len(REMOTE_PREFIX) :].strip()
+    if not name:
+        raise UnknownModelError(f"{spec!r} names no model: write {REMOTE_PREFIX}NAME, NAME as the server knows it")
+    return name
 
 
 # Values never repeated in messages (they may hold tokens).
@@ -240,6 +246,15 @@ class Settings(BaseSettings):
     def _is_a_url(cls, value: object) -> object:
         if isinstance(value, str) and value.strip():  # '' means unset (the probe: never look)
             return check_url(value)
+        return value
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _names_a_model(cls, value: str) -> str:
+        try:
+            remote_model(value)  # "openai:" with no name is refused here, before any command runs
+        except UnknownModelError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @classmethod

@@ -114,6 +114,34 @@ def test_a_spec_that_names_nothing_is_an_unknown_model(spec):
         parse_model_spec(spec)
 
 
+@pytest.mark.parametrize(
+    ("spec", "generator", "embedder"),
+    [
+        ("openai:e5", "e5", "e5"),
+        ("  openai: e5 ", "e5", "e5"),
+        ("e5", None, None),
+        ("models/openai:x.gguf", None, None),
+    ],
+)
+def test_the_generator_and_the_embedding_model_read_openai_names_alike(spec, generator, embedder):
+    # Two rules once: " openai:e5" was a local embedding folder but a server model for --model.
+    from rag.backends.models import parse_model_spec
+    from rag.settings import remote_model
+
+    parsed = parse_model_spec(spec)
+    assert (parsed.name if parsed.kind == "server" else None) == generator
+    assert remote_model(spec) == embedder
+
+
+def test_an_embedding_model_that_names_nothing_on_the_server_is_a_bad_setting(tmp_path, monkeypatch):
+    from rag.errors import SettingsError
+    from rag.settings import Settings
+
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", "openai: ")
+    with pytest.raises(SettingsError, match="RAG_EMBEDDING_MODEL=openai: : 'openai: ' names no model"):
+        Settings.load(home=tmp_path)
+
+
 def test_the_generator_factory_fails_before_loading_anything(tmp_path):
     from rag.backends.llm import LlamaCppGenerator, make_generator
     from rag.errors import UnknownModelError

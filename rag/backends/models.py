@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from rag.errors import ModelError, ModelVerificationError, OfflineError, UnknownModelError
-from rag.settings import REMOTE_PREFIX, Settings
+from rag.settings import REMOTE_PREFIX, Settings, remote_model
 
 # progress(stage, advance_bytes, total_bytes)
 Progress = Callable[[str, int, int], None]
@@ -37,10 +37,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
     """`openai:NAME` is model NAME on an OpenAI-compatible server; a name ending in `.gguf` or holding a
     path separator is a GGUF file; anything else is a name from the catalogue (models.txt)."""
     text = spec.strip()
-    if text.startswith(REMOTE_PREFIX):
-        name = text[len(REMOTE_PREFIX) :].strip()
-        if not name:
-            raise UnknownModelError(f"{spec!r} names no model: write {REMOTE_PREFIX}NAME, NAME as the server knows it")
+    if (name := remote_model(text)) is not None:
         return ModelSpec("server", name)
     if text.endswith(".gguf") or os.sep in text or (os.altsep is not None and os.altsep in text):
         path = Path(text).expanduser()
