@@ -16,7 +16,7 @@ results are meaningless on synthetic corpora. The bundled point is built the sam
 on a copy of the real index in RAG_HOME (real vectors) when there is one.
 
 Per point, each step in a fresh process (so that peak RSS belongs to that step):
-- build: `rag.ingest.pipeline.ingest` from papers to a saved BM25 index, with where the time went (chunking,
+- build: `Ingester(index).ingest` from papers to a saved BM25 index, with where the time went (chunking,
   Chroma upserts and catalog commits run in the index's writer thread, beside the embedding);
   build time per chunk; size on disk; peak RSS;
 - ingest vs embedder (`--ingest-sample N`): N more chunks, embedded by the real model, ingested
@@ -60,7 +60,7 @@ from rag.answer.retrieve import Retriever
 from rag.backends.embeddings import Embedder
 from rag.corpus.chunking import chunk_paper, split_sentences
 from rag.corpus.readers import dedupe, read_corpus
-from rag.ingest.pipeline import Ingester, ingest
+from rag.ingest.pipeline import Ingester
 from rag.scoring import load_qa, percentile
 from rag.settings import Settings
 from rag.store.catalog import Catalog
@@ -330,7 +330,7 @@ def build_step(
         timed_calls(rag_index, "file_manifest", totals, "manifest_s"),
     ):
         t0 = time.perf_counter()
-        report = ingest(index, papers)
+        report = Ingester(index).ingest(papers)
         build_s = time.perf_counter() - t0
     chunks = index.catalog.chunk_count()
     index.close()
@@ -367,7 +367,7 @@ def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_ur
     index = Index(settings, embedder)
     with timed_calls(Ingester, "_embed_and_commit", totals, "embed_and_commit_s"):
         t0 = time.perf_counter()
-        report = ingest(index, papers)
+        report = Ingester(index).ingest(papers)
         ingest_s = time.perf_counter() - t0
     index.close()
     t0 = time.perf_counter()

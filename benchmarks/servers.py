@@ -39,7 +39,7 @@ from rag.answer.retrieve import Retriever
 from rag.backends.models import ModelRegistry
 from rag.corpus.chunking import split_sentences, word_count_tokens
 from rag.corpus.readers import dedupe, read_corpus
-from rag.ingest.pipeline import ingest
+from rag.ingest.pipeline import Ingester
 from rag.store.index import Index
 from rag.types import Paper
 
@@ -159,7 +159,7 @@ def bench_retrieval(work: Path, n_chunks: int, n_queries: int) -> list[str]:
             settings = Settings(home=work / ("home-server" if url else "home-embedded"), chroma_url=url)
             index = Index(settings, RandomEmbedder())  # type: ignore[arg-type]
             t0 = time.perf_counter()
-            report = ingest(index, papers)
+            report = Ingester(index).ingest(papers)
             ingest_s = time.perf_counter() - t0
             index.open_for_search()
             retriever = Retriever(index, settings)

@@ -17,7 +17,7 @@ import pytest
 
 from rag import Assistant, Filters, Settings
 from rag.answer.retrieve import standardised_fusion
-from rag.ingest.pipeline import ingest
+from rag.ingest.pipeline import Ingester
 from rag.testing import HashEmbedder
 
 CONCEPTS = [
@@ -95,7 +95,7 @@ def test_a_paraphrase_sharing_no_word_with_its_paper_is_found_by_the_paper_side(
     assert without.search(PARAPHRASE, k=1)[0].title != PAPERS[0][0]  # words alone do not find it
     without.close()
     with_papers = _assistant(rag_home, ConceptEmbedder())
-    report = ingest(with_papers.index, [])  # an index from before the paper side gets its vectors
+    report = Ingester(with_papers.index).ingest([])  # an index from before the paper side gets its vectors
     assert report.paper_vectors_added == len(PAPERS + FILLERS)
     hits = with_papers.search(PARAPHRASE, k=3)
     assert hits[0].title == PAPERS[0][0]
@@ -133,7 +133,7 @@ def test_another_paper_model_replaces_every_vector_and_none_is_used_until_then(t
     b = _assistant(rag_home, other)
     hits = b.search(PARAPHRASE, k=2)  # the index's vectors are another model's: not used
     assert all(h.paper_score is None for h in hits)
-    assert ingest(b.index, []).paper_vectors_added == len(PAPERS + FILLERS)
+    assert Ingester(b.index).ingest([]).paper_vectors_added == len(PAPERS + FILLERS)
     assert b.index.catalog.get_meta("paper_model") == "another-double"
     assert b.search(PARAPHRASE, k=1)[0].paper_score is not None
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rag import Assistant, Paper, Settings
 from rag.cli import cli
 from rag.corpus.readers import read_file
-from rag.ingest.pipeline import ingest
+from rag.ingest.pipeline import Ingester
 from rag.safety import has_controls
 from rag.testing import HashEmbedder, ScriptedGenerator
 
@@ -67,7 +67,7 @@ def test_ingest_report_says_how_many_records_were_touched(rag_home):
 def dirty_home(rag_home, monkeypatch):
     """An index holding a paper with escapes, as one built before ingest cleaned text would."""
     a = Assistant(Settings(home=rag_home), embedder=HashEmbedder())
-    ingest(a.index, [Paper(title=DIRTY_TITLE, abstract=DIRTY_ABSTRACT, source="\x1b]0;file\x07old.jsonl")])
+    Ingester(a.index).ingest([Paper(title=DIRTY_TITLE, abstract=DIRTY_ABSTRACT, source="\x1b]0;file\x07old.jsonl")])
     a.close()
     return rag_home
 

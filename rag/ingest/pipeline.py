@@ -43,19 +43,6 @@ from rag.types import Chunk, Paper
 PAPERS_PER_BATCH = 64
 
 
-def ingest(
-    index: Index,
-    papers: Sequence[Paper] | Iterable[ReadResult],
-    progress: Progress | None = None,
-    *,
-    rebuild: bool = False,
-    on_wait: Callable[[str], object] | None = None,
-    limit: int | None = None,
-) -> IngestReport:
-    """`Ingester(index).ingest(...)`: see there."""
-    return Ingester(index).ingest(papers, progress, rebuild=rebuild, on_wait=on_wait, limit=limit)
-
-
 class Ingester:
     """Writes papers into `index` (its catalog, vectors and lexical index, in step)."""
 
@@ -400,4 +387,4 @@ class Ingester:
         return list(catalog.get_papers(catalog.paper_ids_of_chunks(sorted(missing))).values())
 
 
-__all__ = ["PAPERS_PER_BATCH", "IngestReport", "Ingester", "Progress", "ingest"]
+__all__ = ["PAPERS_PER_BATCH", "IngestReport", "Ingester", "Progress"]
