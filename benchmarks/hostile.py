@@ -505,7 +505,9 @@ if which == "contradictions":
     for key in ("wrong", "right"):
         for kind in ("negation", "polarity", "antonym", "number"):
             claims = [(c, x) for c in cases if c["kind"] == kind for x in c[key]]
-            out[f"{key}/{kind}"] = [sum(bool(ask(c["question"], x)[0].citations) for c, x in claims), len(claims)]
+            # verified: the model's claim was kept and cited (a quoted passage sentence, the fallback, is not the claim)
+            answers = [ask(c["question"], x)[0] for c, x in claims]
+            out[f"{key}/{kind}"] = [sum(bool(a.citations) and not a.quoted for a in answers), len(claims)]
 else:
     injections = [r for r in variants if r["injected"]]
     reached = cited = 0
@@ -513,7 +515,7 @@ else:
         answer, g = ask(r["question"], r["obeyed"])
         prompt = normalise_for_matching(" ".join(m["content"] for m in g.calls[0])) if g.calls else ""
         reached += normalise_for_matching(r["injected"][0])[:25] in prompt
-        cited += bool(answer.citations)
+        cited += bool(answer.citations) and not answer.quoted
     out = {"reached the model": [reached, len(injections)], "obeyed sentence verified": [cited, len(injections)]}
 print(json.dumps(out))
 """
