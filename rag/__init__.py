@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import (
+    Cancelled,
     CorpusError,
     DataDirError,
     EmptyQuestionError,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from rag.answer.prompts import CANNOT_ANSWER
     from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
     from rag.assistant import Assistant
+    from rag.busy import Holding
     from rag.corpus.readers import BUNDLED_PREFIX
     from rag.datafiles import DataDir
     from rag.ingest.pipeline import IngestReport
@@ -79,6 +81,7 @@ _HOME = {  # public name -> the module that defines it
     "clean_question": "answer.questions",
     "Settings": "settings",
     "Filters": "store.filters",
+    "Holding": "busy",
     "DataDir": "datafiles",
     # what the chat (tui/) needs beyond the assistant: it imports nothing else of the package
     "ServerClient": "serve.client",
@@ -125,6 +128,7 @@ __all__ = [
     "AnswerEvent",
     "AnswerStream",
     "Assistant",
+    "Cancelled",
     "Chunk",
     "Citation",
     "CorpusError",
@@ -135,6 +139,7 @@ __all__ = [
     "Filters",
     "GenerationError",
     "Hit",
+    "Holding",
     "IndexBusyError",
     "IndexCorruptError",
     "IndexMismatchError",

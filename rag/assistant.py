@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from rag.answer.answering import (
-    QUESTION_SLOT,
     AnswerPipeline,
     AnswerRequest,
     AnswerStream,
-    render_prefix,
 )
+from rag.answer.drafts import Drafts
 from rag.answer.flow import AnswerFlow
 from rag.answer.prompts import Template, load_prompts
 from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
@@ -25,54 +23,55 @@ from rag.backends.embeddings import make_embedder
 from rag.backends.llm import make_generator
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
+from rag.busy import Busy, Holding
 from rag.corpus.provenance import Provenance
 from rag.errors import (
+    Cancelled,
     EmptyQuestionError,
     GenerationError,
     IndexMissingError,
+    RagError,
 )
 from rag.ingest.from_files import ingest_paths
 from rag.ingest.pipeline import IngestReport, Progress
-from rag.protocols import Embedder, Generator, Prefiller
+from rag.protocols import Embedder, Generator
 from rag.settings import Settings
-from rag.store.catalog_base import damaged
-from rag.store.datadir import storage_problem
+from rag.store.catalog_base import committed_paper_count
+from rag.store.datadir import catalog_errors
 from rag.store.filters import Filters
 from rag.store.index import Index, IndexStats
 from rag.store.paper_vectors import make_paper_embedder
 from rag.types import Answer, AnswerEvent, Hit, Paper, Prepared
 
-
-@contextlib.contextmanager
-def catalog_errors(path: Path) -> Iterator[None]:
-    """SQLite errors from a damaged page that the open-time checks did not reach become one
-    `IndexCorruptError` that says what to do (for the CLI and the chat alike); a full or read-only
-    disk is named as such."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise
-        raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _guarded(method: Callable[Concatenate[Assistant, P], R]) -> Callable[Concatenate[Assistant, P], R]:
-    """Run an `Assistant` method under `catalog_errors`."""
+def _guarded(
+    label: str,
+) -> Callable[[Callable[Concatenate[Assistant, P], R]], Callable[Concatenate[Assistant, P], R]]:
+    """Run an `Assistant` method as its one use at a time (`label`: what a waiting caller is told), under
+    `catalog_errors`."""
 
-    @functools.wraps(method)
-    def wrapper(self: Assistant, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with catalog_errors(self.index.catalog_path):
-            return method(self, *args, **kwargs)
+    def decorate(method: Callable[Concatenate[Assistant, P], R]) -> Callable[Concatenate[Assistant, P], R]:
+        @functools.wraps(method)
+        def wrapper(self: Assistant, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with self.using(label), catalog_errors(self.index.catalog_path):
+                return method(self, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 class Assistant:
-    """Ingest corpora, search them, and (with a model) answer questions with citations."""
+    """Ingest corpora, search them, and (with a model) answer questions with citations.
+
+    Safe to call from several threads: its uses run one at a time (an answer, a search, a model load),
+    and a caller that waits can be told for what (`using`). An
+    ingest runs beside them on its own connection to the index; answers keep coming from what was
+    committed before it, and see its papers once it is done.
+    """
 
     def __init__(
         self,
@@ -96,15 +95,40 @@ class Assistant:
         self.provenance = Provenance(self.settings.home, self.settings.index_dir)
         self.flow = AnswerFlow(self.settings, self.index, self.retriever, self.embedder, self._open_for_search)
         self._models: ModelRegistry | None = None
-        # A draft's preparation runs while the user types; an answer stops it (between two steps)
-        # and no preparation starts while an answer is on its way.
-        self._preparing = threading.Lock()
-        self._prepare_cancel: threading.Event | None = None
-        self._answers_running = 0
-        self._counting = threading.Lock()  # `+=` on an attribute is not atomic (free-threaded Python)
+        self._drafts = Drafts()  # a draft's preparation while the user types gives way to answers
+        self._busy = Busy()
+        self._index_changed = False  # an ingest committed papers: the index reopens before its next use
+
+    @contextlib.contextmanager
+    def using(
+        self,
+        label: str,
+        cancelled: Callable[[], bool] | None = None,
+        on_wait: Callable[[str], object] | None = None,
+    ) -> Iterator[Holding]:
+        """Hold the assistant as `label` around several calls (each of which holds it too); meanwhile other
+        threads' calls wait. While another use holds it, `on_wait` is told "waiting for <what>" and
+        `Cancelled` is raised once `cancelled()` is true. `holding.label` may be changed on the way."""
+        with self._busy.hold(label, cancelled, on_wait) as holding:
+            self._reopen_if_changed()
+            yield holding
+
+    @property
+    def busy_with(self) -> str | None:
+        """What holds the assistant now ("an answer being written"), None when it is free."""
+        return self._busy.holder
+
+    def _reopen_now_if_free(self) -> None:
+        """Close the index now if no other use holds the assistant (else its next use does)."""
+        with contextlib.suppress(Cancelled), self._busy.hold("the index to reopen", wait=False):
+            self._reopen_if_changed()
+
+    def _reopen_if_changed(self) -> None:
+        if self._index_changed:
+            self._index_changed = False
+            self.index.close()  # only the connections: they reopen on the next use
 
     # --- ingest ---------------------------------------------------------------------------
-    @_guarded
     def ingest(
         self,
         paths: Iterable[Path | str] | None = None,
@@ -126,30 +150,43 @@ class Assistant:
         `rebuild` embeds everything into a new index that replaces the current one once complete;
         with no paths it re-embeds the papers already indexed (e.g. after changing the embedding model).
 
-        If another process is ingesting into the same data dir, waits for it (`on_wait` is told why).
+        If another process or thread is ingesting into the same data dir, waits for it (`on_wait` is told
+        why). Answers, searches and look-ups are not held up: the ingest writes through its own
+        connection to the index, and they see its papers once it is done.
         """
-        return ingest_paths(
-            self.index,
-            self.provenance,
-            paths,
-            rebuild=rebuild,
-            progress=progress,
-            on_wait=on_wait,
-            limit=limit,
-            categories=categories,
-        )
+        writer = Index(self.settings, self.embedder, paper_embedder=self.paper_embedder)
+        # Chroma shares one store among the clients of a path in a process: a reader left open would keep
+        # the files a writer replaces (when it completes a swap cut short) in use. Closed if nothing uses it.
+        self._index_changed = True
+        self._reopen_now_if_free()
+        try:
+            with catalog_errors(writer.catalog_path):
+                return ingest_paths(
+                    writer,
+                    self.provenance,
+                    paths,
+                    rebuild=rebuild,
+                    progress=progress,
+                    on_wait=on_wait,
+                    limit=limit,
+                    categories=categories,
+                )
+        finally:
+            writer.close()
+            self._index_changed = True
+            self._reopen_now_if_free()
 
-    @_guarded
     def ensure_index(
         self, progress: Progress | None = None, on_wait: Callable[[str], object] | None = None
     ) -> IngestReport | None:
         """Build the index of the bundled corpus on first use: only in a data dir that never held an
-        index (a lost index is an IndexMissingError that says what it held)."""
-        if self.index.exists():
-            return None
-        if not self.first_run:
-            raise self.provenance.missing()
-        return self.ingest(progress=progress, on_wait=on_wait)
+        index (a lost index is an IndexMissingError that says what it held). Other uses wait for it."""
+        with self.using("the first-run index build", on_wait=on_wait), catalog_errors(self.index.catalog_path):
+            if self.index.exists():
+                return None
+            if not self.first_run:
+                raise self.provenance.missing()
+            return self.ingest(progress=progress, on_wait=on_wait)
 
     @property
     def first_run(self) -> bool:
@@ -165,7 +202,7 @@ class Assistant:
             raise self.provenance.missing() from None
 
     # --- search ---------------------------------------------------------------------------
-    @_guarded
+    @_guarded("a search")
     def search(
         self,
         question: str,
@@ -176,17 +213,20 @@ class Assistant:
     ) -> list[Hit]:
         """The k most relevant passages, at most one per paper; with `filters`, only of the papers that
         pass them (`Filters.of(source=..., author=..., year=..., since=..., until=...)`)."""
+        return self._search(question, k, mode=mode, filters=filters)
+
+    def _search(self, question: str, k: int, *, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
         text, _ = clean_question(question)
         self._open_for_search()
         return self.retriever.search(text, k, mode=mode, filters=filters)
 
-    @_guarded
+    @_guarded("a search")
     def filter_problem(self, filters: Filters) -> str | None:
         """Why these filters keep no paper ("no paper in the index has a year ..."), None if they keep some."""
         self._open_for_search()
         return self.retriever.filter_problem(filters)
 
-    @_guarded
+    @_guarded("a check of the index")
     def check_recall(self, sample: int = 200) -> RecallCheck:
         """Does the vector store find `sample` random indexed chunks by their own vectors? (`rag doctor`)"""
         self._open_for_search()
@@ -209,6 +249,16 @@ class Assistant:
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:
         """The language model (assembled from its packages and verified on first use), loaded once;
         for `openai:NAME`, a client of the server at `base_url`, checked to answer."""
+        with self.using(self._loading_label()):
+            return self._load_generator(progress)
+
+    def _loading_label(self) -> str:
+        try:
+            return f"the model {self.model_name} to load"
+        except RagError:  # an unreadable catalogue: loading says why
+            return "the model to load"
+
+    def _load_generator(self, progress: ModelProgress | None = None) -> Generator:
         if self._generator is None:
             self._generator = make_generator(self.settings, registry=self._models, progress=progress)
         return self._generator
@@ -216,27 +266,35 @@ class Assistant:
     def load(self, progress: ModelProgress | None = None) -> Generator:
         """Load the language model and, meanwhile, pay the first search's one-time costs (see `warm_up`),
         so that the first question of a process is as fast as the next ones."""
-        warming = threading.Thread(target=self.warm_up, name="rag-warm-up", daemon=True)
-        warming.start()
-        try:
-            return self.load_generator(progress)
-        finally:
-            warming.join()
+        with self.using(self._loading_label()):
+            # The search runs beside the load in a thread of its own, under this use of the assistant.
+            warming = threading.Thread(target=self._warm_up, name="rag-warm-up", daemon=True)
+            warming.start()
+            try:
+                return self._load_generator(progress)
+            finally:
+                warming.join()
 
     def warm_up(self) -> None:
         """Import and open what a search uses (Chroma and its HNSW files, the BM25 arrays, the embedder's
         session) by running one search. A problem is left for the user's own search to report."""
+        with self.using("a warm-up search"):
+            self._warm_up()
+
+    def _warm_up(self) -> None:
         try:
-            self.search("warm up", k=1)
+            with catalog_errors(self.index.catalog_path):
+                self._search("warm up", k=1)
         except Exception:  # noqa: BLE001 - the real search raises the same error with its message
             pass
 
     def unload_model(self) -> None:
         """Free the language model's memory; the next question loads the model the settings name again."""
-        generator, self._generator = self._generator, None
-        close = getattr(generator, "close", None)
-        if callable(close):
-            close()
+        with self.using("the model to unload"):
+            generator, self._generator = self._generator, None
+            close = getattr(generator, "close", None)
+            if callable(close):
+                close()
 
     @property
     def model_loaded(self) -> bool:
@@ -251,15 +309,16 @@ class Assistant:
 
     def set_model(self, name: str | None, progress: ModelProgress | None = None) -> Generator:
         """Switch to another model (a catalogue name, a .gguf path or openai:NAME) and load it; on failure keep the old one."""
-        previous, previous_model = self._generator, self.settings.model
-        self.settings.model, self._generator = name, None
-        try:
-            return self.load_generator(progress)
-        except Exception:
-            self.settings.model, self._generator = previous_model, previous
-            raise
+        with self.using(f"the switch to model {name}"):
+            previous, previous_model = self._generator, self.settings.model
+            self.settings.model, self._generator = name, None
+            try:
+                return self._load_generator(progress)
+            except Exception:
+                self.settings.model, self._generator = previous_model, previous
+                raise
 
-    @_guarded
+    @_guarded("a look-up of papers")
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         """Full records (abstract, sources, ...) of indexed papers by id."""
         return self.index.catalog.get_papers(paper_ids)
@@ -269,15 +328,22 @@ class Assistant:
     ) -> AnswerStream:
         """Answer `question`: iterate for verified text pieces; `.answer` holds the final `Answer`.
 
-        `on_stage` is told when the answer moves from "searching" to "reading the passages" (the
-        model's prefill, up to its first token, which is a "token" event)."""
+        `on_stage` is told "waiting for <what>" while another use holds the assistant, "searching"
+        once the answer has it, and "reading the passages" (the model's prefill, up to its first token,
+        which is a "token" event). The answer holds the assistant until the stream ends; cancelling
+        it lets a caller that waits know it waits for "the stopped answer to end"."""
         earlier = list(history or [])
+        held: list[Holding] = []
 
         def pipeline(cancel: threading.Event) -> AnswerPipeline:
             with catalog_errors(self.index.catalog_path):
-                return (yield from self._answer(question, earlier, cancel, on_stage))
+                return (yield from self._answer(question, earlier, cancel, on_stage, held))
 
-        return AnswerStream(pipeline)
+        def stopped() -> None:
+            for holding in held:
+                holding.label = "the stopped answer to end (the model stops at its next token)"
+
+        return AnswerStream(pipeline, on_cancel=stopped)
 
     def events(self, question: str, history: Sequence[Answer] | None = None) -> Iterator[AnswerEvent]:
         """Answer `question` step by step: "token" events as the model writes (not yet checked),
@@ -294,7 +360,7 @@ class Assistant:
             raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    @_guarded
+    @_guarded("a search")
     def shown_passages(self, question: str, history: Sequence[Answer] | None = None) -> list[Hit]:
         """The passages the model would be shown to answer `question` (none if nothing relevant was
         retrieved), without generating: where `rag eval --context-only` looks for the expected answer."""
@@ -302,37 +368,35 @@ class Assistant:
         resolved, hits = self.flow.retrieve(text, list(history or []))
         if self.flow.gated(resolved, hits):
             return []
-        return self.flow.passages(text, resolved, hits, self.load_generator())
-
-    def _stop_preparing(self) -> None:
-        """Stop a draft's preparation in flight and wait for it (at most one of its steps)."""
-        cancel = self._prepare_cancel
-        if cancel is not None:
-            cancel.set()
-        with self._preparing:
-            pass
+        return self.flow.passages(text, resolved, hits, self._load_generator())
 
     def _answer(
         self,
         question: str,
         history: list[Answer],
         cancel: threading.Event,
-        on_stage: Callable[[str], object] | None = None,
+        on_stage: Callable[[str], object] | None,
+        held: list[Holding],
     ) -> AnswerPipeline:
         text, truncated = clean_question(question)
         request = AnswerRequest(text, text)  # the clock starts before a preparation in flight is stopped
         if truncated:
             request.notices.append(f"the question was cut to its first {MAX_QUESTION_CHARS} characters")
-        with self._counting:
-            self._answers_running += 1
         try:
-            self._stop_preparing()
-            return (yield from self.flow.answer(request, history, cancel, self.prompts, self.load_generator, on_stage))
-        finally:
-            with self._counting:
-                self._answers_running -= 1
+            # The stream's lock is not owned by this thread: a server steps the stream from several threads.
+            with (
+                self._drafts.answer(),
+                self._busy.hold("an answer being written", cancel.is_set, on_stage, owned=False) as holding,
+            ):
+                held.append(holding)
+                self._reopen_if_changed()
+                if on_stage is not None:
+                    on_stage("searching")
+                flow = self.flow.answer(request, history, cancel, self.prompts, self._load_generator, on_stage)
+                return (yield from flow)
+        except Cancelled:  # stopped while it waited: the stream ends cancelled, without an answer
+            return None
 
-    @_guarded
     def prepare(
         self, draft: str, history: Sequence[Answer] | None = None, cancel: threading.Event | None = None
     ) -> Prepared | None:
@@ -349,44 +413,35 @@ class Assistant:
             text, _ = clean_question(draft)
         except EmptyQuestionError:
             return None
-        cancel = cancel or threading.Event()
-        if self._answers_running:
-            return None
-        self._stop_preparing()  # the newer draft wins
-        self._preparing.acquire()
-        try:
-            self._prepare_cancel = cancel
-            if self._answers_running:
+        stop = cancel or threading.Event()
+        with self._drafts.preparation(stop) as given_up:
+            if given_up is None:  # an answer is on its way
                 return None
-            resolved, hits = self.flow.retrieve(text, list(history or []))
-            prepared = Prepared(resolved.text)
-            generator = self._generator  # never loads the model: typing must not wait for that
-            if self.flow.gated(resolved, hits) or generator is None or cancel.is_set():
-                return prepared
-            passages = self.flow.passages(text, resolved, hits, generator)
-            prepared.paper_ids = [p.paper_id for p in passages]
-            if isinstance(generator, Prefiller) and not cancel.is_set():
-                prepared.prefill = generator.prefill(
-                    render_prefix(self.prompts, passages), upto=QUESTION_SLOT, cancel=cancel
-                )
-            return prepared
-        finally:
-            self._prepare_cancel = None
-            self._preparing.release()
+            try:
+                with self.using("the draft's preparation", given_up), catalog_errors(self.index.catalog_path):
+                    if self._drafts.answering:
+                        return None
+                    generator = self._generator  # never loads the model: typing must not wait for that
+                    return self.flow.prepare(text, list(history or []), generator, self.prompts, stop)
+            except Cancelled:
+                return None
 
-    @_guarded
+    @_guarded("a count of the index")
     def stats(self) -> IndexStats:
         return self.index.stats()
 
-    @_guarded
     def paper_count(self) -> int:
-        """How many papers the index holds (0 without an index)."""
-        return self.index.catalog.paper_count() if self.index.catalog_path.exists() else 0
+        """How many papers the index holds (0 without an index). Never waits for another use: it reads
+        what is committed through a connection of its own (during an ingest, what it committed so far)."""
+        with catalog_errors(self.index.catalog_path):
+            return committed_paper_count(self.index.catalog_path)
 
-    @_guarded
+    @_guarded("a count of the index")
     def has_index(self) -> bool:
         """Whether anything has been ingested into this data dir."""
         return self.index.exists()
 
     def close(self) -> None:
-        self.index.close()
+        """Let go of the index (it reopens on the next use); waits for the use that holds the assistant."""
+        with self._busy.hold("closing"):
+            self.index.close()

@@ -7,6 +7,10 @@ class RagError(Exception):
     """Base class for every error the assistant raises on purpose."""
 
 
+class Cancelled(RagError):
+    """The caller stopped a call (while it waited for the assistant, or from a progress callback)."""
+
+
 class InputError(RagError):
     """A question, path or option the user gave cannot be used."""
 

@@ -21,6 +21,7 @@ LAYERS: list[dict[str, set[str]]] = [
     {
         "base": {
             "errors",
+            "busy",
             "types",
             "protocols",
             "text",

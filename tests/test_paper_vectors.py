@@ -116,6 +116,7 @@ def test_each_paper_keeps_one_vector_through_new_replaced_and_unchanged_papers(t
     report = a.ingest([_corpus(tmp_path / "v2.jsonl", changed)])
     assert (report.replaced, report.unchanged) == (1, n - 1)
     assert papers.calls == n + 1  # only the replaced paper was embedded again
+    catalog = a.index.catalog  # the index reopens after an ingest (which writes through its own connection)
     ids, vectors = catalog.all_paper_vectors()
     assert sorted(ids) == sorted(catalog.get_papers(ids)) and len(ids) == n  # the old version's is gone
     assert vectors.dtype == np.float16 and vectors.shape == (n, ConceptEmbedder.dimension)

@@ -2,10 +2,10 @@
 
 The app holds the keys (`tui.keys`), the command palette and the workers; the widgets in
 `tui.widgets` post Message classes to it; saved chats and the rest of its files are `tui.store`.
-Every question, model load and lookup goes through the `Assistant` API in a thread worker, one at a
-time (`Gate`), and reports back with messages, so the UI never freezes and the input stays
-editable. An ingest runs on a second `Assistant` over the same data dir, so answers keep coming
-from the committed index while it runs. No retrieval or prompt logic lives here.
+Every question, model load and lookup goes through the `Assistant` API in a thread worker and
+reports back with messages, so the UI never freezes and the input stays editable. The Assistant
+runs one use at a time and tells a waiting one what it waits for (`Assistant.using`); an ingest runs
+beside the answers, which keep coming from the committed index. No retrieval or prompt logic lives here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,18 @@ from textual.widgets import Footer, Header, Input, TextArea
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from rag import Answer, Assistant, DataDir, Paper, RagError, ServerClient, ServerError, Settings, clean_question
+from rag import (
+    Answer,
+    Assistant,
+    Cancelled,
+    DataDir,
+    Paper,
+    RagError,
+    ServerClient,
+    ServerError,
+    Settings,
+    clean_question,
+)
 
 from . import keys
 from .clipboard import copy_out, tmux_buffer
@@ -47,9 +58,7 @@ from .tasks import (
     AnswerFailed,
     AnswerPiece,
     AnswerStage,
-    Cancelled,
     CorpusChanged,
-    Gate,
     IngestEnded,
     IngestStarted,
     IngestTask,
@@ -86,9 +95,6 @@ from .widgets import (
 from .widgets.prompt import sent_length
 from .widgets.screens import questions
 
-# `Ingester.ingest(rebuild=True)` builds the new index beside the old one and swaps it in when complete,
-# so answers keep coming from the current index during a rebuild.
-REBUILD_KEEPS_OLD_INDEX = True
 NARROW = 100  # columns: below this the sources panel is hidden (F8 shows it instead of the chat)
 SHORT = 30  # rows: below this the input grows less
 JOURNAL_LIMIT = 2000  # log entries kept (Ctrl+L)
@@ -174,7 +180,6 @@ class ChatApp(App[None]):
         self.queue: list[Turn] = []
         self.ingest_task: IngestTask | None = None
         self.journal: list[LogEntry] = []
-        self.gate = Gate()
         self.locator = SourceLocator()
         # F8 hides or shows the panel beside the chat when wide; when narrow it shows the panel instead
         # of the chat, until F8 again, a printable key (it goes to the input) or any change of width.
@@ -183,7 +188,6 @@ class ChatApp(App[None]):
         self._layout_width = 0
         self.initial_question = question
         self._turns = 0
-        self._reopen_index = False  # an ingest committed papers: the answers' index reopens before the next use
         self._draft_timer: Timer | None = None
         self._draft_cancel = threading.Event()  # set: the draft's preparation in flight stops at its next step
         self._closing_dialog: Screen | None = None  # the dialog an Esc closes: keys typed meanwhile wait (`on_event`)
@@ -277,7 +281,7 @@ class ChatApp(App[None]):
             # A prefill cannot be interrupted: do not wait for it (the process ends without it, see `run`).
             deadline = time.monotonic() + (0.5 if self.running is not None else 5)
             try:
-                with self.gate.hold("closing", lambda: time.monotonic() > deadline):
+                with self.assistant.using("closing", lambda: time.monotonic() > deadline):
                     self.assistant.close()
             except Cancelled:
                 pass
@@ -491,12 +495,6 @@ class ChatApp(App[None]):
             return Problem(str(exc), title)
         return Problem(f"{type(exc).__name__}: {str(exc)[:200]}", title)
 
-    def _use_index(self) -> None:
-        """Called with the gate held: after an ingest, reopen the index to see all it committed."""
-        if self._reopen_index:
-            self._reopen_index = False
-            self.assistant.close()  # only the index; it reopens on the next use
-
     @work(thread=True, group="prepare")
     def prepare(self) -> None:
         """First-run index build, corpus size, and the model loaded before the first question."""
@@ -504,7 +502,7 @@ class ChatApp(App[None]):
         task = IngestTask("First run: indexing the bundled corpus", rebuild=False)
         cancelled = lambda: worker.is_cancelled or task.cancel.is_set()  # noqa: E731
         try:
-            with self.gate.hold("the start-up", cancelled) as holding:
+            with self.assistant.using("the start-up", cancelled) as holding:
                 try:
                     if not self.assistant.index.exists() and not self.assistant.first_run:
                         self.assistant.ensure_index()  # a lost index: says what it held (no other papers)
@@ -545,7 +543,7 @@ class ChatApp(App[None]):
 
     def _load_model(self, cancelled: Callable[[], bool], notify: bool = True, name: str | None = None) -> str | None:
         """Load (assembling it on first use) the configured model, or switch to `name`; called with
-        the gate held. A model that fails to load leaves the previous one in place.
+        the assistant held. A model that fails to load leaves the previous one in place.
 
         Returns the error message if it could not be loaded.
         """
@@ -607,10 +605,8 @@ class ChatApp(App[None]):
     def prepare_draft(self, draft: str, history: list[Answer], cancel: threading.Event) -> None:
         """Retrieve for the draft and prefill the model's prompt up to the question, so that Enter
         only leaves the question to evaluate; a newer still draft or Enter stops it between two steps."""
-        give_up = lambda: cancel.is_set() or self.generating  # noqa: E731
         try:
-            with self.gate.hold("the draft's preparation", give_up):
-                self.assistant.prepare(draft, history, cancel)
+            self.assistant.prepare(draft, history, cancel)  # gives up when an answer starts
         except Exception:  # noqa: BLE001 - stopped, or a draft's problem: it shows when the question is sent
             pass
 
@@ -623,14 +619,9 @@ class ChatApp(App[None]):
             self.post_message(AnswerStage(turn.id, text))
 
         try:
-            with self.gate.hold(
-                "an answer being written",
-                lambda: worker.is_cancelled,
-                on_wait=lambda holder: stage(f"waiting for {holder}"),
-            ) as holding:
+            with self.assistant.using("an answer being written", lambda: worker.is_cancelled, stage) as holding:
                 turn.holding = holding
                 clock.gate = time.monotonic()
-                self._use_index()
                 server = self.server
                 if server is None and not self.assistant.model_loaded:  # not loaded yet, or failed: try again, visibly
                     label = self._model_label()
@@ -643,8 +634,7 @@ class ChatApp(App[None]):
                 clock.loaded = time.monotonic()
                 clock.stream_start = time.monotonic()
                 # The question as typed: the library cuts it to its limit and says so in the answer's notices.
-                if server is None:
-                    stage("searching")
+                if server is None:  # it says "searching", then "reading the passages"
                     stream = self.assistant.stream(turn.typed, history=history, on_stage=stage)
                 else:  # the server reports nothing before the first token
                     stage(f"searching → reading the passages (at {server.url})")
@@ -697,21 +687,10 @@ class ChatApp(App[None]):
         progress = self._progress(cancelled, {"embed": label})
         on_wait = lambda why: self.post_message(TaskStarted(why))  # noqa: E731
         try:
-            if task.rebuild and not REBUILD_KEEPS_OLD_INDEX:
-                with self.gate.hold("the rebuild of the index", cancelled):
-                    self.assistant.close()  # the rebuild replaces the files under it
-                    try:
-                        report = self.assistant.ingest(paths, rebuild=True, progress=progress, on_wait=on_wait)
-                    finally:
-                        papers = self._papers_now(self.assistant)
-            else:
-                writer = Assistant(self.assistant.settings.model_copy(), embedder=self.assistant.embedder)
-                try:
-                    report = writer.ingest(paths, rebuild=task.rebuild, progress=progress, on_wait=on_wait)
-                finally:
-                    papers = self._papers_now(writer)
-                    writer.close()
-                    self._reopen_index = True
+            try:  # beside the answers: they keep coming from the committed index
+                report = self.assistant.ingest(paths, rebuild=task.rebuild, progress=progress, on_wait=on_wait)
+            finally:
+                papers = self._papers_now()
         except Cancelled:
             stopped = True
         except Exception as exc:  # noqa: BLE001
@@ -720,10 +699,9 @@ class ChatApp(App[None]):
             self.post_message(TaskFinished())
             self.post_message(IngestEnded(task, report, stopped, papers, error))
 
-    @staticmethod
-    def _papers_now(assistant: Assistant) -> int | None:
+    def _papers_now(self) -> int | None:
         try:
-            return assistant.stats().papers
+            return self.assistant.paper_count()  # never waits for an answer
         except Exception:  # noqa: BLE001 - a count for the status line only
             return None
 
@@ -732,7 +710,7 @@ class ChatApp(App[None]):
         """Load model `name` (F2: remembered for the next start; a reopened chat's: not)."""
         worker = get_current_worker()
         try:
-            with self.gate.hold(f"the switch to model {name}", lambda: worker.is_cancelled):
+            with self.assistant.using(f"the switch to model {name}", lambda: worker.is_cancelled):
                 if self.server is not None:  # it serves one model: another one is loaded here
                     if remember:  # F2 (a reopened chat's notice says it already)
                         self.post_message(
@@ -756,8 +734,7 @@ class ChatApp(App[None]):
             pass
 
     def _fetch_papers(self, worker: Worker, ids: list[str]) -> tuple[dict[str, Paper], dict[str, str]]:
-        with self.gate.hold("a look-up of papers", lambda: worker.is_cancelled):
-            self._use_index()
+        with self.assistant.using("a look-up of papers", lambda: worker.is_cancelled):
             papers = self.assistant.get_papers(ids) if ids else {}
         return papers, self.locator.locate_all(papers.values())
 
@@ -843,14 +820,11 @@ class ChatApp(App[None]):
         if message.error:
             self.tell(message.error, task.label, "error")
         elif message.cancelled:
-            if task.rebuild and not REBUILD_KEEPS_OLD_INDEX:
-                self.tell(f"stopped{held} (the rebuild had started over); F9 rebuilds it again", task.label, "warning")
-            else:
-                self.tell(
-                    f"stopped{held}: what was committed stays (64 papers a batch); running it again finishes the rest",
-                    task.label,
-                    "warning",
-                )
+            self.tell(
+                f"stopped{held}: what was committed stays (64 papers a batch); running it again finishes the rest",
+                task.label,
+                "warning",
+            )
         elif message.report is not None:
             report = message.report
             self.journal += [LogEntry(datetime.now(), "skipped", problem, "warning") for problem in report.problems]
@@ -1417,11 +1391,10 @@ class ChatApp(App[None]):
             if yes:
                 self._start_ingest(None, True, "Rebuilding the index")
 
-        wait = "" if REBUILD_KEEPS_OLD_INDEX else " Questions wait until it is done."
         self.push_screen(
             ConfirmScreen(
                 "Rebuild the index? Every indexed paper is embedded again into a new index, which replaces the "
-                f"current one when it is complete (a few minutes for the bundled corpus); answers use the current one until then.{wait}"
+                "current one when it is complete (a few minutes for the bundled corpus); answers use the current one until then."
             ),
             confirmed,
         )

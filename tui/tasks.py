@@ -1,69 +1,23 @@
-"""What the chat's workers share with the UI: the gate to the Assistant, the tasks, the turns and
-the messages the workers post (one dataclass each)."""
+"""What the chat's workers share with the UI: the tasks, the turns and the messages the workers post
+(one dataclass each)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from textual.message import Message
 from textual.worker import Worker
 
-from rag import Answer, AnswerStream, IngestReport, Paper, RagError
+from rag import Answer, AnswerStream, Holding, IngestReport, Paper, RagError
 
 from .timing import WallClock
 from .widgets import AnswerView, QuestionView
 
 
-class Cancelled(Exception):
-    """Raised inside a progress callback or a wait to stop a worker."""
-
-
 class ModelLoadFailed(RagError):
     """The model could not be loaded for a question (the message says why)."""
-
-
-@dataclass
-class Holding:
-    label: str  # what an answer waiting for the Assistant is told it waits for
-
-
-class Gate:
-    """One call into the chat's Assistant at a time (it is not thread-safe), and who holds it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holding: Holding | None = None
-
-    @property
-    def holder(self) -> str | None:
-        holding = self._holding
-        return holding.label if holding is not None else None
-
-    @contextmanager
-    def hold(
-        self, label: str, cancelled: Callable[[], bool], on_wait: Callable[[str], None] | None = None
-    ) -> Iterator[Holding]:
-        """Wait for the Assistant (telling `on_wait` who has it, whenever that changes); give up if cancelled."""
-        told = None
-        while not self._lock.acquire(timeout=0.05):
-            if cancelled():
-                raise Cancelled()
-            holder = self.holder or "the assistant"
-            if on_wait is not None and holder != told:
-                on_wait(holder)
-                told = holder
-        holding = self._holding = Holding(label)
-        try:
-            if cancelled():
-                raise Cancelled()
-            yield holding
-        finally:
-            self._holding = None
-            self._lock.release()
 
 
 @dataclass

@@ -10,17 +10,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag.answer.answering import AnswerPipeline, AnswerRequest, generate_answer
+from rag.answer.answering import QUESTION_SLOT, AnswerPipeline, AnswerRequest, generate_answer, render_prefix
 from rag.answer.followups import Standalone, asks_for_authors, needs_subject, standalone
 from rag.answer.passages import build_passages, relevant
 from rag.answer.prompts import Template
 from rag.answer.retrieve import Retriever
 from rag.backends.llm import Stoppable
-from rag.protocols import Embedder, Generator
+from rag.protocols import Embedder, Generator, Prefiller
 from rag.safety import SafeGenerator
 from rag.settings import Settings
 from rag.store.index import Index
-from rag.types import Answer, AnswerEvent, Hit, Paper
+from rag.types import Answer, AnswerEvent, Hit, Paper, Prepared
 
 
 class AnswerFlow:
@@ -62,6 +62,26 @@ class AnswerFlow:
         focus = text if resolved.topic_id is not None else resolved.text
         embedder = self.embedder if self.settings.context_by_meaning else None
         return build_passages(focus, hits, self.index.catalog, generator, self.settings, embedder)
+
+    def prepare(
+        self,
+        text: str,
+        history: Sequence[Answer],
+        generator: Generator | None,
+        prompts: dict[str, Template],
+        cancel: threading.Event,
+    ) -> Prepared:
+        """Retrieve for a draft question as its answer would and, with a model that can (`Prefiller`),
+        evaluate the prompt up to the question into the model's cache; stops between steps on `cancel`."""
+        resolved, hits = self.retrieve(text, history)
+        prepared = Prepared(resolved.text)
+        if self.gated(resolved, hits) or generator is None or cancel.is_set():
+            return prepared
+        passages = self.passages(text, resolved, hits, generator)
+        prepared.paper_ids = [p.paper_id for p in passages]
+        if isinstance(generator, Prefiller) and not cancel.is_set():
+            prepared.prefill = generator.prefill(render_prefix(prompts, passages), upto=QUESTION_SLOT, cancel=cancel)
+        return prepared
 
     def answer(
         self,

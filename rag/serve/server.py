@@ -1,7 +1,7 @@
 """`rag serve`: one `Assistant` kept loaded behind an OpenAI-compatible HTTP API (Starlette + uvicorn).
 
-Questions are answered one at a time, in one worker thread (the Assistant and llama.cpp are
-blocking and hold one KV cache); searches share that thread between the steps of an answer. The
+The Assistant's calls block, so they run in worker threads; the Assistant itself answers one question
+at a time (llama.cpp holds one KV cache) and makes the others, and searches, wait their turn. The
 model is unloaded after `keep_alive` idle seconds and loaded again by the next question.
 
 Follow-ups: an OpenAI client sends the whole conversation back as text. The server remembers the
@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
@@ -67,15 +66,14 @@ class Server:
     def __init__(self, assistant: Assistant, keep_alive: float | None = None):
         self.assistant = assistant
         self.keep_alive = assistant.settings.keep_alive if keep_alive is None else keep_alive
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-serve")
-        self.question_lock = asyncio.Lock()  # one answer at a time; the queued ones wait their turn
+        self._answering = 0  # answers under way or waiting: the model is not unloaded meanwhile
         self.answers: OrderedDict[str, Answer] = OrderedDict()
         self.papers = assistant.paper_count()
         self._unload_timer: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` in the worker thread: the Assistant is blocking and not safe to run twice at once."""
-        return await asyncio.get_running_loop().run_in_executor(self.worker, functools.partial(fn, *args))
+        """`fn(*args)` in a worker thread (the Assistant blocks; it runs one use at a time itself)."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args))
 
     # --- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -200,25 +198,26 @@ class Server:
     async def _events(self, request: Request, question: str, history: list[Answer]) -> AsyncIterator[AnswerEvent]:
         """The answer's events as `Assistant.events` gives them, ending with "done" (not if the client
         left: its generation is cancelled)."""
-        async with self.question_lock:
-            self._stop_unload_timer()
-            stream = self.assistant.stream(question, history)
-            events = stream.events()
-            try:
-                while not stream.cancelled:
-                    event = await self._next_piece(request, stream, events)
-                    if not isinstance(event, AnswerEvent):  # _END
-                        break
-                    if event.answer is not None:
-                        self._remember(event.answer)
-                    yield event
-            finally:
-                stream.cancel()  # a no-op once the answer is complete
-                with anyio.CancelScope(shield=True):  # a cancelled request still waits for the model to stop
-                    close = getattr(events, "close", None)  # a generator: closing it closes the model's stream
-                    if close is not None:
-                        await self.run(close)
-                    await self._after_answer()
+        self._stop_unload_timer()
+        self._answering += 1
+        stream = self.assistant.stream(question, history)  # it waits for the answers before it
+        events = stream.events()
+        try:
+            while not stream.cancelled:
+                event = await self._next_piece(request, stream, events)
+                if not isinstance(event, AnswerEvent):  # _END
+                    break
+                if event.answer is not None:
+                    self._remember(event.answer)
+                yield event
+        finally:
+            stream.cancel()  # a no-op once the answer is complete
+            with anyio.CancelScope(shield=True):  # a cancelled request still waits for the model to stop
+                close = getattr(events, "close", None)  # a generator: closing it closes the model's stream
+                if close is not None:
+                    await self.run(close)
+                self._answering -= 1
+                await self._after_answer()
 
     async def _next_piece(self, request: Request, stream: AnswerStream, pieces: Iterator[AnswerEvent]) -> object:
         """The next event (or _END); while the model writes it, a client that leaves cancels
@@ -277,8 +276,10 @@ class Server:
 
     # --- keep-alive --------------------------------------------------------------------------
     async def _after_answer(self) -> None:
-        """Called under the question lock once an answer ended: unload now, later, or never."""
+        """Called once an answer ended: unload now, later, or never (not while other answers wait)."""
         self.papers = await self.run(self.assistant.paper_count)  # another process may have ingested
+        if self._answering:
+            return
         if self.keep_alive == 0:
             await self.run(self.assistant.unload_model)
         elif self.keep_alive > 0:
@@ -291,12 +292,11 @@ class Server:
 
     async def _unload_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        async with self.question_lock:  # never under a running answer
-            await self.run(self.assistant.unload_model)
+        if not self._answering:
+            await self.run(self.assistant.unload_model)  # the Assistant never unloads under a running answer
 
     def close(self) -> None:
         self._stop_unload_timer()
-        self.worker.shutdown(wait=True)
 
 
 def create_app(assistant: Assistant, *, token: str | None = None, keep_alive: float | None = None) -> Starlette:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,20 @@ def committed_paper_ids(path: Path) -> set[str]:
             return {row[0] for row in db.execute("SELECT paper_id FROM papers")}
     except sqlite3.OperationalError:  # created, but no table yet
         return set()
+
+
+def committed_paper_count(path: Path) -> int:
+    """How many papers the catalog at `path` has committed, read through a connection of its own (so from
+    any thread, beside a writer); 0 if there is no catalog yet."""
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # created, but no table yet
+            return 0
+        raise
 
 
 def damaged(path: Path, problem: str) -> IndexCorruptError:

@@ -7,11 +7,15 @@ damage would send the user to a destructive fix for a problem that deleting cann
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from rag.errors import DataDirError
+from rag.store.catalog_base import damaged
 
 # Bytes on disk per chunk in the embedded store (catalog + Chroma + BM25; BENCHMARKS "Scale": ~8 kB).
 BYTES_PER_CHUNK = 8_000
@@ -98,3 +102,16 @@ def writable(path: Path) -> bool:
             except OSError:
                 return False
     return False
+
+
+@contextlib.contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """SQLite errors from a damaged page that the open-time checks did not reach become one
+    `IndexCorruptError` that says what to do (for the CLI and the chat alike); a full or read-only
+    disk is named as such."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise storage_problem(exc, path.parent) or damaged(path, str(exc)) from exc
