@@ -36,15 +36,17 @@ def main() -> None:
     searched = []
     for item in items:
         question = " ".join([*item.history[-1:], item.question])
-        searched.append((item, question, assistant.search(question, k=assistant.settings.context_passages)))
-    print(f"{args.qa.name}: {len(items)} answerable items, top {assistant.settings.context_passages} papers\n")
+        searched.append((item, question, assistant.search(question, k=assistant.settings.answer.context_passages)))
+    print(f"{args.qa.name}: {len(items)} answerable items, top {assistant.settings.answer.context_passages} papers\n")
     print(
         "| passage tokens | sentences a paper | answer in prompt | gold paper in prompt | user msg tokens p50 | p95 |"
     )
     print("|---|---|---|---|---|---|")
     for budget in args.budgets:
         for cap in args.sentences:
-            settings = assistant.settings.model_copy(update={"context_tokens": budget, "context_sentences": cap})
+            settings = assistant.settings.model_copy()
+            settings.set("context_tokens", budget, "--budgets")
+            settings.set("context_sentences", cap, "--sentences")
             answer_in, gold_in, sizes = 0, 0, []
             for item, question, hits in searched:
                 passages = build_passages(question, hits, assistant.index.catalog, generator, settings)

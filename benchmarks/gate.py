@@ -62,7 +62,7 @@ def name_questions() -> list[str]:
 
 def main(qa_files: list[str]) -> None:
     assistant = Assistant()
-    k = assistant.settings.candidates_for_answer
+    k = assistant.settings.retrieval.candidates_for_answer
     groups: dict[str, list[list[Hit]]] = {
         "off-topic (should be refused)": [assistant.search(q, k=k) for q in OFF_TOPIC],
         '"What is <name>?" (should pass)': [assistant.search(q, k=k) for q in name_questions()],

@@ -141,7 +141,7 @@ def main() -> None:
     assistant = Assistant(settings)
     generator = assistant.load()
     resolved = ModelRegistry(settings).resolve()
-    threads = getattr(generator, "n_threads", None) or settings.n_threads or 2
+    threads = getattr(generator, "n_threads", None) or settings.models.n_threads or 2
     theirs = LlamaIndexSide(resolved.path, resolved.n_ctx, threads)
     print(f"LlamaIndex indexed {theirs.documents} papers in {theirs.index_s:.1f} s", flush=True)
     ours(assistant, warm)

@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--requant", nargs="*", default=[])
     args = parser.parse_args()
     assistant = Assistant()
-    resolved = assistant.models.resolve(args.model or assistant.settings.model or None)
-    threads = assistant.settings.n_threads
+    resolved = assistant.models.resolve(args.model or assistant.settings.models.model or None)
+    threads = assistant.settings.models.n_threads
     print(f"{resolved.name}: {args.tokens} prompt tokens, best of 3\n")
     print("| weights | settings | prefill tok/s | decode tok/s |")
     print("|---|---|---|---|")

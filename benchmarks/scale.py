@@ -159,9 +159,9 @@ def base_settings(home: Path, models_home: Path | None, chroma_url: str | None =
 def make_embedder(settings: Settings, cls: type[Embedder] = Embedder, **extra) -> Embedder:
     """Built as `Assistant` builds it (the ONNX export in the models dir is reused)."""
     return cls(
-        settings.embedding_model,
-        batch_size=settings.embed_batch_size,
-        n_threads=settings.n_threads,
+        settings.models.embedding_model,
+        batch_size=settings.models.embed_batch_size,
+        n_threads=settings.models.n_threads,
         cache_dir=settings.models_dir / "embeddings",
         **extra,
     )
@@ -272,10 +272,10 @@ def write_synthetic_corpus(
                 "authors": [f"Author{a} Person{a}" for a in authors_rng.sample(range(pool), AUTHORS_PER_PAPER)],
             }
             paper = Paper(title=record["title"], abstract=record["abstract"], source="")
-            chunks += len(chunk_paper(paper, count_tokens, settings.chunk_tokens, settings.chunk_overlap))
+            chunks += len(chunk_paper(paper, count_tokens, settings.store.chunk_tokens, settings.store.chunk_overlap))
             files[i % SYNTHETIC_SOURCES].write(json.dumps(record) + "\n")
             papers += 1
-    info = {"papers": papers, "chunks": chunks, "seed": seed, "chunk_tokens": settings.chunk_tokens}
+    info = {"papers": papers, "chunks": chunks, "seed": seed, "chunk_tokens": settings.store.chunk_tokens}
     done.write_text(json.dumps(info))
     return info
 
@@ -357,7 +357,7 @@ def ingest_ratio_step(home: str, corpus: str, models_home: str | None, chroma_ur
     texts = [
         c.embedded_text
         for p in papers
-        for c in chunk_paper(p, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        for c in chunk_paper(p, embedder.count_tokens, settings.store.chunk_tokens, settings.store.chunk_overlap)
     ]
     load_start = load_average()
     t0 = time.perf_counter()
@@ -455,10 +455,10 @@ def query_step(
         vector = embedder.encode_query(query)
         times["part:embed_query"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        index.vectors.query(vector, settings.candidates)
+        index.vectors.query(vector, settings.retrieval.candidates)
         times["part:chroma_query"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        lexical.search(query, settings.candidates)
+        lexical.search(query, settings.retrieval.candidates)
         times["part:bm25_search"].append(time.perf_counter() - t0)
         first = next(iter(filters.values()))
         t0 = time.perf_counter()
@@ -467,7 +467,7 @@ def query_step(
         if "author" in filters:
             mask = kept["author"]
             t0 = time.perf_counter()
-            retriever._dense(vector, settings.candidates, table, mask)
+            retriever._dense(vector, settings.retrieval.candidates, table, mask)
             times["part:dense_exact_author"].append(time.perf_counter() - t0)
     chunks = index.catalog.chunk_count()
     papers = len(table)
@@ -736,7 +736,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "vectors": args.vectors,
         "k": K,
-        "candidates": settings.candidates,
+        "candidates": settings.retrieval.candidates,
         "queries": query_counts,
         "points": points,
     }

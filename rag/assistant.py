@@ -236,7 +236,7 @@ class Assistant:
     @property
     def prompts(self) -> dict[str, Template]:
         if self._prompts is None:
-            self._prompts = load_prompts(self.settings.prompts_dir)
+            self._prompts = load_prompts(self.settings.answer.prompts_dir)
         return self._prompts
 
     @property
@@ -305,17 +305,20 @@ class Assistant:
         """The loaded model's name, else the configured one (default: the first entry of models.txt)."""
         if self._generator is not None:
             return self._generator.name
-        return self.settings.model or self.models.default.name
+        return self.settings.models.model or self.models.default.name
 
     def set_model(self, name: str | None, progress: ModelProgress | None = None) -> Generator:
         """Switch to another model (a catalogue name, a .gguf path or openai:NAME) and load it; on failure keep the old one."""
         with self.using(f"the switch to model {name}"):
-            previous, previous_model = self._generator, self.settings.model
-            self.settings.model, self._generator = name, None
+            previous, previous_model = self._generator, self.settings.models.model
+            # Checked as RAG_MODEL is: a SettingsError changes nothing.
+            self.settings.set("model", name, given_as="model")
+            self._generator = None
             try:
                 return self._load_generator(progress)
             except Exception:
-                self.settings.model, self._generator = previous_model, previous
+                self.settings.set("model", previous_model)
+                self._generator = previous
                 raise
 
     @_guarded("a look-up of papers")

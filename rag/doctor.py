@@ -76,8 +76,8 @@ def _files(report: DoctorReport, settings: Settings) -> ModelRegistry | None:
     from rag.answer.prompts import load_prompts
 
     try:
-        templates = load_prompts(settings.prompts_dir)
-        report.add("files", "prompts", "ok", f"{len(templates)} templates checked in {settings.prompts_dir}")
+        templates = load_prompts(settings.answer.prompts_dir)
+        report.add("files", "prompts", "ok", f"{len(templates)} templates checked in {settings.answer.prompts_dir}")
     except RagError as exc:
         report.add("files", "prompts", "fail", str(exc))
     try:
@@ -85,7 +85,7 @@ def _files(report: DoctorReport, settings: Settings) -> ModelRegistry | None:
     except RagError as exc:
         report.add("files", "model catalogue", "fail", str(exc))
         return None
-    report.add("files", "model catalogue", "ok", f"{len(registry.entries)} models in {settings.models_file}")
+    report.add("files", "model catalogue", "ok", f"{len(registry.entries)} models in {settings.models.models_file}")
     return registry
 
 
@@ -146,7 +146,7 @@ class ModelChoice(BaseModel):
 
     @classmethod
     def of(cls, settings: Settings, registry: ModelRegistry | None) -> ModelChoice:
-        configured = settings.model or (registry.default.name if registry is not None else None)
+        configured = settings.models.model or (registry.default.name if registry is not None else None)
         if configured is None:
             return cls()
         try:
@@ -198,40 +198,40 @@ def _models(
         file_status: Status = "ok" if spec.path is not None and spec.path.is_file() else "fail"
         report.add("models", "model file", file_status, str(spec.path))
     if spec is not None and spec.kind == "server":
-        if settings.base_url:
-            report.add("models", "model server", "info", f"{spec.name} on the server at {settings.base_url}")
+        if settings.models.base_url:
+            report.add("models", "model server", "info", f"{spec.name} on the server at {settings.models.base_url}")
         else:
             report.add(
                 "models",
                 "model server",
                 "warn",
-                f"model {settings.model} needs the server's URL: set RAG_BASE_URL or pass --base-url",
+                f"model {settings.models.model} needs the server's URL: set RAG_BASE_URL or pass --base-url",
             )
-    if remote_model(settings.embedding_model) is not None:
-        url = settings.embedding_base_url or settings.base_url
+    if remote_model(settings.models.embedding_model) is not None:
+        url = settings.models.embedding_base_url or settings.models.base_url
         report.add(
             "models",
             "embedding model",
             "info" if url else "warn",
-            f"{settings.embedding_model} on the server at {url}"
+            f"{settings.models.embedding_model} on the server at {url}"
             if url
-            else f"embedding model {settings.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL",
+            else f"embedding model {settings.models.embedding_model} needs the server's URL: set RAG_EMBEDDING_BASE_URL",
         )
         return
     try:
         from rag.backends.embeddings import resolve_embedding_model
 
-        folder = resolve_embedding_model(settings.embedding_model)
+        folder = resolve_embedding_model(settings.models.embedding_model)
         exported = list((settings.models_dir / "embeddings").glob(f"{folder.name}-*.onnx"))
         engine = "onnxruntime export present" if exported else "exported to ONNX on first use"
-        report.add("models", "embedding model", "ok", f"{settings.embedding_model} from {folder} ({engine})")
+        report.add("models", "embedding model", "ok", f"{settings.models.embedding_model} from {folder} ({engine})")
     except RagError as exc:
         report.add("models", "embedding model", "fail", str(exc))
 
 
 def _paper_side(report: DoctorReport, settings: Settings, model: str | None, vectors: int, papers: int) -> None:
     """Whether searches can use the whole-abstract vectors of the configured paper model."""
-    wanted = settings.paper_embedding_model
+    wanted = settings.models.paper_embedding_model
     if not wanted:
         report.add(
             "index", "paper model", "info", "off (RAG_PAPER_EMBEDDING_MODEL is empty): BM25 and chunk vectors only"
@@ -300,7 +300,7 @@ def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> No
         )
         return
     recorded = meta.get("embedding_model")
-    status: Status = "ok" if recorded in (None, settings.embedding_model) else "fail"
+    status: Status = "ok" if recorded in (None, settings.models.embedding_model) else "fail"
     report.add(
         "index",
         "embedding model",
@@ -309,7 +309,7 @@ def _index(report: DoctorReport, settings: Settings, verify: bool = False) -> No
         + (
             ""
             if status == "ok"
-            else f" but {settings.embedding_model} is configured; set RAG_EMBEDDING_MODEL={recorded}, or re-embed the "
+            else f" but {settings.models.embedding_model} is configured; set RAG_EMBEDDING_MODEL={recorded}, or re-embed the "
             "indexed papers with `rag ingest --rebuild`"
         ),
     )
@@ -361,12 +361,12 @@ def _network(report: DoctorReport, settings: Settings, registry: ModelRegistry |
     remote = [
         f"{what} {url}"
         for what, url in (
-            ("vector store", settings.chroma_url),
-            ("model server", settings.base_url if spec is not None and spec.kind == "server" else None),
+            ("vector store", settings.store.chroma_url),
+            ("model server", settings.models.base_url if spec is not None and spec.kind == "server" else None),
             (
                 "embedding server",
-                (settings.embedding_base_url or settings.base_url)
-                if remote_model(settings.embedding_model) is not None
+                (settings.models.embedding_base_url or settings.models.base_url)
+                if remote_model(settings.models.embedding_model) is not None
                 else None,
             ),
         )

@@ -73,7 +73,7 @@ def naive_rag_ask(assistant: Assistant, k: int = 5) -> Ask:
         timings = Timings(retrieve_s=time.perf_counter() - started)
         text, tokens = "", 0
         for piece in generator.stream(
-            messages, max_tokens=assistant.settings.max_answer_tokens, stop=["\n\n\n", "Question:"]
+            messages, max_tokens=assistant.settings.answer.max_answer_tokens, stop=["\n\n\n", "Question:"]
         ):
             if timings.first_token_s is None:
                 timings.first_token_s = time.perf_counter() - started

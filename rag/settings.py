@@ -1,15 +1,29 @@
-"""Settings: one pydantic-settings class, read from `RAG_*` environment variables."""
+"""Settings: one pydantic-settings class in groups by job (`settings.retrieval.candidates`), read from
+flat `RAG_*` environment variables (RAG_CANDIDATES)."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from rag import resources
@@ -94,19 +108,31 @@ def check_url(value: str) -> str:
     return text
 
 
+def _url(value: object) -> object:
+    if isinstance(value, str) and value.strip():  # '' means unset (the probe: never look)
+        return check_url(value)
+    return value
+
+
 def default_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("rag-abstracts", appauthor=False))
 
 
-class Settings(BaseSettings):
-    """Everything a user can configure. Each field can be set as `RAG_<NAME>`."""
-
+class _Group(BaseModel):
     # validate_assignment: a value set later (a CLI flag, the chat's model choice) is checked as the variable is
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+    model_config = ConfigDict(validate_assignment=True)
 
-    home: Path = Field(default_factory=default_home, description="Data dir: index, models, chats.")
+
+class ModelSettings(_Group):
+    """The language model and the embedders: which, where they run (here or on a server), how they are reached."""
+
+    model: str | None = Field(
+        default=None,
+        description="LLM: a name from models.txt, a path to a .gguf, or openai:NAME on the server at base_url "
+        "(default: first entry of models.txt).",
+    )
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="Embedding model: the packaged all-MiniLM-L6-v2, a local sentence-transformers folder, "
@@ -118,24 +144,14 @@ class Settings(BaseSettings):
         "packaged all-mpnet-base-v2 (int8), a local sentence-transformers folder, or '' (off: faster ingest, "
         "weaker on questions in other words than the paper's).",
     )
-    model: str | None = Field(
-        default=None,
-        description="LLM: a name from models.txt, a path to a .gguf, or openai:NAME on the server at base_url "
-        "(default: first entry of models.txt).",
+    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    embed_batch_size: int = Field(default=16, ge=1)
+    models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
+    models_file: Path = Field(
+        default_factory=resources.models_file,
+        description="The model catalogue (default: the one shipped with the program).",
     )
-    # Scale-out: any of these moves one piece onto a server; the catalog and BM25 index stay in HOME.
-    chroma_url: str | None = Field(
-        default=None, description="A Chroma server (http[s]://host:port) instead of the embedded store in HOME."
-    )
-    chroma_headers: dict[str, str] = Field(
-        default_factory=dict, description="HTTP headers for the Chroma server, e.g. its auth token (JSON object)."
-    )
-    chroma_collection: str = Field(
-        default="chunks",
-        min_length=3,
-        max_length=63,
-        description="Chroma collection; data dirs sharing one server need different names.",
-    )
+    # Scale-out: either model can run on an OpenAI-compatible server.
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible API root for openai:NAME models, e.g. http://127.0.0.1:8080/v1."
     )
@@ -168,27 +184,30 @@ class Settings(BaseSettings):
         le=64,
         description="Requests an openai:NAME embedding model keeps in flight on its server during ingest.",
     )
-    # `rag serve`
-    server_token: SecretStr | None = Field(
-        default=None,
-        description="Bearer token `rag serve` requires on every endpoint but /health (needed off loopback).",
-    )
-    server_url: str | None = Field(
-        default=None,
-        description="A running `rag serve` that `rag ask` and `rag chat` must answer through (unreachable: an error).",
-    )
-    server_probe_url: str = Field(
-        default="http://127.0.0.1:8765",
-        description="Where `rag ask` and `rag chat` look for a running `rag serve` when server_url is unset "
-        "('': never look); one serving another data dir or model is not used.",
-    )
-    keep_alive: float = Field(
-        default=300.0,
-        description="Seconds `rag serve` keeps an idle model loaded (0: unload after each answer; negative: never).",
-    )
-    chunk_tokens: int = Field(default=110, ge=32, le=254, description="Word pieces per chunk, title included.")
-    chunk_overlap: int = Field(default=1, ge=0, le=3, description="Sentences shared by neighbouring chunks.")
-    embed_batch_size: int = Field(default=16, ge=1)
+
+    @field_validator("models_home", mode="before")
+    @classmethod
+    def _is_a_directory(cls, value: object, info: ValidationInfo) -> object:
+        return _directory(value, info.field_name or "")
+
+    @field_validator("base_url", "embedding_base_url", mode="before")
+    @classmethod
+    def _is_a_url(cls, value: object) -> object:
+        return _url(value)
+
+    @field_validator("model", "embedding_model")
+    @classmethod
+    def _names_a_model(cls, value: str | None) -> str | None:
+        try:
+            remote_model(value)  # "openai:" with no name is refused here, before any command runs
+        except UnknownModelError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class RetrievalSettings(_Group):
+    """How papers are found for a question."""
+
     candidates: int = Field(default=40, ge=1, description="Chunks each retriever proposes before fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     exact_search_mb: float = Field(
@@ -198,6 +217,12 @@ class Settings(BaseSettings):
         "vector store's graph (which can miss papers far from the rest of the corpus); 0: always the graph.",
     )
     candidates_for_answer: int = Field(default=5, ge=1, description="Papers retrieved for an answer.")
+    min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
+
+
+class AnswerSettings(_Group):
+    """What the model is shown, how long it may write, and what its sentences must hold to be kept."""
+
     context_passages: int = Field(default=3, ge=1, le=10, description="Top papers shown to the model.")
     context_sentences: int = Field(
         default=3, ge=1, description="At most this many sentences of each of those abstracts."
@@ -216,50 +241,161 @@ class Settings(BaseSettings):
         ge=50,
         description="Token budget of the passages in the prompt: smaller answers sooner, and less often.",
     )
-    min_relevance: float = Field(default=0.25, description="Below this best cosine, refuse without calling the model.")
     min_support: float = Field(default=0.5, description="Share of a sentence's content words its passage must hold.")
     max_answer_tokens: int = Field(default=160, ge=16)
+    temperature: float = Field(default=0.0, ge=0.0)
     prefill_while_typing: bool = Field(
         default=True,
         description="The chat retrieves for the draft question and prefills the model's prompt while you type.",
     )
-    temperature: float = Field(default=0.0, ge=0.0)
-    lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
-    n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
-    models_home: Path | None = Field(default=None, description="Where models are assembled (default: HOME/models).")
     prompts_dir: Path = Field(
         default_factory=resources.prompts_dir,
         description="Prompt templates (default: the ones shipped with the program).",
     )
-    models_file: Path = Field(
-        default_factory=resources.models_file,
-        description="The model catalogue (default: the one shipped with the program).",
+
+
+class ServerSettings(_Group):
+    """`rag serve`, and how `rag ask` and `rag chat` find one."""
+
+    server_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `rag serve` requires on every endpoint but /health (needed off loopback).",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="A running `rag serve` that `rag ask` and `rag chat` must answer through (unreachable: an error).",
+    )
+    server_probe_url: str = Field(
+        default="http://127.0.0.1:8765",
+        description="Where `rag ask` and `rag chat` look for a running `rag serve` when server_url is unset "
+        "('': never look); one serving another data dir or model is not used.",
+    )
+    keep_alive: float = Field(
+        default=300.0,
+        description="Seconds `rag serve` keeps an idle model loaded (0: unload after each answer; negative: never).",
     )
 
-    @field_validator("home", "models_home", mode="before")
-    @classmethod
-    def _is_a_directory(cls, value: object, info) -> object:
-        return _directory(value, info.field_name)
-
-    @field_validator("chroma_url", "base_url", "embedding_base_url", "server_url", "server_probe_url", mode="before")
+    @field_validator("server_url", "server_probe_url", mode="before")
     @classmethod
     def _is_a_url(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip():  # '' means unset (the probe: never look)
-            return check_url(value)
-        return value
+        return _url(value)
 
-    @field_validator("embedding_model")
+
+class StoreSettings(_Group):
+    """The index: how abstracts are cut into chunks, where the vectors are kept, how writers take turns."""
+
+    chunk_tokens: int = Field(default=110, ge=32, le=254, description="Word pieces per chunk, title included.")
+    chunk_overlap: int = Field(default=1, ge=0, le=3, description="Sentences shared by neighbouring chunks.")
+    # Scale-out: the vectors on a Chroma server; the catalog and BM25 index stay in HOME.
+    chroma_url: str | None = Field(
+        default=None, description="A Chroma server (http[s]://host:port) instead of the embedded store in HOME."
+    )
+    chroma_headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers for the Chroma server, e.g. its auth token (JSON object)."
+    )
+    chroma_collection: str = Field(
+        default="chunks",
+        min_length=3,
+        max_length=63,
+        description="Chroma collection; data dirs sharing one server need different names.",
+    )
+    lock_timeout: float = Field(default=600, ge=0, description="Seconds an ingest waits for another one to finish.")
+
+    @field_validator("chroma_url", mode="before")
     @classmethod
-    def _names_a_model(cls, value: str) -> str:
-        try:
-            remote_model(value)  # "openai:" with no name is refused here, before any command runs
-        except UnknownModelError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+    def _is_a_url(cls, value: object) -> object:
+        return _url(value)
+
+
+# The groups of `Settings` by attribute name. A setting's variable stays RAG_<NAME> whatever its group
+# (RAG_CANDIDATES, not RAG_RETRIEVAL__CANDIDATES): the names users know keep working.
+GROUPS: dict[str, type[_Group]] = {
+    "models": ModelSettings,
+    "retrieval": RetrievalSettings,
+    "answer": AnswerSettings,
+    "server": ServerSettings,
+    "store": StoreSettings,
+}
+# Each setting's group: `candidates` -> "retrieval" (a name is in one group only: tests/test_settings.py).
+GROUP_OF: dict[str, str] = {name: group for group, model in GROUPS.items() for name in model.model_fields}
+
+
+class _Variables(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+
+@functools.cache
+def _variables() -> type[BaseSettings]:
+    """A flat settings class with a field for every RAG_<NAME>, to read the environment with: pydantic-settings
+    reads a nested model from RAG_<GROUP> (JSON, or RAG_<GROUP>__<NAME> with a nested delimiter), never from
+    its fields' own names. Only the types matter here (a dict is read as JSON); `Settings` validates the values."""
+    models: list[type[BaseModel]] = [Settings, *GROUPS.values()]
+    fields: dict[str, Any] = {
+        name: (info.annotation, None)
+        for model in models
+        for name, info in model.model_fields.items()
+        if name not in GROUPS
+    }
+    return create_model("Variables", __base__=_Variables, **fields)
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure, in groups by job (`settings.retrieval.candidates`). Each setting
+    can be set as `RAG_<NAME>` (RAG_CANDIDATES), or given flat as `Settings(candidates=5)` or
+    `settings.set("candidates", 5)`."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+
+    home: Path = Field(default_factory=default_home, description="Data dir: index, models, chats.")
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    if TYPE_CHECKING:
+        # Type checkers take the fields for the keywords; `_regroup` takes flat ones (`Settings(candidates=5)`).
+        def __init__(self, **values: Any) -> None: ...
 
     @classmethod
-    def load(cls, **values) -> Settings:
-        """The settings from `values` and the environment; a bad value is a `SettingsError` naming it."""
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flat names from both (a keyword wins over its variable), regrouped by `_regroup` once merged; no
+        # .env file or secrets dir is configured, so the other two sources read nothing.
+        return init_settings, EnvSettingsSource(_variables())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regroup(cls, data: Any) -> Any:
+        """`{"candidates": 5}` -> `{"retrieval": {"candidates": 5}}`. A group given as a dict wins over a flat
+        name for the same setting; one given as a model is taken as it is. (Also called on every assignment,
+        with the groups as they are: nothing to regroup then.)"""
+        if not isinstance(data, dict) or not GROUP_OF.keys() & data.keys():
+            return data
+        out = {name: value for name, value in data.items() if name not in GROUP_OF}
+        for name, value in data.items():
+            if (group := GROUP_OF.get(name)) is not None:
+                given = out.get(group)
+                if isinstance(given, BaseModel):
+                    continue
+                out[group] = {name: value, **given} if isinstance(given, dict) else {name: value}
+        return out
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _is_a_directory(cls, value: object, info: ValidationInfo) -> object:
+        return _directory(value, info.field_name or "")
+
+    @classmethod
+    def load(cls, **values: Any) -> Settings:
+        """The settings from `values` (flat names) and the environment; a bad value is a `SettingsError`
+        naming its variable."""
         try:
             return cls(**values)
         except ValidationError as exc:
@@ -268,7 +404,8 @@ class Settings(BaseSettings):
                 if not e["loc"]:
                     problems.append(e["msg"])
                     continue
-                field = str(e["loc"][0])
+                # ("retrieval", "candidates") -> RAG_CANDIDATES; ("store", "chroma_headers", "Authorization") too
+                field = str(e["loc"][1] if e["loc"][0] in GROUPS and len(e["loc"]) > 1 else e["loc"][0])
                 name = f"RAG_{field.upper()}" + ("" if field in _SECRET else f"={e.get('input')!s}")
                 hint = f"; give {_JSON_FIELDS[field]}" if field in _JSON_FIELDS else ""
                 problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}{hint}")
@@ -280,13 +417,23 @@ class Settings(BaseSettings):
             raise SettingsError(f"invalid setting RAG_{field.upper()}: not valid JSON; give {expected}") from exc
 
     def set(self, field: str, value: object, given_as: str | None = None) -> None:
-        """Set one setting given other than by its variable (`--base-url`), checked as the variable would
-        be; a bad value is a `SettingsError` naming the option (or the variable)."""
+        """Set one setting by its flat name (`"base_url"`) given other than by its variable (`--base-url`),
+        checked as the variable would be; a bad value is a `SettingsError` naming the option (or the
+        variable), and the old value stays."""
+        owner: BaseModel = getattr(self, GROUP_OF[field]) if field in GROUP_OF else self
         try:
-            setattr(self, field, value)
+            setattr(owner, field, value)
         except ValidationError as exc:
             why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            raise SettingsError(f"invalid {given_as or f'setting RAG_{field.upper()}'}={value}: {why}") from None
+            shown = "" if field in _SECRET else f"={value}"
+            raise SettingsError(f"invalid {given_as or f'setting RAG_{field.upper()}'}{shown}: {why}") from None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy that shares no group with this one (a shallow copy would: a setting changed on either
+        would change on both)."""
+        if flat := GROUP_OF.keys() & (update or {}).keys():
+            raise TypeError(f"model_copy takes groups, not settings ({', '.join(sorted(flat))}); use set() on the copy")
+        return super().model_copy(update=update, deep=True)
 
     @property
     def data_dir(self) -> DataDir:
@@ -299,4 +446,4 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.models_home or self.data_dir.models
+        return self.models.models_home or self.data_dir.models

@@ -128,17 +128,17 @@ def test_a_value_set_after_loading_is_validated_as_the_variable_is(rag_home):
 
     settings = Settings.load()
     with pytest.raises(ValidationError):
-        settings.embed_batch_size = 0
+        settings.models.embed_batch_size = 0
     with pytest.raises(SettingsError, match=r"^invalid --base-url=ftp:/x: "):
         settings.set("base_url", "ftp:/x", "--base-url")
-    assert settings.base_url is None and settings.embed_batch_size == 16  # nothing half-set
+    assert settings.models.base_url is None and settings.models.embed_batch_size == 16  # nothing half-set
     settings.set("base_url", "http://127.0.0.1:8080/v1", "--base-url")
-    assert settings.base_url == "http://127.0.0.1:8080/v1"
+    assert settings.models.base_url == "http://127.0.0.1:8080/v1"
 
 
 def test_url_settings_that_are_urls_or_empty_are_kept():
     settings = Settings.load(base_url=" http://[::1]:8080/v1 ", server_probe_url="", server_url="https://h.example")
-    assert settings.base_url == "http://[::1]:8080/v1" and settings.server_probe_url == ""
+    assert settings.models.base_url == "http://[::1]:8080/v1" and settings.server.server_probe_url == ""
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def free_port() -> int:
 @pytest.fixture
 def served(settings, hash_embedder, small_corpus) -> Iterator[Assistant]:
     """The Assistant a server keeps: the small corpus indexed, a scripted model loaded."""
-    settings.model = "scripted"
+    settings.models.model = "scripted"
     a = Assistant(settings, embedder=hash_embedder, generator=ScriptedGenerator(reply))
     a.ingest([small_corpus])
     yield a

@@ -119,7 +119,8 @@ def test_dense_ranking_under_a_filter_is_the_same_exact_or_over_fetched(indexed,
     an index without kept vectors asks Chroma for the kept chunks: the same papers in the same order."""
     assistant, _ = indexed
     results = {}
-    monkeypatch.setattr(assistant.retriever.settings, "candidates", 6)  # fewer than the papers kept: top-n matters
+    # fewer than the papers kept: top-n matters
+    monkeypatch.setattr(assistant.retriever.settings.retrieval, "candidates", 6)
     paths = {"exact": (0, 2**30, True), "over-fetched": (10**6, 0, True), "chroma ids": (0, 2**30, False)}
     for path, (cheap, exact_max, kept) in paths.items():
         monkeypatch.setattr(retrieve, "OVERFETCH_CHEAP", cheap)

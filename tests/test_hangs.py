@@ -364,10 +364,10 @@ def test_the_deadline_and_the_cap_are_settings(monkeypatch):
     settings = Settings.load(base_url="http://127.0.0.1:9")
     assert OpenAIGenerator.from_settings("m", settings).server.budget == Budget(2.5, 3 * MB)
     assert OpenAIEmbedder.from_settings("e", settings).server.budget == Budget(2.5, 3 * MB)
-    assert Settings.load().request_deadline == 2.5 and Settings().max_response_mb == 3
+    assert Settings.load().models.request_deadline == 2.5 and Settings().models.max_response_mb == 3
     monkeypatch.delenv("RAG_REQUEST_DEADLINE")
     monkeypatch.delenv("RAG_MAX_RESPONSE_MB")
-    assert (Settings().request_deadline, Settings().max_response_mb) == (600, 64)
+    assert (Settings().models.request_deadline, Settings().models.max_response_mb) == (600, 64)
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_odd_questions_never_crash_and_never_cite_outside_the_retrieved_set(
     assert answer.refused or keys_valid(answer)
     # The reply's [7] points past the passages the model saw: it may cite only those (keys are renumbered,
     # so the check is on what is cited, not on the marker's text).
-    shown = {h.paper_id for h in a.search(question, k=settings.context_passages)}
+    shown = {h.paper_id for h in a.search(question, k=settings.answer.context_passages)}
     assert {c.paper_id for c in answer.citations} <= shown
     assert a.stats().papers == 7  # the SQL-looking question touched nothing
 

@@ -156,4 +156,4 @@ def test_the_generator_factory_fails_before_loading_anything(tmp_path):
     (tmp_path / "some.gguf").write_bytes(b"GGUF")
     unloaded = make_generator(settings, str(tmp_path / "some.gguf"), load=False)
     assert isinstance(unloaded, LlamaCppGenerator) and unloaded.name == "some" and unloaded.chat_format is None
-    assert unloaded.n_threads == settings.n_threads
+    assert unloaded.n_threads == settings.models.n_threads

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag.answer.passages import build_passages, sentence_scores
-from rag.settings import Settings
+from rag.settings import AnswerSettings, Settings
 from rag.testing import ScriptedGenerator
 from rag.types import Hit, Paper
 
@@ -45,9 +45,10 @@ def _build(budget: int, per_paper: int = 2, papers=(A, B, C), whole_top: int = 0
     catalog = _Catalog({p.paper_id: p for p in papers})
     hits = [Hit(f"{p.paper_id}:0", p.paper_id, p.title, p.abstract, 1.0 - i / 10) for i, p in enumerate(papers)]
     # (model_copy skips the validation that keeps users' budgets >= 50: small numbers keep this readable)
-    settings = Settings().model_copy(
+    answer = AnswerSettings().model_copy(
         update={"context_tokens": budget, "context_sentences": per_paper, "context_whole_top_tokens": whole_top}
     )
+    settings = Settings().model_copy(update={"answer": answer})
     # The scripted generator counts words as tokens.
     return build_passages(question, hits, catalog, ScriptedGenerator(["x"]), settings, embedder)
 

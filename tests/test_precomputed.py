@@ -77,7 +77,7 @@ def test_the_shipped_vectors_equal_fresh_ones(embedder, models_home):
     chunk_texts = [
         c.embedded_text
         for p in (papers[i] for i in rng.choice(len(papers), 12, replace=False))
-        for c in chunk_paper(p, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        for c in chunk_paper(p, embedder.count_tokens, settings.store.chunk_tokens, settings.store.chunk_overlap)
     ]
     known = [t for t in chunk_texts if text_key(t) in shipped]
     assert len(known) == len(chunk_texts)  # today's chunking makes the texts the vectors were shipped for

@@ -155,9 +155,9 @@ def test_server_settings_from_environment(monkeypatch):
     monkeypatch.setenv("RAG_BASE_URL", "http://127.0.0.1:8080/v1")
     monkeypatch.setenv("RAG_API_KEY", "k")
     settings = Settings()
-    assert settings.chroma_headers == {"Authorization": "Bearer s3cret"}
-    assert settings.chroma_collection == "lab_chunks"
-    assert settings.api_key is not None and "k" not in repr(settings.api_key)
+    assert settings.store.chroma_headers == {"Authorization": "Bearer s3cret"}
+    assert settings.store.chroma_collection == "lab_chunks"
+    assert settings.models.api_key is not None and "k" not in repr(settings.models.api_key)
     assert OpenAIGenerator.from_settings("qwen", settings).server.root == "http://127.0.0.1:8080/v1"
     # the embedding server defaults to the model server
     assert OpenAIEmbedder.from_settings("e5", settings).server.root == "http://127.0.0.1:8080/v1"

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_checkout_reads_the_files_at_the_top_of_the_repository():
     settings = Settings()
-    assert settings.prompts_dir == ROOT / "prompts"
-    assert settings.models_file == ROOT / "models.txt"
+    assert settings.answer.prompts_dir == ROOT / "prompts"
+    assert settings.models.models_file == ROOT / "models.txt"
 
 
 def test_the_copy_inside_an_installed_package_wins(tmp_path, monkeypatch):

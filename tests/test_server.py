@@ -85,7 +85,7 @@ def loads(monkeypatch) -> list[TrackingGenerator]:
 
 @pytest.fixture
 def served(settings, hash_embedder, small_corpus, loads) -> Iterator[Assistant]:
-    settings.model = "scripted"
+    settings.models.model = "scripted"
     a = Assistant(settings, embedder=hash_embedder)
     a.ingest([small_corpus])
     yield a
@@ -136,7 +136,7 @@ def test_a_token_guards_every_endpoint_but_health(served):
                 r = client.request(method, path, json=body, headers=headers)
                 assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
             assert client.request(method, path, json=body, headers=auth).status_code == 200
-    served.settings.server_token = SecretStr("from-settings")  # RAG_SERVER_TOKEN
+    served.settings.server.server_token = SecretStr("from-settings")  # RAG_SERVER_TOKEN
     with TestClient(create_app(served)) as client:
         assert client.get("/v1/models").status_code == 401
         assert client.get("/v1/models", headers={"Authorization": "Bearer from-settings"}).status_code == 200

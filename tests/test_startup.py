@@ -29,7 +29,7 @@ def test_load_without_an_index_still_loads_the_model_and_search_says_what_to_do(
 
 
 def test_a_model_that_fails_to_load_is_reported_by_load(settings, hash_embedder, small_corpus):
-    settings.model = "no-such-model"
+    settings.models.model = "no-such-model"
     a = Assistant(settings, embedder=hash_embedder)
     a.ingest([small_corpus])
     with pytest.raises(UnknownModelError):

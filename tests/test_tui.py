@@ -1141,7 +1141,7 @@ async def test_the_model_chosen_with_f2_is_remembered(make_assistant, rag_home, 
     # The next `rag chat` uses it, unless -m or RAG_MODEL says otherwise.
     for given, expected in ((None, usable[-1].id), ("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b")):
         chat = make_app(Settings(home=rag_home, model=given))
-        assert chat.assistant.settings.model == expected
+        assert chat.assistant.settings.models.model == expected
         chat.assistant.close()
 
 
@@ -1162,7 +1162,7 @@ def test_rag_chat_takes_a_model_and_a_question(monkeypatch, rag_home):
     result = CliRunner().invoke(cli, ["chat", "-m", "qwen2.5-coder-0.5b", "What is SimMIM?"], obj={})
     assert result.exit_code == 0, result.output
     (settings, question, server), ran = made
-    assert settings.model == "qwen2.5-coder-0.5b" and question == "What is SimMIM?" and ran == "ran"
+    assert settings.models.model == "qwen2.5-coder-0.5b" and question == "What is SimMIM?" and ran == "ran"
     assert server is None  # no `rag serve` to use: the chat answers in its own process
 
 
@@ -1755,8 +1755,8 @@ async def test_a_chat_of_another_model_than_the_servers_is_answered_in_process(
     loaded = []
 
     def make_generator(settings, spec=None, **options):
-        loaded.append(settings.model)
-        return ScriptedGenerator([REPLY], name=settings.model)
+        loaded.append(settings.models.model)
+        return ScriptedGenerator([REPLY], name=settings.models.model)
 
     monkeypatch.setattr("rag.assistant.make_generator", make_generator)
     usable = [m.name for m in a.models.status() if m.state.startswith(("ready", "installed"))]

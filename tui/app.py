@@ -258,7 +258,7 @@ class ChatApp(App[None]):
             try:
                 status.model = self.assistant.model_name
             except RagError:
-                status.model = self.assistant.settings.model or "?"
+                status.model = self.assistant.settings.models.model or "?"
             status.model_state = "ready" if self.assistant.model_loaded else "not loaded"
         self.prompt.focus()
         self.relayout()
@@ -539,7 +539,7 @@ class ChatApp(App[None]):
         try:
             return name or self.assistant.model_name
         except RagError:
-            return name or self.assistant.settings.model or "?"
+            return name or self.assistant.settings.models.model or "?"
 
     def _load_model(self, cancelled: Callable[[], bool], notify: bool = True, name: str | None = None) -> str | None:
         """Load (assembling it on first use) the configured model, or switch to `name`; called with
@@ -579,7 +579,7 @@ class ChatApp(App[None]):
         if self._draft_timer is not None:
             self._draft_timer.stop()
             self._draft_timer = None
-        if self.assistant.settings.prefill_while_typing:
+        if self.assistant.settings.answer.prefill_while_typing:
             self._draft_timer = self.set_timer(DRAFT_STILL, self._draft_still)
 
     def _cancel_draft(self) -> None:
@@ -1429,7 +1429,7 @@ class ChatApp(App[None]):
 
 def chosen_model(settings: Settings) -> str | None:
     """The model the chat uses: `-m`/RAG_MODEL, else the one last chosen with F2 (None: the default)."""
-    return settings.model or ChatSettings.load(settings.data_dir.chat_settings).model
+    return settings.models.model or ChatSettings.load(settings.data_dir.chat_settings).model
 
 
 def make_app(
@@ -1445,6 +1445,7 @@ def make_app(
     """
     if assistant is None:
         settings = settings or Settings.load()
-        settings.model = chosen_model(settings)
+        # The remembered choice is checked as RAG_MODEL is (chat-settings.json can be edited by hand).
+        settings.set("model", chosen_model(settings), given_as=f"model in {settings.data_dir.chat_settings}")
         return ChatApp(Assistant(settings), owns_assistant=True, question=question, server=server)
     return ChatApp(assistant, question=question, server=server)

@@ -246,7 +246,7 @@ def generate_answer(
     `embedder` scores the sentences), else the answer is the refusal."""
     messages = render_messages(prompts, request.standalone, passages)
     prompt_tokens = sum(generator.count_tokens(m["content"]) for m in messages)
-    checker = CitationChecker(passages, settings.min_support, request.standalone)
+    checker = CitationChecker(passages, settings.answer.min_support, request.standalone)
     timings = request.timings
     raw, completion_tokens, shown = "", 0, 0
     done = 0  # sentences of `raw` already checked
@@ -269,7 +269,7 @@ def generate_answer(
                 shown += 1
 
     for piece in generator.stream(
-        messages, max_tokens=settings.max_answer_tokens, stop=STOP, temperature=settings.temperature
+        messages, max_tokens=settings.answer.max_answer_tokens, stop=STOP, temperature=settings.answer.temperature
     ):
         if cancel.is_set():
             return None  # leaving the loop closes the model's generator: generation stops here
@@ -286,7 +286,7 @@ def generate_answer(
         return None  # stopped before its first token (a model that reads its prompt can be stopped there)
     sentences = split_answer(raw)
     last = strip_keys(sentences[-1]).rstrip("\"')") if len(sentences) > done else ""
-    cut = completion_tokens >= settings.max_answer_tokens and last and not last.endswith((".", "!", "?"))
+    cut = completion_tokens >= settings.answer.max_answer_tokens and last and not last.endswith((".", "!", "?"))
     yield from checked(sentences, done, len(sentences) - 1 if cut else len(sentences))
     if cut:  # cut off by the token limit mid-sentence: not a finished claim
         checker.drop(sentences[-1], "cut off by the token limit before it ended")

@@ -47,7 +47,7 @@ class AnswerFlow:
         catalog = self.index.catalog
         topic_ids = [c.paper_id for a in history for c in a.citations]
         resolved = standalone(text, history, catalog.get_papers(topic_ids) if topic_ids else {})
-        hits = self.retriever.search(resolved.text, self.settings.candidates_for_answer)
+        hits = self.retriever.search(resolved.text, self.settings.retrieval.candidates_for_answer)
         if resolved.topic_id is not None:
             hits = self.retriever.prefer(hits, resolved.topic_id, text)
         return resolved, hits
@@ -60,7 +60,7 @@ class AnswerFlow:
         # Sentences are chosen by the question's own words: a follow-up's substituted paper name would
         # favour the sentences that repeat the title over the ones that answer.
         focus = text if resolved.topic_id is not None else resolved.text
-        embedder = self.embedder if self.settings.context_by_meaning else None
+        embedder = self.embedder if self.settings.answer.context_by_meaning else None
         return build_passages(focus, hits, self.index.catalog, generator, self.settings, embedder)
 
     def prepare(
@@ -115,7 +115,7 @@ class AnswerFlow:
         if self.gated(resolved, hits):
             best = max((h.dense_score or 0.0 for h in hits), default=0.0)
             answer = request.refusal(
-                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.min_relevance:.2f} needed)"
+                f"nothing relevant was retrieved (best similarity {best:.2f}, {self.settings.retrieval.min_relevance:.2f} needed)"
             )
             yield AnswerEvent("sentence", answer.text, request.elapsed())
             return answer

@@ -31,7 +31,7 @@ def relevant(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
         return False
     if any(h.named for h in hits):
         return True
-    return max((h.dense_score or 0.0) for h in hits) >= settings.min_relevance
+    return max((h.dense_score or 0.0) for h in hits) >= settings.retrieval.min_relevance
 
 
 def sentence_scores(question: str, sentences: Sequence[str]) -> list[float]:
@@ -95,7 +95,7 @@ def build_passages(
     `context_sentences` a paper, each paper's sentences kept in their own order. Sentences are
     scored by words and, with an `embedder`, by meaning (`meaning_and_words`).
     """
-    top = list(hits[: settings.context_passages])
+    top = list(hits[: settings.answer.context_passages])
     papers = catalog.get_papers(h.paper_id for h in top)
     candidates = []
     for hit in top:
@@ -113,14 +113,15 @@ def build_passages(
     if abstracts:
         first = abstracts[0]
         whole = generator.count_tokens(f"[0] {first.hit.title}\n") + sum(first.costs)
-        if whole <= min(settings.context_whole_top_tokens, settings.context_tokens):
+        if whole <= min(settings.answer.context_whole_top_tokens, settings.answer.context_tokens):
             first.chosen = list(range(len(first.sentences)))
             used = whole
 
     def take(abstract: _Abstract, index: int, cost: int) -> None:
         nonlocal used
-        full = len(abstract.chosen) >= settings.context_sentences
-        over = used + cost > settings.context_tokens and used > 0  # the top paper's best sentence is always shown
+        full = len(abstract.chosen) >= settings.answer.context_sentences
+        # the top paper's best sentence is always shown
+        over = used + cost > settings.answer.context_tokens and used > 0
         if not (full or over):
             abstract.chosen.append(index)
             used += cost

@@ -1,7 +1,7 @@
 """Hybrid retrieval: dense and BM25 rankings fused by reciprocal rank, one hit per paper.
 
 The dense side is an exact scan of the vectors the catalog keeps while they fit in memory
-(`Settings.exact_search_mb`), Chroma's HNSW graph beyond that."""
+(`Settings.retrieval.exact_search_mb`), Chroma's HNSW graph beyond that."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ OVERFETCH_MAX = 2000  # ... else scans its kept vectors exactly if they fit, els
 FILTERED_VECTORS_BYTES = 96 * 2**20
 # An index from before the catalog kept vectors asks Chroma for the kept ids (linear in them).
 CHROMA_IDS_MAX_CHUNKS = 4000
-# An index whose vectors fit in `Settings.exact_search_mb` of float32 (by default 96 MB: 64k chunks of 384
+# An index whose vectors fit in `Settings.retrieval.exact_search_mb` of float32 (by default 96 MB: 64k chunks of 384
 # dimensions) is searched exactly, from the vectors the catalog keeps, not through Chroma's HNSW graph:
 # HNSW's greedy search can miss a paper far from the rest of the corpus (one on masked images among
 # thousands on other topics was not in Chroma's top 200 at ef_search=100; a larger ef_search did not
@@ -117,7 +117,7 @@ class Retriever:
         `filters` keep only the papers that pass them.
         """
         filters = filters or Filters()
-        index, catalog, n = self.index, self.index.catalog, self.settings.candidates
+        index, catalog, n = self.index, self.index.catalog, self.settings.retrieval.candidates
         lex = index.lexical if (filters or mode != "dense") else None
         table, mask = None, None
         if filters and lex is not None:
@@ -154,7 +154,9 @@ class Retriever:
                 lexical_scores.update({pid: float(bm25[at[pid]]) for pid in candidates if pid in at})
             fused = standardised_fusion([dense_scores, lexical_scores, by_paper], n)
         elif mode == "hybrid":
-            fused = reciprocal_rank_fusion([list(best_chunk), [pid for pid, _ in lexical]], self.settings.rrf_k)
+            fused = reciprocal_rank_fusion(
+                [list(best_chunk), [pid for pid, _ in lexical]], self.settings.retrieval.rrf_k
+            )
         elif mode == "dense":
             fused = {pid: score for pid, (_, score) in best_chunk.items()}
         else:
@@ -285,13 +287,13 @@ class Retriever:
 
     def exact_vectors(self) -> KeptVectors | None:
         """Every chunk's vector, when the index is small enough to be searched exactly (see
-        `Settings.exact_search_mb`), read once per catalog generation; None for a larger index (Chroma searches it)."""
+        `Settings.retrieval.exact_search_mb`), read once per catalog generation; None for a larger index (Chroma searches it)."""
         catalog = self.index.catalog
         generation = catalog.generation
         with self._exact_lock:
             if self._exact is None or self._exact[0] != generation:
                 dimension = int(catalog.get_meta("dimension") or 0)
-                limit = self.settings.exact_search_mb * 2**20
+                limit = self.settings.retrieval.exact_search_mb * 2**20
                 fits = catalog.vectors_kept and catalog.chunk_count() * dimension * 4 <= limit
                 kept = catalog.all_chunk_vectors() if fits else None
                 self._exact = (generation, None if kept is None else KeptVectors.of(*kept))

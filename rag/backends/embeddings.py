@@ -335,16 +335,16 @@ class Embedder:
 
 
 def make_embedder(settings: Settings) -> protocols.Embedder:
-    """The embedding model `settings.embedding_model` names: the packaged all-MiniLM-L6-v2 or a local
+    """The embedding model `settings.models.embedding_model` names: the packaged all-MiniLM-L6-v2 or a local
     sentence-transformers folder (in-process), or `openai:NAME` on the server at `embedding_base_url`."""
-    remote = remote_model(settings.embedding_model)
+    remote = remote_model(settings.models.embedding_model)
     if remote is not None:
         from rag.backends.remote_embeddings import OpenAIEmbedder
 
         return OpenAIEmbedder.from_settings(remote, settings)
     return Embedder(
-        settings.embedding_model,
-        batch_size=settings.embed_batch_size,
-        n_threads=settings.n_threads,
+        settings.models.embedding_model,
+        batch_size=settings.models.embed_batch_size,
+        n_threads=settings.models.n_threads,
         cache_dir=settings.models_dir / "embeddings",
     )

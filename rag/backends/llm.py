@@ -337,19 +337,19 @@ def make_generator(
     progress: Progress | None = None,
     load: bool = True,
 ) -> Generator:
-    """The language model `spec` names (default: `settings.model`, else the catalogue's first entry).
+    """The language model `spec` names (default: `settings.models.model`, else the catalogue's first entry).
 
     A catalogue name is assembled from its packages and verified on first use, a `.gguf` path is
     used as it is; both run in-process with llama.cpp. `openai:NAME` is a client of the server at
-    `settings.base_url`. With `load`, the weights are loaded (or the server is checked to answer)
+    `settings.models.base_url`. With `load`, the weights are loaded (or the server is checked to answer)
     now, so that the first question does not pay for it and a bad choice fails here.
     """
     from rag.backends.models import ModelRegistry, parse_model_spec, resolve_file
 
-    if spec is None and settings.model is None:
+    if spec is None and settings.models.model is None:
         registry = registry or ModelRegistry(settings)
         spec = registry.default.name
-    parsed = parse_model_spec(spec if spec is not None else settings.model or "")
+    parsed = parse_model_spec(spec if spec is not None else settings.models.model or "")
     if parsed.kind == "server":
         from rag.backends.remote import OpenAIGenerator
 
@@ -369,7 +369,7 @@ def make_generator(
         resolved.path,
         name=resolved.name,
         n_ctx=resolved.n_ctx,
-        n_threads=settings.n_threads,
+        n_threads=settings.models.n_threads,
         chat_format=resolved.chat_format,
     )
     return generator.load() if load else generator

@@ -173,7 +173,7 @@ class ModelRegistry:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.dir = settings.models_dir
-        self.entries = load_catalogue(settings.models_file)
+        self.entries = load_catalogue(settings.models.models_file)
 
     def get(self, name: str) -> ModelEntry:
         for entry in self.entries:
@@ -241,7 +241,7 @@ class ModelRegistry:
     def resolve(self, spec: str | ModelSpec | None = None, progress: Progress | None = None) -> ResolvedModel:
         """A name from the catalogue (assembled and verified on first use) or a path to a .gguf file."""
         if not isinstance(spec, ModelSpec):
-            spec = parse_model_spec(spec or self.settings.model or self.default.name)
+            spec = parse_model_spec(spec or self.settings.models.model or self.default.name)
         if spec.kind == "file":
             return resolve_file(spec)
         if spec.kind == "server":

@@ -143,11 +143,11 @@ class OpenAIServer:
     def options(cls, settings: Settings) -> dict:
         """The keyword arguments of the settings: key, timeouts, budget, retries."""
         return {
-            "api_key": settings.api_key.get_secret_value() if settings.api_key else None,
-            "timeout": settings.request_timeout,
-            "deadline": settings.request_deadline,
-            "max_bytes": int(settings.max_response_mb * MB),
-            "retries": settings.request_retries,
+            "api_key": settings.models.api_key.get_secret_value() if settings.models.api_key else None,
+            "timeout": settings.models.request_timeout,
+            "deadline": settings.models.request_deadline,
+            "max_bytes": int(settings.models.max_response_mb * MB),
+            "retries": settings.models.request_retries,
         }
 
     # --- messages ----------------------------------------------------------------------------------

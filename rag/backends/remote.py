@@ -68,11 +68,11 @@ class OpenAIGenerator:
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> OpenAIGenerator:
-        if not settings.base_url:
+        if not settings.models.base_url:
             raise ModelError(
                 f"model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_BASE_URL or pass --base-url"
             )
-        return cls(model, settings.base_url, **OpenAIServer.options(settings))
+        return cls(model, settings.models.base_url, **OpenAIServer.options(settings))
 
     def check(self) -> None:
         """Fail now, with one line, if the server is down or is not an OpenAI-compatible one."""

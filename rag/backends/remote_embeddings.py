@@ -85,7 +85,7 @@ class OpenAIEmbedder:
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> OpenAIEmbedder:
-        base_url = settings.embedding_base_url or settings.base_url
+        base_url = settings.models.embedding_base_url or settings.models.base_url
         if not base_url:
             raise ModelError(
                 f"embedding model {REMOTE_PREFIX}{model} needs the server's URL: set RAG_EMBEDDING_BASE_URL"
@@ -94,8 +94,8 @@ class OpenAIEmbedder:
             model,
             base_url,
             **OpenAIServer.options(settings),
-            batch_size=settings.embed_batch_size,
-            concurrency=settings.embedding_concurrency,
+            batch_size=settings.models.embed_batch_size,
+            concurrency=settings.models.embedding_concurrency,
             index_dir=settings.index_dir,
         )
 

@@ -220,7 +220,7 @@ def serve(ctx: click.Context, host: str, port: int, model: str | None, base_url:
     from rag.serve.http import check_host
     from rag.serve.server import serve as run_server
 
-    token = settings_of(ctx).server_token
+    token = settings_of(ctx).server.server_token
     check_host(host, token.get_secret_value() if token else None)  # before anything loads
     choose_model(ctx, model, base_url)
     ensure_index(ctx)

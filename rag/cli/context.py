@@ -130,9 +130,11 @@ def load_model(ctx: click.Context) -> None:
     assistant = assistant_of(ctx)
     if not assistant.model_loaded:
         settings = assistant.settings
-        remote = settings.model is not None and parse_model_spec(settings.model).kind == "server"
+        remote = settings.models.model is not None and parse_model_spec(settings.models.model).kind == "server"
         warn(
-            f"Connecting to {settings.model} at {settings.base_url} ..." if remote else "Loading the language model ..."
+            f"Connecting to {settings.models.model} at {settings.models.base_url} ..."
+            if remote
+            else "Loading the language model ..."
         )
         with progress_bar("Assembling model (once)") as update:
             assistant.load(update)  # the index and the embedder open meanwhile

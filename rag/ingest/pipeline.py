@@ -98,8 +98,8 @@ class Ingester:
     def _rebuild(self, pieces: Iterable[ReadResult], progress: Progress | None, limit: int | None) -> IngestReport:
         target = staging_dir(self.index.dir)
         collection = (
-            f"{self.index.settings.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}"
-            if self.index.settings.chroma_url
+            f"{self.index.settings.store.chroma_collection[:50]}-{uuid.uuid4().hex[:8]}"
+            if self.index.settings.store.chroma_url
             else None
         )
         new = Index(
@@ -121,7 +121,9 @@ class Ingester:
     def _swap_in(self, target: Path) -> None:
         """Replace the current index by the complete one in `target` (two renames; `finish_swap` mends a cut)."""
         old_collection = (
-            self.index.collection_name if self.index.settings.chroma_url and self.index.catalog_path.exists() else None
+            self.index.collection_name
+            if self.index.settings.store.chroma_url and self.index.catalog_path.exists()
+            else None
         )
         self.index.close()
         retired = retired_dir(self.index.dir)
@@ -139,8 +141,8 @@ class Ingester:
             VectorStore(
                 self.index.vectors_path,
                 collection=name,
-                url=self.index.settings.chroma_url,
-                headers=self.index.settings.chroma_headers,
+                url=self.index.settings.store.chroma_url,
+                headers=self.index.settings.store.chroma_headers,
             ).drop()
         except RagError:
             pass  # the server is gone: the old collection stays there, unused
@@ -151,7 +153,7 @@ class Ingester:
         if (target / COMPLETE).exists():
             self._swap_in(target)
         elif target.exists():
-            if self.index.settings.chroma_url:
+            if self.index.settings.store.chroma_url:
                 left = Index(
                     self.index.settings, self.index.embedder, directory=target, paper_embedder=self.index.paper_embedder
                 )
@@ -185,7 +187,7 @@ class Ingester:
             report.paper_vectors_added = self.index.papers.repair(catalog, progress)
         self._keep_vectors()
         manifest = {}
-        if not self.index.settings.chroma_url:
+        if not self.index.settings.store.chroma_url:
             self.index.vectors.snapshot()  # so that no later read rewrites the files recorded here
             manifest = file_manifest(self.index.vectors_path)
         catalog.set_meta({"vector_files": json.dumps(manifest), "vector_state": "clean"})
@@ -201,8 +203,12 @@ class Ingester:
                     "format": FORMAT_VERSION,
                     "embedding_model": embedder.name,
                     "dimension": embedder.dimension,
-                    "chunk_tokens": self.index.settings.chunk_tokens,
-                    **({"chroma_collection": self.index.collection_name} if self.index.settings.chroma_url else {}),
+                    "chunk_tokens": self.index.settings.store.chunk_tokens,
+                    **(
+                        {"chroma_collection": self.index.collection_name}
+                        if self.index.settings.store.chroma_url
+                        else {}
+                    ),
                 }
             )
         elif int(catalog.get_meta("dimension") or 0) != embedder.dimension:
@@ -257,8 +263,8 @@ class Ingester:
                         for c in chunk_paper(
                             paper,
                             embedder.count_tokens,
-                            self.index.settings.chunk_tokens,
-                            self.index.settings.chunk_overlap,
+                            self.index.settings.store.chunk_tokens,
+                            self.index.settings.store.chunk_overlap,
                         )
                     ]
                     todo_papers += len(todo)
@@ -358,7 +364,7 @@ class Ingester:
     def _drop_damaged_vectors(self, report: IngestReport) -> int | None:
         """A damaged vector store is removed; `_repairs` then embeds every paper of the catalog again.
         Returns the vectors it holds when it was read (None: not read, or removed)."""
-        if self.index.settings.chroma_url:
+        if self.index.settings.store.chroma_url:
             return None  # never drop a server's collection: its errors are VectorStoreError, not damage
         try:
             return self.index.vectors.count()  # ~3 s at 1M chunks: `_repairs` reuses it

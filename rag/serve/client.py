@@ -301,16 +301,16 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
 
     `model`: the model the user asked for (--model/RAG_MODEL), None if any will do. `note` hears why
     a server that was found is not used."""
-    token = settings.server_token.get_secret_value() if settings.server_token else None
+    token = settings.server.server_token.get_secret_value() if settings.server.server_token else None
     connect = functools.partial(
         ServerClient,
         token=token,
-        timeout=settings.request_timeout,
-        deadline=settings.request_deadline,
-        max_bytes=int(settings.max_response_mb * MB),
+        timeout=settings.models.request_timeout,
+        deadline=settings.models.request_deadline,
+        max_bytes=int(settings.models.max_response_mb * MB),
     )
-    if settings.server_url:
-        client = connect(settings.server_url)
+    if settings.server.server_url:
+        client = connect(settings.server.server_url)
         try:
             health = client.health()
             problem = mismatch(settings, model, health)
@@ -325,9 +325,9 @@ def find_server(settings: Settings, model: str | None, note: Callable[[str], obj
             client.close()
             raise
         return client
-    if not settings.server_probe_url:
+    if not settings.server.server_probe_url:
         return None
-    client = connect(settings.server_probe_url)
+    client = connect(settings.server.server_probe_url)
     with contextlib.ExitStack() as unused:
         unused.callback(client.close)
         try:

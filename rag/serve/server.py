@@ -65,7 +65,7 @@ class Server:
 
     def __init__(self, assistant: Assistant, keep_alive: float | None = None):
         self.assistant = assistant
-        self.keep_alive = assistant.settings.keep_alive if keep_alive is None else keep_alive
+        self.keep_alive = assistant.settings.server.keep_alive if keep_alive is None else keep_alive
         self._answering = 0  # answers under way or waiting: the model is not unloaded meanwhile
         self.answers: OrderedDict[str, Answer] = OrderedDict()
         self.papers = assistant.paper_count()
@@ -85,7 +85,7 @@ class Server:
             {
                 "status": "ok",
                 "model": a.model_name,
-                "model_spec": a.settings.model,  # as --model/RAG_MODEL named it (None: the catalogue default)
+                "model_spec": a.settings.models.model,  # as --model/RAG_MODEL named it (None: the catalogue default)
                 "model_loaded": a.model_loaded,
                 "papers": self.papers,
                 "home": str(a.settings.home.expanduser().resolve()),
@@ -302,7 +302,7 @@ class Server:
 def create_app(assistant: Assistant, *, token: str | None = None, keep_alive: float | None = None) -> Starlette:
     """The ASGI app serving `assistant` (token, keep_alive: None means the settings' values)."""
     server = Server(assistant, keep_alive)
-    secret = assistant.settings.server_token
+    secret = assistant.settings.server.server_token
     token = token if token is not None else (secret.get_secret_value() if secret else None)
 
     @contextlib.asynccontextmanager
@@ -329,7 +329,7 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 8765) -> No
     """Serve until Ctrl-C (the caller has loaded the index and the model)."""
     import uvicorn
 
-    secret = assistant.settings.server_token
+    secret = assistant.settings.server.server_token
     check_host(host, secret.get_secret_value() if secret else None)
     assistant.search("warm up the embedder and open the index", k=1)  # the first question should not pay for it
     uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")

@@ -90,7 +90,7 @@ class Index:
         self._lexical: LexicalIndex | None = None
         self._papers: PaperTable | None = None
         self._checked_generation: int | None = None
-        self.lock = WriterLock(settings.home, settings.lock_timeout)
+        self.lock = WriterLock(settings.home, settings.store.lock_timeout)
         self.writing = False  # an ingest holds the writer lock: the lexical index is saved by it
 
     # --- opening --------------------------------------------------------------------------
@@ -117,7 +117,7 @@ class Index:
     def collection_name(self) -> str:
         """The Chroma collection of this index (a rebuild on a server writes a new one beside the old)."""
         recorded = self.catalog.get_meta("chroma_collection") if self.catalog_path.exists() else None
-        return recorded or self._collection or self.settings.chroma_collection
+        return recorded or self._collection or self.settings.store.chroma_collection
 
     @property
     def vectors_path(self) -> Path:
@@ -133,13 +133,16 @@ class Index:
                     f"the vector store is damaged ({damage}); run `rag ingest` to re-embed the papers from the catalog"
                 )
             self._vectors = VectorStore(
-                self.vectors_path, collection=self.collection_name, url=s.chroma_url, headers=s.chroma_headers
+                self.vectors_path,
+                collection=self.collection_name,
+                url=s.store.chroma_url,
+                headers=s.store.chroma_headers,
             )
         return self._vectors
 
     def vector_damage(self) -> str | None:
         """How the vector files differ from what the last complete ingest wrote (None: intact or unknown)."""
-        if self.settings.chroma_url:
+        if self.settings.store.chroma_url:
             return None  # a server's files are the server's business
         manifest = self.catalog.get_meta("vector_files")
         if self.catalog.get_meta("vector_state") != "clean" or not manifest:
@@ -165,10 +168,10 @@ class Index:
     def outdated_layout(self) -> str | None:
         """A one-line notice if the index's chunks were cut differently from what the settings ask (it still works)."""
         recorded = self.catalog.get_meta("chunk_tokens")
-        if recorded is None or int(recorded) == self.settings.chunk_tokens:
+        if recorded is None or int(recorded) == self.settings.store.chunk_tokens:
             return None
         return (
-            f"the index's chunks were cut at {recorded} word pieces, the settings ask for {self.settings.chunk_tokens} "
+            f"the index's chunks were cut at {recorded} word pieces, the settings ask for {self.settings.store.chunk_tokens} "
             "(RAG_CHUNK_TOKENS); `rag ingest --rebuild` re-embeds the indexed papers with the new size"
         )
 
@@ -250,8 +253,8 @@ class Index:
             papers=catalog.paper_count(),
             chunks=catalog.chunk_count(),
             vectors=self.vectors.count(),
-            vector_store=f"{self.settings.chroma_url} ({self.settings.chroma_collection})"
-            if self.settings.chroma_url
+            vector_store=f"{self.settings.store.chroma_url} ({self.settings.store.chroma_collection})"
+            if self.settings.store.chroma_url
             else "embedded",
             embedding_model=catalog.get_meta("embedding_model"),
             dimension=int(dimension) if dimension else None,

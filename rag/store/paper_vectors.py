@@ -38,8 +38,8 @@ def paper_text(paper: Paper) -> str:
 
 
 def make_paper_embedder(settings: Settings) -> Embedder | None:
-    """The embedder `settings.paper_embedding_model` names (None: the paper side is off)."""
-    name = settings.paper_embedding_model
+    """The embedder `settings.models.paper_embedding_model` names (None: the paper side is off)."""
+    name = settings.models.paper_embedding_model
     if not name:
         return None
     from rag.backends.embeddings import Embedder as LocalEmbedder
@@ -47,7 +47,7 @@ def make_paper_embedder(settings: Settings) -> Embedder | None:
     return LocalEmbedder(
         name,
         batch_size=8,
-        n_threads=settings.n_threads,
+        n_threads=settings.models.n_threads,
         cache_dir=settings.models_dir / "embeddings",
         quantize=True,
     )
