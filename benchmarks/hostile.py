@@ -498,7 +498,7 @@ a = Assistant(Settings(home=home))
 a.ingest([corpus])
 def ask(question, reply):
     g = ScriptedGenerator([reply])
-    a._generator = g
+    a._model.generator = g
     return a.ask(question), g
 out = {}
 if which == "contradictions":

@@ -76,7 +76,7 @@ def main() -> int:
 
     assistant = Assistant()
     recorded = RecordedGenerator(assistant.load_generator(), raws)
-    assistant._generator = recorded  # a benchmark's stand-in for the model
+    assistant._model.generator = recorded  # a benchmark's stand-in for the model
 
     def ask(question, history):
         recorded.asked = question

@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     assistant = Assistant()
     stamped = StampedGenerator(assistant.load())
-    assistant._generator = stamped  # the same model, stamped
+    assistant._model.generator = stamped  # the same model, stamped
     start_load = os.getloadavg()[0]
     all_lags, first_lags = [], []
     for question in args.questions:

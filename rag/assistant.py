@@ -20,7 +20,7 @@ from rag.answer.prompts import Template, load_prompts
 from rag.answer.questions import MAX_QUESTION_CHARS, clean_question
 from rag.answer.retrieve import Mode, RecallCheck, Retriever
 from rag.backends.embeddings import make_embedder
-from rag.backends.llm import make_generator
+from rag.backends.loaded import LoadedModel
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
 from rag.busy import Busy, Holding
@@ -68,9 +68,8 @@ class Assistant:
     """Ingest corpora, search them, and (with a model) answer questions with citations.
 
     Safe to call from several threads: its uses run one at a time (an answer, a search, a model load),
-    and a caller that waits can be told for what (`using`). An
-    ingest runs beside them on its own connection to the index; answers keep coming from what was
-    committed before it, and see its papers once it is done.
+    and a caller that waits can be told for what (`using`). An ingest runs beside them on its own
+    connection to the index: answers keep coming from what was committed, and see its papers once done.
     """
 
     def __init__(
@@ -84,7 +83,7 @@ class Assistant:
         """Models come from `settings` unless given: `embedder` embeds chunks (and queries), `paper_embedder`
         whole abstracts (`rag.store.paper_vectors`; when an `embedder` is given, there is none unless given too)."""
         self.settings = settings or Settings.load()
-        self._generator = generator
+        self._model = LoadedModel(self.settings, generator)
         self._prompts: dict[str, Template] | None = None
         self.embedder: Embedder = embedder or make_embedder(self.settings)
         if paper_embedder is None and embedder is None:
@@ -94,7 +93,6 @@ class Assistant:
         self.retriever = Retriever(self.index, self.settings)
         self.provenance = Provenance(self.settings.home, self.settings.index_dir)
         self.flow = AnswerFlow(self.settings, self.index, self.retriever, self.embedder, self._open_for_search)
-        self._models: ModelRegistry | None = None
         self._drafts = Drafts()  # a draft's preparation while the user types gives way to answers
         self._busy = Busy()
         self._index_changed = False  # an ingest committed papers: the index reopens before its next use
@@ -242,26 +240,19 @@ class Assistant:
     @property
     def models(self) -> ModelRegistry:
         """The model catalogue (models.txt, read once)."""
-        if self._models is None:
-            self._models = ModelRegistry(self.settings)
-        return self._models
+        return self._model.registry
 
     def load_generator(self, progress: ModelProgress | None = None) -> Generator:
         """The language model (assembled from its packages and verified on first use), loaded once;
         for `openai:NAME`, a client of the server at `base_url`, checked to answer."""
         with self.using(self._loading_label()):
-            return self._load_generator(progress)
+            return self._model.load(progress)
 
     def _loading_label(self) -> str:
         try:
             return f"the model {self.model_name} to load"
         except RagError:  # an unreadable catalogue: loading says why
             return "the model to load"
-
-    def _load_generator(self, progress: ModelProgress | None = None) -> Generator:
-        if self._generator is None:
-            self._generator = make_generator(self.settings, registry=self._models, progress=progress)
-        return self._generator
 
     def load(self, progress: ModelProgress | None = None) -> Generator:
         """Load the language model and, meanwhile, pay the first search's one-time costs (see `warm_up`),
@@ -271,7 +262,7 @@ class Assistant:
             warming = threading.Thread(target=self._warm_up, name="rag-warm-up", daemon=True)
             warming.start()
             try:
-                return self._load_generator(progress)
+                return self._model.load(progress)
             finally:
                 warming.join()
 
@@ -291,35 +282,21 @@ class Assistant:
     def unload_model(self) -> None:
         """Free the language model's memory; the next question loads the model the settings name again."""
         with self.using("the model to unload"):
-            generator, self._generator = self._generator, None
-            close = getattr(generator, "close", None)
-            if callable(close):
-                close()
+            self._model.unload()
 
     @property
     def model_loaded(self) -> bool:
-        return self._generator is not None
+        return self._model.generator is not None
 
     @property
     def model_name(self) -> str:
         """The loaded model's name, else the configured one (default: the first entry of models.txt)."""
-        if self._generator is not None:
-            return self._generator.name
-        return self.settings.models.model or self.models.default.name
+        return self._model.name
 
     def set_model(self, name: str | None, progress: ModelProgress | None = None) -> Generator:
         """Switch to another model (a catalogue name, a .gguf path or openai:NAME) and load it; on failure keep the old one."""
         with self.using(f"the switch to model {name}"):
-            previous, previous_model = self._generator, self.settings.models.model
-            # Checked as RAG_MODEL is: a SettingsError changes nothing.
-            self.settings.set("model", name, given_as="model")
-            self._generator = None
-            try:
-                return self._load_generator(progress)
-            except Exception:
-                self.settings.set("model", previous_model)
-                self._generator = previous
-                raise
+            return self._model.switch(name, progress)
 
     @_guarded("a look-up of papers")
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
@@ -371,7 +348,7 @@ class Assistant:
         resolved, hits = self.flow.retrieve(text, list(history or []))
         if self.flow.gated(resolved, hits):
             return []
-        return self.flow.passages(text, resolved, hits, self._load_generator())
+        return self.flow.passages(text, resolved, hits, self._model.load())
 
     def _answer(
         self,
@@ -395,7 +372,7 @@ class Assistant:
                 self._reopen_if_changed()
                 if on_stage is not None:
                     on_stage("searching")
-                flow = self.flow.answer(request, history, cancel, self.prompts, self._load_generator, on_stage)
+                flow = self.flow.answer(request, history, cancel, self.prompts, self._model.load, on_stage)
                 return (yield from flow)
         except Cancelled:  # stopped while it waited: the stream ends cancelled, without an answer
             return None
@@ -424,7 +401,7 @@ class Assistant:
                 with self.using("the draft's preparation", given_up), catalog_errors(self.index.catalog_path):
                     if self._drafts.answering:
                         return None
-                    generator = self._generator  # never loads the model: typing must not wait for that
+                    generator = self._model.generator  # never loads the model: typing must not wait for that
                     return self.flow.prepare(text, list(history or []), generator, self.prompts, stop)
             except Cancelled:
                 return None

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from rag.backends.models import ModelRegistry, ModelSpec, parse_model_spec
 from rag.errors import RagError
-from rag.settings import Settings, remote_model
+from rag.setting_groups import remote_model
+from rag.settings import Settings
 
 if TYPE_CHECKING:
     from rag.answer.retrieve import RecallCheck

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from rag.backends.embeddings import Embedder
+from rag.backends.llm import LlamaCppGenerator
 from rag.offline import enforce_offline
 from rag.testing import HashEmbedder
 
@@ -84,6 +85,29 @@ def _no_real_embedder_outside_its_tier(request: pytest.FixtureRequest, monkeypat
         )
 
     monkeypatch.setattr(Embedder, "_load", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_llm_in_the_fast_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fast-tier test that loads the real GGUF model fails, also when the load happens in a worker thread
+    (the chat's) that swallows the error: the test doubles of `rag.testing` stand in there."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    loaded: list[str] = []
+
+    def refuse(self: LlamaCppGenerator):
+        loaded.append(self.name)
+        raise RuntimeError(f"the fast tier loads no real model ({self.name})")
+
+    monkeypatch.setattr(LlamaCppGenerator, "llm", property(refuse))
+    yield
+    if loaded:
+        pytest.fail(
+            f"{request.node.nodeid} loads the real language model {loaded[0]!r}: give the Assistant a "
+            "ScriptedGenerator (rag.testing), or use the small_model fixture (slow tier)",
+            pytrace=False,
+        )
 
 
 def _clear_rag_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ LAYERS: list[dict[str, set[str]]] = [
             "contradictions",
             "resources",
             "settings",
+            "setting_groups",
             "datafiles",
             "deadlines",
             "offline",

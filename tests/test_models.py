@@ -126,7 +126,7 @@ def test_a_spec_that_names_nothing_is_an_unknown_model(spec):
 def test_the_generator_and_the_embedding_model_read_openai_names_alike(spec, generator, embedder):
     # Two rules once: " openai:e5" was a local embedding folder but a server model for --model.
     from rag.backends.models import parse_model_spec
-    from rag.settings import remote_model
+    from rag.setting_groups import remote_model
 
     parsed = parse_model_spec(spec)
     assert (parsed.name if parsed.kind == "server" else None) == generator

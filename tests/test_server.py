@@ -79,7 +79,7 @@ def loads(monkeypatch) -> list[TrackingGenerator]:
         made.append(TrackingGenerator(reply, delay=0.01))
         return made[-1]
 
-    monkeypatch.setattr("rag.assistant.make_generator", make_generator)
+    monkeypatch.setattr("rag.backends.loaded.make_generator", make_generator)
     return made
 
 

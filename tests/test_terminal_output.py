@@ -94,7 +94,7 @@ def test_ask_prints_no_escape_from_the_model_or_the_references(dirty_home, monke
         "Graph neural networks over loop detectors \x1b]8;;http://evil.example\x1b\\reduce the error\x1b]8;;\x1b\\ "
         "on highway benchmarks by twelve percent \x1b]0;pwned\x07\x1b[2J [1]."
     )
-    monkeypatch.setattr("rag.assistant.make_generator", lambda settings, **kwargs: ScriptedGenerator([reply]))
+    monkeypatch.setattr("rag.backends.loaded.make_generator", lambda settings, **kwargs: ScriptedGenerator([reply]))
     result = _invoke(dirty_home, "ask", "How much do graph neural networks reduce the traffic forecasting error?")
     assert result.exit_code == 0, result.output
     assert "reduce the error on highway benchmarks by twelve percent [1]." in result.stdout

@@ -132,7 +132,7 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
             app = pilot.app
             raise AssertionError(
                 f"condition not met in time; answers: {[v.border_title for v in app.query(AnswerView)]}, "
-                f"gate held by {app.gate.holder}, screen {app.screen}, log {[e.text for e in app.journal]}"
+                f"held by {app.assistant.busy_with}, screen {app.screen}, log {[e.text for e in app.journal]}"
             )
         await pilot.pause(0.02)
 
@@ -1758,7 +1758,7 @@ async def test_a_chat_of_another_model_than_the_servers_is_answered_in_process(
         loaded.append(settings.models.model)
         return ScriptedGenerator([REPLY], name=settings.models.model)
 
-    monkeypatch.setattr("rag.assistant.make_generator", make_generator)
+    monkeypatch.setattr("rag.backends.loaded.make_generator", make_generator)
     usable = [m.name for m in a.models.status() if m.state.startswith(("ready", "installed"))]
     assert usable, "no model of the catalogue is installed"
     answer = _fixed_answer(small_corpus)
@@ -1808,14 +1808,14 @@ class DyingServer:
         self.closed = True
 
 
-async def test_a_server_that_dies_mid_answer_offers_to_answer_in_process(make_assistant):
+async def test_a_server_that_dies_mid_answer_offers_to_answer_in_process(make_assistant, monkeypatch):
     # Item 4: a server dying mid-answer showed a 10 s toast, the status line kept old timings, and
     # answering in this process needed a restart.
     server = DyingServer()
     a = make_assistant([REPLY])
     a.unload_model()  # as with `rag serve`: the chat's own process has no model loaded
     generator = ScriptedGenerator([REPLY])
-    a.load_generator = lambda progress=None: setattr(a, "_generator", generator) or generator
+    monkeypatch.setattr("rag.backends.loaded.make_generator", lambda settings, **kwargs: generator)
     app = make_app(assistant=a, server=server)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

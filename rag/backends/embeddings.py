@@ -24,7 +24,7 @@ from rag import protocols
 from rag.backends.embedding_packages import MINILM, MPNET, PACKAGED, packaged_folder
 from rag.errors import ModelError
 from rag.offline import enforce_offline
-from rag.settings import remote_model
+from rag.setting_groups import remote_model
 
 if TYPE_CHECKING:
     from rag.settings import Settings

@@ -17,7 +17,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from rag.errors import ModelError, ModelVerificationError, OfflineError, UnknownModelError
-from rag.settings import REMOTE_PREFIX, Settings, remote_model
+from rag.setting_groups import REMOTE_PREFIX, remote_model
+from rag.settings import Settings
 
 # progress(stage, advance_bytes, total_bytes)
 Progress = Callable[[str, int, int], None]

@@ -24,7 +24,8 @@ from rag.backends.sse import TooLarge, iter_lines, iter_sse_data
 from rag.deadlines import ResponseTooLarge, ResponseTooSlow
 from rag.errors import GenerationError, ModelError
 from rag.protocols import Message
-from rag.settings import REMOTE_PREFIX, Settings
+from rag.setting_groups import REMOTE_PREFIX
+from rag.settings import Settings
 
 # The OpenAI API does not report a model's context length; the prompts here need well under 1k tokens.
 REMOTE_N_CTX = 4096

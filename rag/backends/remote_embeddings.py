@@ -15,7 +15,8 @@ import numpy as np
 from rag.backends.openai_server import DEADLINE_S, MAX_RESPONSE_BYTES, OpenAIServer, api_root
 from rag.datafiles import IndexFiles
 from rag.errors import ModelError
-from rag.settings import REMOTE_PREFIX, Settings
+from rag.setting_groups import REMOTE_PREFIX
+from rag.settings import Settings
 
 
 def _indexed_dimension(index_dir: Path, model: str) -> int | None:
