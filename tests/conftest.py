@@ -1,7 +1,7 @@
 """Fixtures: every test gets a clean environment and its own data dir; the real models are loaded
 once per session, and the test doubles of `rag.testing` stand in where a test checks logic.
 
-Tiers: `python -m pytest -q -m "not slow" -n 4` is the fast one: model-free doubles only. Tests that need
+Tiers: `python -m pytest -q -m "not slow" -n 6` is the fast one: model-free doubles only. Tests that need
 the real LLM (`llm`), servers (`servers`), the real embedding model (`embedder`), the bundled corpus
 indexed with it (`bundled`) or more than ~5 s are `slow` and run in the full suite; `llm`, `embedder`
 and `bundled` are set from the fixtures a test uses. A test not marked `embedder` that loads a real

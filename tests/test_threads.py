@@ -170,3 +170,26 @@ def test_the_busy_lock_is_reentrant_in_its_thread_and_not_for_a_stream():
     with busy.hold("a stream", owned=False), pytest.raises(Cancelled), busy.hold("the same thread", wait=False):
         pass
     assert busy.holder is None
+
+
+def test_the_real_model_answers_questions_from_several_threads_as_it_does_one_by_one(
+    settings, embedder, small_corpus, small_model
+):
+    """llama.cpp holds one KV cache and is not safe to run twice at once: three threads asking together get
+    the answers the same questions get one by one (a race would crash, or mix two prompts' tokens)."""
+    a = Assistant(settings, embedder=embedder, generator=small_model)
+    a.ingest([small_corpus])
+    questions = [
+        "How many experts does the sparse mixture-of-experts language model use?",
+        "By how much does the logical error rate fall when the code distance grows?",
+        "Which loss keeps the experts of the sparse language model balanced?",
+    ]
+    try:
+        alone = [a.ask(q).text for q in questions]
+        threads = [in_thread(a.ask, q) for q in questions]
+        for thread, _ in threads:
+            thread.join(300)
+        together = [out[0].text for _, out in threads]
+        assert together == alone and all("[1]" in text or "[2]" in text for text in alone)
+    finally:
+        a.close()
