@@ -326,12 +326,12 @@ def create_app(assistant: Assistant, *, token: str | None = None, keep_alive: fl
 
 
 def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve until Ctrl-C (the caller has loaded the index and the model)."""
+    """Serve until Ctrl-C. The caller has loaded the model with `Assistant.load`, which also warmed up
+    the embedder and the index, so the first question does not pay for them."""
     import uvicorn
 
     secret = assistant.settings.server.server_token
     check_host(host, secret.get_secret_value() if secret else None)
-    assistant.search("warm up the embedder and open the index", k=1)  # the first question should not pay for it
     uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")
 
 
