@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -100,6 +102,43 @@ def test_bibtex(tmp_path):
     assert paper.authors == ["Doe, Jane", "Roe, Richard"]
     assert paper.year == 2019 and paper.url == "https://doi.org/10.1000/xyz"
     assert result.problems == [f"{path}:9: BibTeX entry has no abstract field"]
+
+
+def test_bibtex_as_reference_managers_export_it(tmp_path):
+    # LaTeX accents, math, escaped and bare percent signs, citations, @string macros, a key used twice,
+    # and a broken entry between good ones
+    path = tmp_path / "export.bib"
+    path.write_text(
+        '@string{conf = "Proceedings of Things"}\n'
+        "@inproceedings{godel,\n"
+        '  title = {On {G}{\\"o}del and Fr\\\'echet Means of $\\alpha$-Nets},\n'
+        '  author = {M{\\"u}ller, J{\\"o}rg and Fran\\c{c}ois, Lo{\\"i}c},\n'
+        "  booktitle = conf,\n"
+        f"  abstract = {{We prune 50% of the weights (and 10\\% of the heads) as in~\\cite{{prior}}. {ABSTRACT}}}\n"
+        "}\n"
+        "@article{broken, title = {Never closed,\n"
+        "  abstract = {lost}\n"
+        "@article{godel, title = {Same Key, Other Paper}, abstract = {" + ABSTRACT + "}}\n",
+        encoding="utf-8",
+    )
+    result = read_file(path)
+    first, second = result.papers
+    assert first.title == "On Gödel and Fréchet Means of α-Nets"
+    assert first.authors == ["Müller, Jörg", "François, Loïc"]
+    assert first.abstract.startswith("We prune 50% of the weights (and 10% of the heads) as in. We study")
+    assert second.title == "Same Key, Other Paper"
+    assert [p.split(": ")[0] for p in result.problems] == [f"{path}:8"]
+    assert "bad BibTeX entry" in result.problems[0]
+
+
+def test_a_broken_bibtex_entry_is_reported_once_not_logged_on_stderr(tmp_path):
+    # bibtexparser logs what it skips; a program without logging set up would print it on stderr
+    path = tmp_path / "broken.bib"
+    path.write_text(f"@article{{a, title = {{Open\n@article{{b, title = {{T}}, abstract = {{{ABSTRACT}}}}}\n")
+    code = f"from pathlib import Path; from rag.corpus.readers import read_file; r = read_file(Path({str(path)!r})); print(len(r.papers), r.problems)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("1 [") and "broken.bib:1: bad BibTeX entry: " in done.stdout
+    assert done.stderr == ""
 
 
 def test_csv_and_csv_without_columns(tmp_path):

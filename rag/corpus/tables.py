@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
+import logging
+from typing import TYPE_CHECKING
 
+from rag.corpus.latex import latex_to_text
 from rag.corpus.records import MAX_FIELD_CHARS, ReadResult, clean, make_paper, string_list, year_of
+
+if TYPE_CHECKING:
+    from bibtexparser.model import Entry
 
 
 def read_csv(text: str, source: str) -> ReadResult:
@@ -62,83 +67,53 @@ def _read_csv_rows(result: ReadResult, text: str, source: str) -> None:
         )
 
 
-_BIB_START = re.compile(r"@\s*([A-Za-z]+)\s*[{(]")
-_BIB_FIELD = re.compile(r"\s*([A-Za-z][\w-]*)\s*=\s*")
-
-
-def _bib_value(body: str, pos: int) -> tuple[str, int]:
-    """Read one field value (braced, quoted or bare) starting at `pos`; return it and the end."""
-    if pos < len(body) and body[pos] == "{":
-        depth, start = 0, pos
-        while pos < len(body):
-            if body[pos] == "{" and body[pos - 1 : pos] != "\\":
-                depth += 1
-            elif body[pos] == "}" and body[pos - 1 : pos] != "\\":
-                depth -= 1
-                if depth == 0:
-                    return body[start + 1 : pos], pos + 1
-            pos += 1
-        raise ValueError("unbalanced braces")
-    if pos < len(body) and body[pos] == '"':
-        end = body.find('"', pos + 1)
-        if end < 0:
-            raise ValueError("unterminated quoted value")
-        return body[pos + 1 : end], end + 1
-    match = re.match(r"[^,}\s]*", body[pos:])
-    return match.group(0), pos + len(match.group(0))
-
-
-def _bib_fields(body: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    pos = body.find(",") + 1  # skip the citation key
-    while 0 < pos < len(body):
-        match = _BIB_FIELD.match(body, pos)
-        if not match:
-            break
-        value, pos = _bib_value(body, match.end())
-        fields[match.group(1).lower()] = value
-        comma = body.find(",", pos)
-        if comma < 0:
-            break
-        pos = comma + 1
-    return fields
-
-
-def _latex_to_text(value: str) -> str:
-    value = re.sub(r"\\[a-zA-Z]+\s*\{([^{}]*)\}", r"\1", value)  # \emph{x} -> x
-    return clean(value.replace("{", "").replace("}", "").replace("\\&", "&").replace("~", " "))
+_SILENT = logging.NullHandler()  # added once however many files are read
 
 
 def read_bibtex(text: str, source: str) -> ReadResult:
+    """One paper an entry with an abstract. bibtexparser reads the file (@string references, comments,
+    a broken entry reported without taking down the rest); pylatexenc turns the LaTeX into text."""
+    import bibtexparser
+    from bibtexparser.model import Block, DuplicateBlockKeyBlock, Entry
+
     result = ReadResult(files=1)
-    starts = list(_BIB_START.finditer(text))
-    for index, match in enumerate(starts):
-        kind = match.group(1).lower()
-        if kind in {"comment", "string", "preamble"}:
-            continue
-        where = f"{source}:{text.count(chr(10), 0, match.start()) + 1}"
-        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
-        try:
-            fields = _bib_fields(text[match.end() : end])
-        except ValueError as exc:
-            result.problems.append(f"{where}: bad BibTeX entry: {exc}")
-            continue
+    # bibtexparser also logs each broken entry; with no logging set up, Python would print that on
+    # stderr beside the reader's own report of it
+    logging.getLogger("bibtexparser").addHandler(_SILENT)
+    library = bibtexparser.parse_string(text)
+    blocks: list[Block] = [*library.entries, *library.failed_blocks]
+    for block in sorted(blocks, key=lambda b: b.start_line or 0):
+        where = f"{source}:{(block.start_line or 0) + 1}"
+        if isinstance(block, DuplicateBlockKeyBlock):  # a key used twice still names a paper
+            _read_entries(result, where, source, bibtexparser.parse_string(block.raw or "").entries)
+        elif isinstance(block, Entry):
+            _read_entries(result, where, source, [block])
+        else:
+            error = getattr(block, "error", None)
+            problem = " ".join(str(getattr(error, "abort_reason", None) or error or "not an entry").split())
+            result.problems.append(f"{where}: bad BibTeX entry: {problem}")
+    if not blocks:
+        result.problems.append(f"{source}:1: no BibTeX entries found")
+    return result
+
+
+def _read_entries(result: ReadResult, where: str, source: str, entries: list[Entry]) -> None:
+    for entry in entries:
+        fields = {key.lower(): str(field.value) for key, field in entry.fields_dict.items()}
         if "abstract" not in fields:
             result.problems.append(f"{where}: BibTeX entry has no abstract field")
             continue
-        url = clean(fields.get("url") or (f"https://doi.org/{fields['doi']}" if fields.get("doi") else "")) or None
+        doi = fields.get("doi", "")
+        url = clean(fields.get("url") or (f"https://doi.org/{doi}" if doi else "")) or None
         make_paper(
             result,
             where,
             source,
-            _latex_to_text(fields.get("title", "")),
-            _latex_to_text(fields["abstract"]),
+            latex_to_text(fields.get("title", "")),
+            latex_to_text(fields["abstract"]),
             raw=[fields.get("title"), fields.get("abstract"), fields.get("author"), url, fields.get("keywords")],
-            authors=string_list(_latex_to_text(fields.get("author", "")), r"\s+and\s+"),
+            authors=string_list(latex_to_text(fields.get("author", "")), r"\s+and\s+"),
             year=year_of(fields.get("year")),
             url=url,
             categories=string_list(fields.get("keywords", ""), r"[,;]\s*"),
         )
-    if not starts:
-        result.problems.append(f"{source}:1: no BibTeX entries found")
-    return result
