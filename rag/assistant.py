@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
 
 from rag.answer.answering import (
     AnswerPipeline,
@@ -23,7 +21,7 @@ from rag.backends.embeddings import make_embedder
 from rag.backends.loaded import LoadedModel
 from rag.backends.models import ModelRegistry
 from rag.backends.models import Progress as ModelProgress
-from rag.busy import Busy, Holding
+from rag.busy import Busy, Holding, held_as
 from rag.corpus.provenance import Provenance
 from rag.errors import (
     Cancelled,
@@ -42,26 +40,6 @@ from rag.store.filters import Filters
 from rag.store.index import Index, IndexStats
 from rag.store.paper_vectors import make_paper_embedder
 from rag.types import Answer, AnswerEvent, Hit, Paper, Prepared
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _guarded(
-    label: str,
-) -> Callable[[Callable[Concatenate[Assistant, P], R]], Callable[Concatenate[Assistant, P], R]]:
-    """Run an `Assistant` method as its one use at a time (`label`: what a waiting caller is told), under
-    `catalog_errors`."""
-
-    def decorate(method: Callable[Concatenate[Assistant, P], R]) -> Callable[Concatenate[Assistant, P], R]:
-        @functools.wraps(method)
-        def wrapper(self: Assistant, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            with self.using(label), catalog_errors(self.index.catalog_path):
-                return method(self, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 class Assistant:
@@ -106,8 +84,9 @@ class Assistant:
     ) -> Iterator[Holding]:
         """Hold the assistant as `label` around several calls (each of which holds it too); meanwhile other
         threads' calls wait. While another use holds it, `on_wait` is told "waiting for <what>" and
-        `Cancelled` is raised once `cancelled()` is true. `holding.label` may be changed on the way."""
-        with self._busy.hold(label, cancelled, on_wait) as holding:
+        `Cancelled` is raised once `cancelled()` is true. `holding.label` may be changed on the way. A
+        damaged catalog inside is a one-line `RagError`."""
+        with self._busy.hold(label, cancelled, on_wait) as holding, catalog_errors(self.index.catalog_path):
             self._reopen_if_changed()
             yield holding
 
@@ -179,7 +158,7 @@ class Assistant:
     ) -> IngestReport | None:
         """Build the index of the bundled corpus on first use: only in a data dir that never held an
         index (a lost index is an IndexMissingError that says what it held). Other uses wait for it."""
-        with self.using("the first-run index build", on_wait=on_wait), catalog_errors(self.index.catalog_path):
+        with self.using("the first-run index build", on_wait=on_wait):
             if self.index.exists():
                 return None
             if not self.first_run:
@@ -200,7 +179,7 @@ class Assistant:
             raise self.provenance.missing() from None
 
     # --- search ---------------------------------------------------------------------------
-    @_guarded("a search")
+    @held_as("a search")
     def search(
         self,
         question: str,
@@ -218,13 +197,13 @@ class Assistant:
         self._open_for_search()
         return self.retriever.search(text, k, mode=mode, filters=filters)
 
-    @_guarded("a search")
+    @held_as("a search")
     def filter_problem(self, filters: Filters) -> str | None:
         """Why these filters keep no paper ("no paper in the index has a year ..."), None if they keep some."""
         self._open_for_search()
         return self.retriever.filter_problem(filters)
 
-    @_guarded("a check of the index")
+    @held_as("a check of the index")
     def check_recall(self, sample: int = 200) -> RecallCheck:
         """Does the vector store find `sample` random indexed chunks by their own vectors? (`rag doctor`)"""
         self._open_for_search()
@@ -298,7 +277,7 @@ class Assistant:
         with self.using(f"the switch to model {name}"):
             return self._model.switch(name, progress)
 
-    @_guarded("a look-up of papers")
+    @held_as("a look-up of papers")
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
         """Full records (abstract, sources, ...) of indexed papers by id."""
         return self.index.catalog.get_papers(paper_ids)
@@ -340,7 +319,7 @@ class Assistant:
             raise GenerationError("the answer was cancelled before it was complete; ask again")
         return stream.answer
 
-    @_guarded("a search")
+    @held_as("a search")
     def shown_passages(self, question: str, history: Sequence[Answer] | None = None) -> list[Hit]:
         """The passages the model would be shown to answer `question` (none if nothing relevant was
         retrieved), without generating: where `rag eval --context-only` looks for the expected answer."""
@@ -398,7 +377,7 @@ class Assistant:
             if given_up is None:  # an answer is on its way
                 return None
             try:
-                with self.using("the draft's preparation", given_up), catalog_errors(self.index.catalog_path):
+                with self.using("the draft's preparation", given_up):
                     if self._drafts.answering:
                         return None
                     generator = self._model.generator  # never loads the model: typing must not wait for that
@@ -406,7 +385,7 @@ class Assistant:
             except Cancelled:
                 return None
 
-    @_guarded("a count of the index")
+    @held_as("a count of the index")
     def stats(self) -> IndexStats:
         return self.index.stats()
 
@@ -416,7 +395,7 @@ class Assistant:
         with catalog_errors(self.index.catalog_path):
             return committed_paper_count(self.index.catalog_path)
 
-    @_guarded("a count of the index")
+    @held_as("a count of the index")
     def has_index(self) -> bool:
         """Whether anything has been ingested into this data dir."""
         return self.index.exists()

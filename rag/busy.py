@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from rag.errors import Cancelled
 
@@ -71,3 +73,26 @@ class Busy:
             self._holding = None
             self._owner = None
             self._lock.release()
+
+
+class Usable(Protocol):
+    def using(self, label: str) -> AbstractContextManager[object]: ...
+
+
+U = TypeVar("U", bound=Usable)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def held_as(label: str) -> Callable[[Callable[Concatenate[U, P], R]], Callable[Concatenate[U, P], R]]:
+    """Run a method as one use of its object (`label`: what a waiting caller is told it waits for)."""
+
+    def decorate(method: Callable[Concatenate[U, P], R]) -> Callable[Concatenate[U, P], R]:
+        @functools.wraps(method)
+        def wrapper(self: U, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with self.using(label):
+                return method(self, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
