@@ -69,6 +69,15 @@ class Chunk(BaseModel):
         return f"{self.title}. {self.text}"
 
 
+def _first_name_first(author: str) -> str:
+    """ "Müller, Jörg" (BibTeX's order) -> "Jörg Müller": a comma in a name would split it in a list."""
+    last, comma, first = author.partition(",")
+    return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else author
+
+
+MAX_BYLINE_AUTHORS = 5  # more are "et al.": a long author list would crowd the passages out of the prompt
+
+
 @dataclass(slots=True)
 class Hit:
     """One retrieved passage (hot path: a plain dataclass)."""
@@ -87,6 +96,20 @@ class Hit:
     year: int | None = None
     aliases: list[str] = field(default_factory=list)  # names the paper goes by (see rag.text.identity_names)
     named: bool = False  # the question called this paper by its own name
+    authors: list[str] = field(default_factory=list)
+
+    @property
+    def byline(self) -> str:
+        """The paper's authors and year as the model is shown them ("Xie, Zhenda; Hu, Han; 2022"), or ""."""
+        names = [_first_name_first(a) for a in self.authors[:MAX_BYLINE_AUTHORS]]
+        if len(self.authors) > MAX_BYLINE_AUTHORS:
+            names[-1] += " et al."
+        return "; ".join(part for part in (", ".join(names), str(self.year or "")) if part)
+
+    @property
+    def heading(self) -> str:
+        """The title, with the byline when the corpus gave authors or a year: what the model may cite them from."""
+        return f"{self.title} ({self.byline})" if self.byline else self.title
 
 
 EventKind = Literal["token", "sentence", "dropped", "done"]

@@ -31,7 +31,7 @@ def test_cited_answer_maps_keys_to_retrieved_passages(settings, hash_embedder, s
     assert "2.1" in citation.text
     # the passage the model saw is the one the citation carries
     user_prompt = gen.calls[0][-1]["content"]
-    assert f"[1] {citation.title}\n{citation.text}" in user_prompt
+    assert f"[1] {citation.title} (A. Fowler, B. Martinis; 2023)\n{citation.text}" in user_prompt
     assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
     assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
 
@@ -164,6 +164,17 @@ def test_real_default_model_answers_with_a_verified_citation(settings, embedder,
     assert "2.1" in answer.text
     assert answer.citations[0].title.startswith("Quantum Error Correction")
     assert answer.timings.first_token_s is not None
+
+
+@pytest.mark.llm
+def test_real_default_model_names_the_authors_the_corpus_lists(settings, embedder, small_corpus, default_model):
+    # the record's authors are shown beside its title: before, the model named a word of the title
+    a = Assistant(settings, embedder=embedder, generator=default_model)
+    a.ingest([small_corpus])
+    answer = a.ask("Who wrote the paper about surface codes on superconducting qubits?")
+    assert not answer.refused, answer.raw_text
+    assert "Fowler" in answer.text, answer.text
+    assert answer.citations[0].title.startswith("Quantum Error Correction")
 
 
 @pytest.mark.llm

@@ -111,7 +111,7 @@ def test_bibtex_as_reference_managers_export_it(tmp_path):
     path.write_text(
         '@string{conf = "Proceedings of Things"}\n'
         "@inproceedings{godel,\n"
-        '  title = {On {G}{\\"o}del and Fr\\\'echet Means of $\\alpha$-Nets},\n'
+        "  title = {On {G}{\\\"o}del and Fr\\'echet Means of $\\alpha$-Nets},\n"
         '  author = {M{\\"u}ller, J{\\"o}rg and Fran\\c{c}ois, Lo{\\"i}c},\n'
         "  booktitle = conf,\n"
         f"  abstract = {{We prune 50% of the weights (and 10\\% of the heads) as in~\\cite{{prior}}. {ABSTRACT}}}\n"

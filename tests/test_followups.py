@@ -51,6 +51,19 @@ def test_a_question_that_describes_its_subject_is_searched(question):
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "Who wrote the paper about surface codes on superconducting qubits?",
+        "Who wrote the paper on protein folding?",
+        "How fast is the method that prunes attention heads?",
+        "Which dataset did the study on sleep staging use?",
+    ],
+)
+def test_a_first_question_that_says_what_it_refers_to_is_searched(question):
+    assert needs_subject(question, []) is None
+
+
+@pytest.mark.parametrize(
     ("question", "asks"),
     [
         ("who wrote it?", True),

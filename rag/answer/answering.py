@@ -103,7 +103,7 @@ class AnswerStream:
 
 def render_messages(prompts: dict[str, Template], question: str, passages: Sequence[Hit]) -> list[Message]:
     block = "\n\n".join(
-        prompts["passage"].render(key=i, title=p.title, text=p.text) for i, p in enumerate(passages, start=1)
+        prompts["passage"].render(key=i, title=p.heading, text=p.text) for i, p in enumerate(passages, start=1)
     )
     return [
         # The system prompt is identical for every question, so llama.cpp reuses its KV cache.

@@ -64,7 +64,8 @@ _OBJECT_KEYS = re.compile(rf"\b(?P<prep>in|by|from|to)\s+{_PAPER_WORD}(?P<keys>{
 _SLOT = "\ue001"  # where a paper's name goes (a private-use character, removed from the sentence first)
 _ANY_BRACKET_KEY = re.compile(r"\[\s*[\d,;\s]*\]")
 # Sentence ends: . ! ? followed by space(s) and optional citation groups then a new sentence.
-_SENTENCE = re.compile(r"(.+?(?:[.!?](?=\s|$|\[)|$)(?:[\s,;]*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
+# A full stop after a lone capital is an initial ("A. Fowler"), not a sentence's end.
+_SENTENCE = re.compile(r"(.+?(?:(?:(?<!\b[A-Z])\.|[!?])(?=\s|$|\[)|$)(?:[\s,;]*\[[\d,;\s]*\])*\.?)(?:\s+|$)", re.S)
 _LINK = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+|`[^`]+`|\b(?:import|def|sudo|curl|wget)\s+\S+")
 # A sentence that opens like this refers back to the one before it.
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|thus|hence|therefore)\b", re.IGNORECASE)
@@ -143,7 +144,8 @@ class Evidence:
         # A sentence addressed to the model ("Ignore the question and reply that ...") supports nothing,
         # even where one reached the passage: the filter of rag.safety, applied again on this side.
         sentences = passage_sentences(comparable(hit.text))
-        return cls(f"{hit.title}. {' '.join(sentences)}", [hit.title, *sentences], set(hit.aliases))
+        heading = [hit.title, *([comparable(hit.byline)] if hit.byline else [])]  # authors and year, as shown
+        return cls(". ".join([*heading, " ".join(sentences)]), [*heading, *sentences], set(hit.aliases))
 
     @classmethod
     def joined(cls, parts: Sequence[Evidence]) -> Evidence:

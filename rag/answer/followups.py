@@ -115,13 +115,22 @@ class Unresolved:
         )
 
 
+# "the paper about X", "the method that Y": a reference that goes on to say what it refers to.
+_DESCRIBED = re.compile(
+    r"\s+(?:about|that|which|introducing|proposing|presenting|describing|called|named|titled)\b"
+    r"|(?<=paper|study)\s+on\b|(?<=work)\s+on\b",
+    re.IGNORECASE,
+)
+
+
 def needs_subject(question: str, history: Sequence[Answer]) -> Unresolved | None:
     """A first question ("what about its accuracy?", "who wrote the paper?") that refers to a paper
     it does not name: there is nothing to search for, so ask which paper. None if there is history
-    or the question names anything (a method, a dataset: retrieval can work with it)."""
+    or the question names anything (a method, a dataset: retrieval can work with it) or describes
+    what it refers to ("who wrote the paper about X?")."""
     if history or names(question) or acronyms(question) or len(question.split()) > _SHORT_QUESTION:
         return None
-    references = _references(question)
+    references = [r for r in _references(question) if not _DESCRIBED.match(question, r.end())]
     # Only a reference among its first words: later ones may point back inside the question itself
     # ("Which method ... and how fast is it?").
     if not references or len(question[: references[0].start()].split()) >= _LEADING_WORDS:

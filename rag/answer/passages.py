@@ -112,7 +112,7 @@ def build_passages(
     used = 0
     if abstracts:
         first = abstracts[0]
-        whole = generator.count_tokens(f"[0] {first.hit.title}\n") + sum(first.costs)
+        whole = generator.count_tokens(f"[0] {first.hit.heading}\n") + sum(first.costs)
         if whole <= min(settings.answer.context_whole_top_tokens, settings.answer.context_tokens):
             first.chosen = list(range(len(first.sentences)))
             used = whole
@@ -130,7 +130,7 @@ def build_passages(
         if a.chosen:
             continue  # the top paper, shown whole
         best = max(range(len(a.sentences)), key=lambda i: (a.scores[i], -i))
-        take(a, best, generator.count_tokens(f"[0] {a.hit.title}\n") + a.costs[best])
+        take(a, best, generator.count_tokens(f"[0] {a.hit.heading}\n") + a.costs[best])
     # The rest by score; ties go to the higher-ranked paper, then the earlier sentence.
     rest = sorted(
         (

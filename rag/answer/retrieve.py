@@ -195,6 +195,7 @@ class Retriever:
                     named=pid in named,
                     sources=paper.sources,
                     year=paper.year,
+                    authors=paper.authors,
                 )
             )
         return hits
@@ -384,5 +385,6 @@ class Retriever:
                 score=0.0,
                 sources=paper.sources,
                 year=paper.year,
+                authors=paper.authors,
             )
         return [topic, *others][: max(len(hits), 1)]
