@@ -109,7 +109,7 @@ class Hit:
     @property
     def heading(self) -> str:
         """The title, with the byline when the corpus gave authors or a year: what the model may cite them from."""
-        return f"{self.title} ({self.byline})" if self.byline else self.title
+        return f"{self.title} — {self.byline}" if self.byline else self.title
 
 
 EventKind = Literal["token", "sentence", "dropped", "done"]

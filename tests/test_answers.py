@@ -31,7 +31,7 @@ def test_cited_answer_maps_keys_to_retrieved_passages(settings, hash_embedder, s
     assert "2.1" in citation.text
     # the passage the model saw is the one the citation carries
     user_prompt = gen.calls[0][-1]["content"]
-    assert f"[1] {citation.title} (A. Fowler, B. Martinis; 2023)\n{citation.text}" in user_prompt
+    assert f"[1] {citation.title} — A. Fowler, B. Martinis; 2023\n{citation.text}" in user_prompt
     assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
     assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
 

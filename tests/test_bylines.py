@@ -27,7 +27,7 @@ def _user_prompt(hit: Hit) -> str:
 
 def test_the_model_is_shown_authors_and_year_when_the_corpus_has_them():
     # BibTeX's "Last, First" is turned round: a comma inside a name would split it in the list
-    assert "[1] Fréchet Means of Hyperbolic Embeddings (Jörg Müller, Loïc François; 2023)\n" in _user_prompt(LISTED)
+    assert "[1] Fréchet Means of Hyperbolic Embeddings — Jörg Müller, Loïc François; 2023\n" in _user_prompt(LISTED)
     # without them the passage is exactly as before: nothing empty or invented
     assert "[1] Fréchet Means of Hyperbolic Embeddings\nWe define" in _user_prompt(PLAIN)
 
@@ -42,6 +42,15 @@ def test_an_answer_naming_authors_by_their_initials_is_one_sentence():
     assert split_answer("The authors are A. Fowler and B. Martinis [1].") == [
         "The authors are A. Fowler and B. Martinis [1]."
     ]
+
+
+def test_a_key_in_parentheses_at_a_sentence_end_is_a_citation():
+    # the model cites "(1)" now and then; inside a sentence "(1)" stays what it is
+    assert split_answer("It appeared in 2023 (1). Step (2) is fast (1, 2)!") == [
+        "It appeared in 2023 [1].",
+        "Step (2) is fast [1, 2]!",
+    ]
+    assert verify("It appeared in 2023 (1).", [LISTED]).text == "It appeared in 2023 [1]."
 
 
 def test_a_claim_about_the_authors_or_year_rests_on_the_byline():

@@ -120,10 +120,15 @@ def paper_name(title: str, sentence: str = "") -> str:
     return f"the paper “{title}”"
 
 
+# "... in 2022 (1).": small models sometimes cite in parentheses; only at a sentence's end is it read as a key.
+_PAREN_KEYS = re.compile(r"\s*\((\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\)(?=[.!?]?$)")
+
+
 def split_answer(text: str) -> list[str]:
     """Sentences of an answer, each with the citation markers that follow it."""
     text = " ".join(text.split())
-    return [m.group(1).strip() for m in _SENTENCE.finditer(text) if m.group(1).strip()]
+    sentences = (m.group(1).strip() for m in _SENTENCE.finditer(text))
+    return [_PAREN_KEYS.sub(r" [\1]", s) for s in sentences if s]
 
 
 @dataclass
