@@ -336,6 +336,15 @@ def passage_sentences(abstract: str) -> list[str]:
     return out
 
 
+MAX_AUTHOR_CHARS = 100  # a real name is far shorter; a longer "author" is text of some other kind
+
+
+def shown_authors(authors: Sequence[str]) -> list[str]:
+    """The authors of a record that the model may see beside its title: not an instruction, not text
+    that only poses as a name."""
+    return [a for a in authors if len(a) <= MAX_AUTHOR_CHARS and not is_instruction(a)]
+
+
 class SafeGenerator:
     """Wraps a `Generator` so that its output carries no control characters (model output is
     untrusted text too: it can repeat a passage's escapes or make up its own).

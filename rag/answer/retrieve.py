@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from rag.safety import shown_authors
 from rag.settings import Settings
 from rag.store.filters import FilteredVectors, Filters, KeptVectors, PaperTable
 from rag.store.index import Index
@@ -195,7 +196,7 @@ class Retriever:
                     named=pid in named,
                     sources=paper.sources,
                     year=paper.year,
-                    authors=paper.authors,
+                    authors=shown_authors(paper.authors),
                 )
             )
         return hits
@@ -385,6 +386,6 @@ class Retriever:
                 score=0.0,
                 sources=paper.sources,
                 year=paper.year,
-                authors=paper.authors,
+                authors=shown_authors(paper.authors),
             )
         return [topic, *others][: max(len(hits), 1)]
