@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         PrefillReport,
         Prepared,
         Timings,
+        author_names,
         normalise_text,
     )
 
@@ -91,6 +92,7 @@ _HOME = {  # public name -> the module that defines it
     "BUNDLED_CORPUS": "settings",
     "terminal_safe": "safety",
     "normalise_text": "types",
+    "author_names": "types",
     **dict.fromkeys(_TYPES, "types"),
 }
 
@@ -163,6 +165,7 @@ __all__ = [
     "UnknownModelError",
     "VectorStoreError",
     "__version__",
+    "author_names",
     "clean_question",
     "normalise_text",
     "split_sentences",

@@ -69,8 +69,14 @@ class Chunk(BaseModel):
         return f"{self.title}. {self.text}"
 
 
+def author_names(authors: Sequence[str], limit: int) -> str:
+    """Authors as a reader (or the model) is shown them: "Jörg Müller, Loïc François et al.", the first
+    `limit` with their first names first (BibTeX writes "Müller, Jörg": that comma would split a list)."""
+    names = [_first_name_first(a) for a in authors[:limit]]
+    return ", ".join(names) + (" et al." if len(authors) > limit else "")
+
+
 def _first_name_first(author: str) -> str:
-    """ "Müller, Jörg" (BibTeX's order) -> "Jörg Müller": a comma in a name would split it in a list."""
     last, comma, first = author.partition(",")
     return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else author
 
@@ -101,10 +107,8 @@ class Hit:
     @property
     def byline(self) -> str:
         """The paper's authors and year as the model is shown them ("Xie, Zhenda; Hu, Han; 2022"), or ""."""
-        names = [_first_name_first(a) for a in self.authors[:MAX_BYLINE_AUTHORS]]
-        if len(self.authors) > MAX_BYLINE_AUTHORS:
-            names[-1] += " et al."
-        return "; ".join(part for part in (", ".join(names), str(self.year or "")) if part)
+        names = author_names(self.authors, MAX_BYLINE_AUTHORS)
+        return "; ".join(part for part in (names, str(self.year or "")) if part)
 
     @property
     def heading(self) -> str:

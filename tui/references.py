@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from rag import BUNDLED_CORPUS, BUNDLED_PREFIX, Answer, Citation, Paper, normalise_text, split_sentences
+from rag import (
+    BUNDLED_CORPUS,
+    BUNDLED_PREFIX,
+    Answer,
+    Citation,
+    Paper,
+    author_names,
+    normalise_text,
+    split_sentences,
+)
 
 MAX_SCAN_BYTES = 64 << 20  # a bigger file (an arXiv snapshot) is named without its line
 
@@ -63,11 +72,7 @@ class SourceLocator:
 
 
 def authors_short(paper: Paper, limit: int = 2) -> str:
-    if not paper.authors:
-        return ""
-    if len(paper.authors) > limit:
-        return f"{', '.join(paper.authors[:limit])} et al."
-    return ", ".join(paper.authors)
+    return author_names(paper.authors, limit)
 
 
 def source_line(paper: Paper | None, location: str | None) -> str:

@@ -18,7 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rag import Answer, Citation, Paper, terminal_safe
+from rag import Answer, Citation, Paper, author_names, terminal_safe
 
 from ..references import same_words, source_line
 from ..store import ChatStore, SavedChat
@@ -122,7 +122,7 @@ class PaperScreen(Modal):
             return
         meta = [source_line(paper, self.location)]
         if len(paper.authors) > 2:
-            meta.append(", ".join(paper.authors))
+            meta.append(author_names(paper.authors, len(paper.authors)))
         if len(paper.sources) > 1:
             meta.append("also in: " + ", ".join(paper.sources[1:]))
         yield Static(Content(terminal_safe("\n".join(meta))), classes="meta")
