@@ -24,6 +24,7 @@ by the passages it was shown.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -339,10 +340,12 @@ def passage_sentences(abstract: str) -> list[str]:
 MAX_AUTHOR_CHARS = 100  # a real name is far shorter; a longer "author" is text of some other kind
 
 
-def shown_authors(authors: Sequence[str]) -> list[str]:
+def shown_authors(authors: Sequence[str], limit: int) -> list[str]:
     """The authors of a record that the model may see beside its title: not an instruction, not text
-    that only poses as a name."""
-    return [a for a in authors if len(a) <= MAX_AUTHOR_CHARS and not is_instruction(a)]
+    that only poses as a name. The first `limit` + 1 at most (enough to show `limit` and say that the
+    list goes on): a collaboration's thousands of names are not each checked on every search."""
+    kept = (a for a in authors if len(a) <= MAX_AUTHOR_CHARS and not is_instruction(a))
+    return list(itertools.islice(kept, limit + 1))
 
 
 class SafeGenerator:

@@ -102,18 +102,19 @@ class Hit:
     year: int | None = None
     aliases: list[str] = field(default_factory=list)  # names the paper goes by (see rag.text.identity_names)
     named: bool = False  # the question called this paper by its own name
-    authors: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)  # those the model may see (rag.safety.shown_authors)
 
     @property
     def byline(self) -> str:
-        """The paper's authors and year as the model is shown them ("Xie, Zhenda; Hu, Han; 2022"), or ""."""
+        """The paper's authors and year as the model is shown them ("Zhenda Xie, Han Hu; 2022"), or ""."""
         names = author_names(self.authors, MAX_BYLINE_AUTHORS)
         return "; ".join(part for part in (names, str(self.year or "")) if part)
 
     @property
     def heading(self) -> str:
         """The title, with the byline when the corpus gave authors or a year: what the model may cite them from."""
-        return f"{self.title} — {self.byline}" if self.byline else self.title
+        byline = self.byline
+        return f"{self.title} — {byline}" if byline else self.title
 
 
 EventKind = Literal["token", "sentence", "dropped", "done"]

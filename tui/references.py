@@ -71,16 +71,12 @@ class SourceLocator:
         return {paper.paper_id: self.locate(paper) for paper in papers}
 
 
-def authors_short(paper: Paper, limit: int = 2) -> str:
-    return author_names(paper.authors, limit)
-
-
 def source_line(paper: Paper | None, location: str | None) -> str:
     """The grey line under a source's title: authors · year · file:line · URL."""
     if paper is None:
         return location or ""
     parts = [
-        authors_short(paper),
+        author_names(paper.authors, 2),
         str(paper.year) if paper.year else "",
         location or Path(paper.source).name,
         paper.url or "",
@@ -97,7 +93,7 @@ def reference(citation: Citation, paper: Paper | None, location: str | None) -> 
     """One reference line for copies and exports: `[n] Title. Authors (year). file:line. URL`."""
     out = f"[{citation.key}] {citation.title.rstrip('.')}."
     if paper is not None:
-        who = authors_short(paper, limit=3)
+        who = author_names(paper.authors, 3)
         if who or paper.year:
             out += f" {who}{' ' if who and paper.year else ''}{f'({paper.year})' if paper.year else ''}."
         out += f" {location or Path(paper.source).name}."

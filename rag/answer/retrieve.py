@@ -19,7 +19,7 @@ from rag.store.filters import FilteredVectors, Filters, KeptVectors, PaperTable
 from rag.store.index import Index
 from rag.store.paper_vectors import PaperScores
 from rag.text import content_words, name_key, name_spans, tokenize
-from rag.types import Hit
+from rag.types import MAX_BYLINE_AUTHORS, Hit
 
 # A name more papers than this go by ("Transformer") names no paper in particular.
 MAX_NAMESAKES = 3
@@ -196,7 +196,7 @@ class Retriever:
                     named=pid in named,
                     sources=paper.sources,
                     year=paper.year,
-                    authors=shown_authors(paper.authors),
+                    authors=shown_authors(paper.authors, MAX_BYLINE_AUTHORS),
                 )
             )
         return hits
@@ -386,6 +386,6 @@ class Retriever:
                 score=0.0,
                 sources=paper.sources,
                 year=paper.year,
-                authors=shown_authors(paper.authors),
+                authors=shown_authors(paper.authors, MAX_BYLINE_AUTHORS),
             )
         return [topic, *others][: max(len(hits), 1)]
